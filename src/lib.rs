@@ -5,6 +5,13 @@
 //! - [`graphql`]: the schema, request-scoped dataloaders, error mapping.
 //! - [`actionkit`]: the typed REST client, the only ActionKit-aware code.
 //! - [`sandbox`]: an ActionKit emulator served over HTTP; shares no code with the client.
+//! - [`app`], [`cli`], [`config`], [`telemetry`]: wiring.
 
 pub mod actionkit;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod graphql;
+pub mod http;
 pub mod sandbox;
+pub mod telemetry;

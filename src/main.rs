@@ -1,1 +1,164 @@
-fn main() {}
+//! The `actionkit-graphql` binary: parse the command line and run.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+use actionkit_graphql::actionkit::Error as UpstreamError;
+use actionkit_graphql::app::{self, Upstream};
+use actionkit_graphql::cli::{Cli, Command, SandboxArgs, ServeArgs};
+use actionkit_graphql::config::{Config, Mode};
+use actionkit_graphql::{graphql, sandbox, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::PrintSchema = cli.command {
+        print!("{}", graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init(cli.log_json);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(cli.config, args).await,
+            Command::Sandbox(args) => run_sandbox(args).await,
+            Command::PrintSchema => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: no new connections; finishing operations in flight");
+}
+
+async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let handle = sandbox::spawn(args.config.clone(), listener).await?;
+    tracing::info!(
+        "sandbox (ActionKit emulator) at http://{}/rest/v1/ — username {:?}, password {:?}",
+        handle.addr,
+        args.config.username,
+        args.config.password
+    );
+    shutdown_signal().await;
+    Ok(())
+}
+
+async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &config_path {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    args.apply(&mut config);
+    let mode = config.mode.unwrap_or(if args.sandbox {
+        Mode::Development
+    } else {
+        Mode::Production
+    });
+
+    let upstream = if args.sandbox {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let sb = args.sandbox_config.clone();
+        let handle = sandbox::spawn(sb.clone(), listener).await?;
+        tracing::info!(
+            "embedded sandbox at http://{}/rest/v1/ (username {:?}, password {:?}, {} users)",
+            handle.addr,
+            sb.username,
+            sb.password,
+            sb.users
+        );
+        Upstream {
+            url: url::Url::parse(&format!("http://{}", handle.addr))?,
+            username: sb.username.clone(),
+            password: SecretString::from(sb.password.clone()),
+            akid_secret: config.actionkit.akid_secret.clone(),
+        }
+    } else {
+        let ak = &config.actionkit;
+        let missing: Vec<&str> = [
+            ("ACTIONKIT_URL", ak.url.is_none()),
+            ("ACTIONKIT_USERNAME", ak.username.is_none()),
+            ("ACTIONKIT_PASSWORD", ak.password.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(name, missing)| missing.then_some(name))
+        .collect();
+        if !missing.is_empty() {
+            bail!(
+                "to serve against ActionKit, set {} (or use `serve --sandbox` to try the gateway on demo data)",
+                missing.join(", ")
+            );
+        }
+        let raw_url = ak.url.clone().unwrap_or_default();
+        let url = url::Url::parse(&raw_url)
+            .with_context(|| format!("ACTIONKIT_URL {raw_url:?} is not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            bail!("ACTIONKIT_URL must be an http(s) URL such as https://act.example.org");
+        }
+        Upstream {
+            url,
+            username: ak.username.clone().unwrap_or_default(),
+            password: ak
+                .password
+                .clone()
+                .unwrap_or_else(|| SecretString::from(String::new())),
+            akid_secret: ak.akid_secret.clone(),
+        }
+    };
+
+    let client_config = app::client_config(&config, upstream);
+    let state = app::build_state(&config, client_config, mode).await?;
+    match state.client.check_credentials().await {
+        Ok(()) => {}
+        Err(UpstreamError::Unauthorized) => {
+            bail!("ActionKit refused ACTIONKIT_USERNAME/ACTIONKIT_PASSWORD (HTTP 401); check the staff account and its API permissions")
+        }
+        Err(e) => bail!("cannot reach ActionKit: {e}"),
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        ?mode,
+        "gateway listening: GraphiQL at http://{addr}/ , GraphQL at http://{addr}/graphql"
+    );
+    app::serve(state, listener, shutdown_signal()).await?;
+    Ok(())
+}

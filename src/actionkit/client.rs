@@ -27,6 +27,28 @@ pub struct ClientConfig {
     pub akid_secret: Option<SecretString>,
 }
 
+impl ClientConfig {
+    /// A configuration with the defaults: 8 in flight, 3 s connect, 10 s request, 15 s
+    /// per operation, 4 retries.
+    pub fn new(base_url: url::Url, username: impl Into<String>, password: SecretString) -> Self {
+        ClientConfig {
+            base_url,
+            username: username.into(),
+            password,
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(10),
+            operation_deadline: Duration::from_secs(15),
+            max_in_flight: 8,
+            retry: RetryPolicy {
+                max_retries: 4,
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(2),
+            },
+            akid_secret: None,
+        }
+    }
+}
+
 /// Retries of idempotent reads.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {

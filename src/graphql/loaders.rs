@@ -1,0 +1,228 @@
+//! Request-scoped dataloaders, one per upstream key kind, and the process-wide page
+//! cache. Every list in a query resolves through these, so sibling fields batch into
+//! the fewest client calls the instance allows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+
+use crate::actionkit::{
+    self, Action, ActionFilter, ActionId, Client, Page, PageId, User, UserId, Window,
+};
+
+/// Pages are few and change rarely: one cache for the whole process, with a TTL.
+#[derive(Clone)]
+pub struct PageCache {
+    inner: moka::sync::Cache<PageId, Arc<Page>>,
+}
+
+impl PageCache {
+    pub fn new(ttl: Duration, capacity: u64) -> Self {
+        PageCache {
+            inner: moka::sync::Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(capacity)
+                .build(),
+        }
+    }
+}
+
+/// Users by id.
+pub struct UserLoader(pub Client);
+
+impl Loader<UserId> for UserLoader {
+    type Value = Arc<User>;
+    type Error = actionkit::Error;
+
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Self::Value>, Self::Error> {
+        let found = if let [one] = keys {
+            self.0
+                .user(*one)
+                .await?
+                .map(|u| (*one, u))
+                .into_iter()
+                .collect()
+        } else {
+            self.0.users(keys).await?
+        };
+        Ok(found.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}
+
+/// Actions by id.
+pub struct ActionLoader(pub Client);
+
+impl Loader<ActionId> for ActionLoader {
+    type Value = Arc<Action>;
+    type Error = actionkit::Error;
+
+    async fn load(&self, keys: &[ActionId]) -> Result<HashMap<ActionId, Self::Value>, Self::Error> {
+        let found = if let [one] = keys {
+            self.0
+                .action(*one)
+                .await?
+                .map(|a| (*one, a))
+                .into_iter()
+                .collect()
+        } else {
+            self.0.actions(keys).await?
+        };
+        Ok(found.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}
+
+/// Pages by id, through the process-wide cache.
+pub struct PageLoader {
+    pub client: Client,
+    pub cache: PageCache,
+}
+
+impl Loader<PageId> for PageLoader {
+    type Value = Arc<Page>;
+    type Error = actionkit::Error;
+
+    async fn load(&self, keys: &[PageId]) -> Result<HashMap<PageId, Self::Value>, Self::Error> {
+        let mut out = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for key in keys {
+            match self.cache.inner.get(key) {
+                Some(page) => {
+                    out.insert(*key, page);
+                }
+                None => missing.push(*key),
+            }
+        }
+        let fetched = match missing.as_slice() {
+            [] => HashMap::new(),
+            [one] => self
+                .client
+                .page(*one)
+                .await?
+                .map(|p| (*one, p))
+                .into_iter()
+                .collect(),
+            many => self.client.pages(many).await?,
+        };
+        for (id, page) in fetched {
+            let page = Arc::new(page);
+            self.cache.inner.insert(id, page.clone());
+            out.insert(id, page);
+        }
+        Ok(out)
+    }
+}
+
+/// One window of one user's actions: the key of [`UserActionsLoader`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserActionsKey {
+    pub user: UserId,
+    pub filter: ActionFilter,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// Windows of users' actions. A batch asking for several users with the same filter
+/// is read in one `user__in` sweep when the instance allows it and the sweep costs no
+/// more calls than reading each window alone; otherwise each window is one call.
+pub struct UserActionsLoader(pub Client);
+
+impl Loader<UserActionsKey> for UserActionsLoader {
+    type Value = Arc<Window<Action>>;
+    type Error = actionkit::Error;
+
+    async fn load(
+        &self,
+        keys: &[UserActionsKey],
+    ) -> Result<HashMap<UserActionsKey, Self::Value>, Self::Error> {
+        let mut by_filter: HashMap<&ActionFilter, Vec<&UserActionsKey>> = HashMap::new();
+        for key in keys {
+            by_filter.entry(&key.filter).or_default().push(key);
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        let groups = by_filter
+            .into_iter()
+            .map(|(filter, group)| self.load_group(filter, group));
+        for result in futures::future::join_all(groups).await {
+            out.extend(result?);
+        }
+        Ok(out)
+    }
+}
+
+impl UserActionsLoader {
+    async fn load_group(
+        &self,
+        filter: &ActionFilter,
+        group: Vec<&UserActionsKey>,
+    ) -> Result<Vec<(UserActionsKey, Arc<Window<Action>>)>, actionkit::Error> {
+        let mut users: Vec<UserId> = group.iter().map(|k| k.user).collect();
+        users.sort_unstable();
+        users.dedup();
+        if users.len() > 1 && self.0.capabilities().action_user_in {
+            // One window per key would cost at least one call per key; the sweep is
+            // worth it only when it needs fewer calls than that.
+            if let Some(mut all) = self.0.actions_of_users(&users, filter, group.len()).await? {
+                return Ok(group
+                    .into_iter()
+                    .map(|key| {
+                        let actions = all.entry(key.user).or_default();
+                        let window = Window {
+                            total_count: actions.len() as u64,
+                            objects: actions
+                                .iter()
+                                .skip(key.offset as usize)
+                                .take(key.limit as usize)
+                                .cloned()
+                                .collect(),
+                        };
+                        (key.clone(), Arc::new(window))
+                    })
+                    .collect());
+            }
+        }
+        let windows = group.into_iter().map(|key| async move {
+            let window = self
+                .0
+                .user_actions(key.user, filter, key.offset, key.limit)
+                .await?;
+            Ok::<_, actionkit::Error>((key.clone(), Arc::new(window)))
+        });
+        futures::future::try_join_all(windows).await
+    }
+}
+
+/// The loaders of one GraphQL request.
+pub struct Loaders {
+    pub users: DataLoader<UserLoader>,
+    pub actions: DataLoader<ActionLoader>,
+    pub pages: DataLoader<PageLoader>,
+    pub user_actions: DataLoader<UserActionsLoader, HashMapCache>,
+}
+
+impl Loaders {
+    /// Builds the loaders for one request; nothing here outlives it but the page cache.
+    pub fn new(client: &Client, pages: &PageCache, delay: Duration) -> Self {
+        Loaders {
+            users: DataLoader::new(UserLoader(client.clone()), tokio::spawn).delay(delay),
+            actions: DataLoader::new(ActionLoader(client.clone()), tokio::spawn).delay(delay),
+            pages: DataLoader::new(
+                PageLoader {
+                    client: client.clone(),
+                    cache: pages.clone(),
+                },
+                tokio::spawn,
+            )
+            .delay(delay),
+            // Cached within the request so that `user(id:)` can start the actions
+            // read alongside the user and the `actions` field finds it done.
+            user_actions: DataLoader::with_cache(
+                UserActionsLoader(client.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            )
+            .delay(delay),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The GraphQL schema over the ActionKit client: types, request-scoped loaders, and
+//! the mapping of errors to the closed list of codes.
+
+pub mod error;
+pub mod loaders;
+mod mutation;
+mod query;
+pub mod types;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
+
+use async_graphql::{EmptySubscription, Response, Schema};
+
+pub use error::{ErrorCode, GatewayError};
+pub use loaders::{Loaders, PageCache};
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+
+use crate::actionkit::Client;
+
+/// The gateway's schema type.
+pub type GatewaySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Settings of the GraphQL layer.
+#[derive(Debug, Clone)]
+pub struct GraphqlSettings {
+    /// How long a dataloader waits for sibling keys before it sends a batch.
+    pub loader_delay: Duration,
+    /// Whether introspection is allowed (development) or refused (production).
+    pub introspection: bool,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+}
+
+impl Default for GraphqlSettings {
+    fn default() -> Self {
+        GraphqlSettings {
+            loader_delay: Duration::from_micros(500),
+            introspection: true,
+            max_depth: 10,
+            max_complexity: 2_000,
+        }
+    }
+}
+
+/// Builds the schema. The client goes into schema data; loaders are added per request
+/// by [`Loaders::new`].
+pub fn build_schema(client: Option<Client>, settings: &GraphqlSettings) -> GatewaySchema {
+    let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .limit_depth(settings.max_depth)
+        .limit_complexity(settings.max_complexity)
+        .extension(ExecutionMarker);
+    if !settings.introspection {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    if let Some(client) = client {
+        builder = builder.data(client);
+    }
+    builder.finish()
+}
+
+/// The SDL of the schema, as `print-schema` writes it and `schema.graphql` keeps it.
+pub fn sdl() -> String {
+    build_schema(None, &GraphqlSettings::default()).sdl()
+}
+
+/// Set by [`ExecutionMarker`] when an operation passed parsing and validation.
+#[derive(Clone, Default)]
+pub struct Executed(Arc<AtomicBool>);
+
+impl Executed {
+    /// True once the operation got past parsing and validation.
+    pub fn ran(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Tells the handler whether GraphQL got as far as executing, so that the HTTP layer
+/// can answer requests that fail in parsing or validation with 4xx and no `data`.
+pub struct ExecutionMarker;
+
+impl ExtensionFactory for ExecutionMarker {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ExecutionMarker)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ExecutionMarker {
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        if let Some(flag) = ctx.data_opt::<Executed>() {
+            flag.0.store(true, Ordering::Release);
+        }
+        next.run(ctx, operation_name).await
+    }
+}

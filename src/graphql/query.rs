@@ -1,0 +1,174 @@
+//! The query root.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Object, ID};
+
+use super::error::{GatewayError, GqlResult};
+use super::loaders::{Loaders, UserActionsKey};
+use super::types::{
+    check_page_name, parse_id, user::actions_key, ActionNode, ActionType, PageNode, UserNode,
+};
+use crate::actionkit::{ActionId, Client, PageId, UserId};
+
+/// The most ids one `users` call may ask for.
+pub const MAX_USERS: usize = 100;
+
+pub struct QueryRoot;
+
+/// Reads the `actions` selections under the current field so that their windows can be
+/// loaded in parallel with the user (the id is known; there is nothing to wait for).
+/// Selections whose arguments are invalid are skipped: the field itself reports them.
+fn prefetch_keys(ctx: &Context<'_>, user: UserId) -> Vec<UserActionsKey> {
+    ctx.look_ahead()
+        .field("actions")
+        .selection_fields()
+        .into_iter()
+        .filter_map(|field| {
+            let args = field.arguments().ok()?;
+            let mut kind = None;
+            let mut page_name = None;
+            let mut first = 20;
+            let mut after = None;
+            for (name, value) in args {
+                match (name.as_str(), value) {
+                    ("type", async_graphql::Value::Enum(e)) => {
+                        kind = Some(
+                            <ActionType as async_graphql::InputType>::parse(Some(
+                                async_graphql::Value::Enum(e),
+                            ))
+                            .ok()?,
+                        )
+                    }
+                    ("pageName", async_graphql::Value::String(s)) => page_name = Some(s),
+                    ("first", async_graphql::Value::Number(n)) => first = n.as_i64()? as i32,
+                    ("after", async_graphql::Value::String(s)) => after = Some(s),
+                    (_, async_graphql::Value::Null) => {}
+                    _ => return None,
+                }
+            }
+            actions_key(user, kind, page_name, first, after.as_deref()).ok()
+        })
+        .collect()
+}
+
+#[Object]
+impl QueryRoot {
+    /// One user, by exactly one of `id`, `email` or `akid` (an ActionKit AKID such as
+    /// `.103007.Gcg02t`). Null when no such user exists.
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        email: Option<String>,
+        akid: Option<String>,
+    ) -> GqlResult<Option<UserNode>> {
+        let loaders = ctx.data_unchecked::<Loaders>();
+        let client = ctx.data_unchecked::<Client>();
+        let user = match (id, email, akid) {
+            (Some(id), None, None) => {
+                let id = UserId(parse_id(&id, "id")?);
+                let prefetch = prefetch_keys(ctx, id);
+                let (user, _) = futures::join!(
+                    loaders.users.load_one(id),
+                    // Errors here surface again, at the right path, from `actions`.
+                    loaders.user_actions.load_many(prefetch)
+                );
+                user.map_err(GatewayError::from)?
+            }
+            (None, Some(email), None) => {
+                let email = email.trim();
+                if email.is_empty() || email.len() > 254 || !email.contains('@') {
+                    return Err(GatewayError::bad_input("`email` is not an email address").into());
+                }
+                client
+                    .user_by_email(email)
+                    .await
+                    .map_err(GatewayError::from)?
+                    .map(Arc::new)
+            }
+            (None, None, Some(akid)) => {
+                if akid.is_empty() || akid.len() > 64 {
+                    return Err(GatewayError::bad_input("`akid` is not an AKID").into());
+                }
+                client
+                    .user_by_akid(&akid)
+                    .await
+                    .map_err(GatewayError::from)?
+                    .map(Arc::new)
+            }
+            _ => {
+                return Err(
+                    GatewayError::bad_input("give exactly one of `id`, `email` or `akid`").into(),
+                )
+            }
+        };
+        Ok(user.map(UserNode::new))
+    }
+
+    /// Several users by id, in the order asked, with null where a user does not exist.
+    /// At most 100 ids.
+    async fn users(&self, ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<UserNode>>> {
+        if ids.len() > MAX_USERS {
+            return Err(GatewayError::bad_input(format!("at most {MAX_USERS} ids")).into());
+        }
+        let ids = ids
+            .iter()
+            .map(|id| parse_id(id, "ids").map(UserId))
+            .collect::<Result<Vec<_>, _>>()?;
+        let loaders = ctx.data_unchecked::<Loaders>();
+        let found = loaders
+            .users
+            .load_many(ids.iter().copied())
+            .await
+            .map_err(GatewayError::from)?;
+        Ok(ids
+            .iter()
+            .map(|id| found.get(id).cloned().map(UserNode::new))
+            .collect())
+    }
+
+    /// One action by id; null when it does not exist.
+    async fn action(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<ActionNode>> {
+        let id = ActionId(parse_id(&id, "id")?);
+        let loaders = ctx.data_unchecked::<Loaders>();
+        let action = loaders
+            .actions
+            .load_one(id)
+            .await
+            .map_err(GatewayError::from)?;
+        Ok(action.map(ActionNode::new))
+    }
+
+    /// One page, by exactly one of `id` or `name` (its short name). Null when no such
+    /// page exists.
+    async fn page(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        name: Option<String>,
+    ) -> GqlResult<Option<PageNode>> {
+        match (id, name) {
+            (Some(id), None) => {
+                let id = PageId(parse_id(&id, "id")?);
+                let loaders = ctx.data_unchecked::<Loaders>();
+                let page = loaders
+                    .pages
+                    .load_one(id)
+                    .await
+                    .map_err(GatewayError::from)?;
+                Ok(page.map(PageNode))
+            }
+            (None, Some(name)) => {
+                check_page_name(&name, "name")?;
+                let client = ctx.data_unchecked::<Client>();
+                let page = client
+                    .page_by_name(&name)
+                    .await
+                    .map_err(GatewayError::from)?;
+                Ok(page.map(|p| PageNode(Arc::new(p))))
+            }
+            _ => Err(GatewayError::bad_input("give exactly one of `id` or `name`").into()),
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! GraphQL over HTTP, as the GraphQL-over-HTTP specification says: POST with a JSON
+//! body, GET for queries only, `Accept` negotiation between `application/json` and
+//! `application/graphql-response+json`, 4xx for requests that fail before execution.
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::Variables;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use super::AppState;
+use crate::graphql::{ErrorCode, Executed, Loaders};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const APPLICATION_JSON: &str = "application/json";
+
+/// The media type the response is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    GraphqlResponseJson,
+}
+
+impl Format {
+    fn content_type(self) -> HeaderValue {
+        match self {
+            Format::Json => HeaderValue::from_static("application/json; charset=utf-8"),
+            Format::GraphqlResponseJson => {
+                HeaderValue::from_static("application/graphql-response+json; charset=utf-8")
+            }
+        }
+    }
+}
+
+/// Picks the response media type from `Accept`: the first acceptable one in the
+/// client's order of preference (q-values honoured); `None` when nothing we speak is
+/// acceptable. No `Accept` at all means `application/json`, as the spec says for
+/// legacy clients.
+fn negotiate(headers: &HeaderMap) -> Option<Format> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(Format::Json);
+    };
+    let mut best: Option<(f32, usize, Format)> = None;
+    for (i, item) in accept.split(',').enumerate() {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut q = 1.0f32;
+        for p in parts {
+            if let Some(v) = p.trim().strip_prefix("q=") {
+                q = v.trim().parse().unwrap_or(0.0);
+            }
+        }
+        if q <= 0.0 {
+            continue;
+        }
+        let format = match media.as_str() {
+            GRAPHQL_RESPONSE_JSON => Format::GraphqlResponseJson,
+            APPLICATION_JSON | "application/*" | "*/*" => Format::Json,
+            _ => continue,
+        };
+        let better = match best {
+            None => true,
+            Some((bq, _, _)) => q > bq,
+        };
+        if better {
+            best = Some((q, i, format));
+        }
+    }
+    best.map(|(_, _, f)| f)
+}
+
+fn error_body(message: &str, code: ErrorCode) -> Value {
+    json!({"errors": [{"message": message, "extensions": {"code": code.as_str()}}]})
+}
+
+fn respond(status: StatusCode, format: Format, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, format.content_type());
+    resp
+}
+
+/// A request the gateway refuses before GraphQL sees it.
+fn request_error(status: StatusCode, format: Format, message: &str) -> Response {
+    respond(
+        status,
+        format,
+        &error_body(message, ErrorCode::BadUserInput),
+    )
+}
+
+/// The GraphQL parameters of one request, checked for type as the spec requires.
+struct Params {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Map<String, Value>>,
+    extensions: Option<Map<String, Value>>,
+}
+
+fn params_from_json(value: Value) -> Result<Params, &'static str> {
+    let Value::Object(mut obj) = value else {
+        return Err("the request body must be a JSON object");
+    };
+    let query = match obj.remove("query") {
+        Some(Value::String(q)) => q,
+        Some(_) => return Err("`query` must be a string"),
+        None => return Err("`query` is required"),
+    };
+    let operation_name = match obj.remove("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err("`operationName` must be a string"),
+    };
+    let variables = match obj.remove("variables") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => return Err("`variables` must be an object"),
+    };
+    let extensions = match obj.remove("extensions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => return Err("`extensions` must be an object"),
+    };
+    Ok(Params {
+        query,
+        operation_name,
+        variables,
+        extensions,
+    })
+}
+
+fn params_from_query_string(raw: &str) -> Result<Params, &'static str> {
+    let mut obj = Map::new();
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        let value = match k.as_ref() {
+            "variables" | "extensions" => {
+                if v.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_str(&v)
+                        .map_err(|_| "`variables` and `extensions` must be JSON")?
+                }
+            }
+            _ => Value::String(v.into_owned()),
+        };
+        obj.insert(k.into_owned(), value);
+    }
+    params_from_json(Value::Object(obj))
+}
+
+/// Whether the document's selected operation is a query (for GET). `Err` when the
+/// document does not parse or the operation cannot be found: both are request errors
+/// that GraphQL will report itself, so the caller lets them through.
+fn operation_type(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
+    let doc = async_graphql::parser::parse_query(query).ok()?;
+    match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        _ => None,
+    }
+}
+
+async fn execute(state: &AppState, params: Params, format: Format) -> Response {
+    let mut request = async_graphql::Request::new(params.query);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(vars) = params.variables {
+        request = request.variables(Variables::from_json(Value::Object(vars)));
+    }
+    if let Some(ext) = params.extensions {
+        for (k, v) in ext {
+            if let Ok(v) = async_graphql::Value::from_json(v) {
+                request.extensions.insert(k, v);
+            }
+        }
+    }
+    let executed = Executed::default();
+    let request = request.data(executed.clone()).data(Loaders::new(
+        &state.client,
+        &state.pages,
+        state.loader_delay,
+    ));
+
+    let response =
+        match tokio::time::timeout(state.operation_deadline, state.schema.execute(request)).await {
+            Ok(r) => r,
+            Err(_) => {
+                return respond(
+                    StatusCode::OK,
+                    format,
+                    &error_body(
+                        "the operation ran past its deadline",
+                        ErrorCode::UpstreamTimeout,
+                    ),
+                )
+            }
+        };
+    let ran = executed.ran();
+    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
+    if let Some(Value::Array(errors)) = body.get_mut("errors") {
+        for err in errors.iter_mut() {
+            // Parse and validation errors come from async-graphql without a code.
+            if err.pointer("/extensions/code").is_none() {
+                let code = if ran {
+                    ErrorCode::Internal
+                } else {
+                    ErrorCode::BadUserInput
+                };
+                if let Some(obj) = err.as_object_mut() {
+                    let ext = obj.entry("extensions").or_insert_with(|| json!({}));
+                    if let Some(ext) = ext.as_object_mut() {
+                        ext.insert("code".into(), json!(code.as_str()));
+                    }
+                }
+            }
+        }
+    }
+    let status = if ran {
+        StatusCode::OK
+    } else {
+        // The request failed before execution: no `data` entry at all.
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("data");
+        }
+        match format {
+            Format::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+            Format::Json => StatusCode::OK,
+        }
+    };
+    respond(status, format, &body)
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            let media = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            media == APPLICATION_JSON || media == GRAPHQL_RESPONSE_JSON
+        })
+        .unwrap_or(false)
+}
+
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(format) = negotiate(&headers) else {
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            Format::Json,
+            "the gateway answers application/json or application/graphql-response+json",
+        );
+    };
+    // Only JSON bodies: text/plain, forms and multipart are what a cross-site page can
+    // send without a preflight (CSRF), and the spec asks for JSON anyway.
+    if !is_json_content_type(&headers) {
+        return request_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format,
+            "POST /graphql needs Content-Type: application/json",
+        );
+    }
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                format,
+                "the body is not valid JSON",
+            )
+        }
+    };
+    match params_from_json(value) {
+        Ok(params) => execute(&state, params, format).await,
+        Err(msg) => request_error(StatusCode::BAD_REQUEST, format, msg),
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let Some(format) = negotiate(&headers) else {
+        return request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            Format::Json,
+            "the gateway answers application/json or application/graphql-response+json",
+        );
+    };
+    let params = match params_from_query_string(raw.as_deref().unwrap_or("")) {
+        Ok(p) => p,
+        Err(msg) => return request_error(StatusCode::BAD_REQUEST, format, msg),
+    };
+    if let Some(ty) = operation_type(&params.query, params.operation_name.as_deref()) {
+        if ty != OperationType::Query {
+            let mut resp = request_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format,
+                "only queries may be sent with GET; use POST",
+            );
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return resp;
+        }
+    }
+    execute(&state, params, format).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn accept_negotiation_follows_the_spec() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(Format::Json));
+        assert_eq!(negotiate(&accept("application/json")), Some(Format::Json));
+        assert_eq!(negotiate(&accept("*/*")), Some(Format::Json));
+        assert_eq!(
+            negotiate(&accept(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
+            Some(Format::GraphqlResponseJson)
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/json, application/graphql-response+json"
+            )),
+            Some(Format::Json)
+        );
+        assert_eq!(negotiate(&accept("text/html")), None);
+        assert_eq!(negotiate(&accept("application/json;q=0")), None);
+    }
+
+    #[test]
+    fn parameters_are_type_checked() {
+        assert!(params_from_json(json!({"query": "{a}"})).is_ok());
+        assert!(params_from_json(json!({"query": 1})).is_err());
+        assert!(params_from_json(json!({})).is_err());
+        assert!(params_from_json(json!({"query": "{a}", "variables": "x"})).is_err());
+        assert!(params_from_json(json!({"query": "{a}", "operationName": 3})).is_err());
+        assert!(params_from_json(json!([])).is_err());
+        assert!(params_from_query_string("query=%7Ba%7D&variables=%7B%7D").is_ok());
+        assert!(params_from_query_string("query=%7Ba%7D&variables=nope").is_err());
+    }
+
+    #[test]
+    fn operation_type_is_found_by_name() {
+        assert_eq!(operation_type("{a}", None), Some(OperationType::Query));
+        assert_eq!(
+            operation_type("query A {a} mutation B {b}", Some("B")),
+            Some(OperationType::Mutation)
+        );
+        assert_eq!(operation_type("query A {a} mutation B {b}", None), None);
+        assert_eq!(operation_type("{", None), None);
+    }
+}

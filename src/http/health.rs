@@ -1,0 +1,48 @@
+//! Liveness and readiness.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::AppState;
+
+/// How long a readiness answer is reused, so probes do not hammer ActionKit.
+const READY_TTL: Duration = Duration::from_secs(5);
+
+/// The last readiness check and when it ran.
+#[derive(Default)]
+pub struct Readiness {
+    last: Mutex<Option<(Instant, bool)>>,
+}
+
+/// Alive: the process answers HTTP. Never calls ActionKit.
+pub async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// Ready: ActionKit answers an authenticated call with the configured credential.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let mut last = state.readiness.last.lock().await;
+    let ready = match *last {
+        Some((at, ready)) if at.elapsed() < READY_TTL => ready,
+        _ => {
+            let ready = state.client.check_credentials().await.is_ok();
+            *last = Some((Instant::now(), ready));
+            ready
+        }
+    };
+    if ready {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unready", "reason": "ActionKit is unreachable or refuses the credential"})),
+        )
+            .into_response()
+    }
+}
