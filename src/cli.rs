@@ -35,6 +35,16 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Print the GraphQL schema (SDL) on stdout.
     PrintSchema,
+    /// Exit 0 when a gateway answers on its /healthz (for container health checks).
+    Healthcheck {
+        /// The gateway's health URL.
+        #[arg(
+            long,
+            env = "GATEWAY_HEALTH_URL",
+            default_value = "http://127.0.0.1:8000/healthz"
+        )]
+        url: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

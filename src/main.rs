@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(cli.config, args).await,
             Command::Sandbox(args) => run_sandbox(args).await,
+            Command::Healthcheck { url } => healthcheck(&url).await,
             Command::PrintSchema => Ok(()),
         }
     });
@@ -63,6 +64,21 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: no new connections; finishing operations in flight");
+}
+
+async fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .context("the gateway does not answer")?;
+    if !resp.status().is_success() {
+        bail!("the gateway answered HTTP {}", resp.status());
+    }
+    Ok(())
 }
 
 async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {

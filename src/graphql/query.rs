@@ -7,7 +7,9 @@ use async_graphql::{Context, Object, ID};
 use super::error::{GatewayError, GqlResult};
 use super::loaders::{Loaders, UserActionsKey};
 use super::types::{
-    check_page_name, parse_id, user::actions_key, ActionNode, ActionType, PageNode, UserNode,
+    check_page_name, parse_id,
+    user::{actions_key, DEFAULT_FIRST},
+    ActionNode, ActionType, PageNode, UserNode,
 };
 use crate::actionkit::{ActionId, Client, PageId, UserId};
 
@@ -28,7 +30,7 @@ fn prefetch_keys(ctx: &Context<'_>, user: UserId) -> Vec<UserActionsKey> {
             let args = field.arguments().ok()?;
             let mut kind = None;
             let mut page_name = None;
-            let mut first = 20;
+            let mut first = DEFAULT_FIRST;
             let mut after = None;
             for (name, value) in args {
                 match (name.as_str(), value) {

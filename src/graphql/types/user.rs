@@ -10,6 +10,8 @@ use crate::graphql::loaders::{Loaders, UserActionsKey};
 
 /// The most actions one `actions` page may ask for (ActionKit's own page cap).
 pub const MAX_FIRST: i32 = 100;
+/// How many actions `actions` returns when `first` is not given.
+pub const DEFAULT_FIRST: i32 = 20;
 
 /// An ActionKit user: a member of the organization.
 pub struct UserNode {
@@ -140,10 +142,11 @@ impl UserNode {
         #[graphql(desc = "Only actions on the page with this short name.")] page_name: Option<
             String,
         >,
-        #[graphql(default = 20, desc = "How many actions to return, 0 to 100.")] first: i32,
+        #[graphql(default = 20, desc = "How many actions to return, 0 to 100.")] first: Option<i32>,
         #[graphql(desc = "Return actions after this cursor (from `pageInfo.endCursor`).")]
         after: Option<String>,
     ) -> GqlResult<ActionConnection> {
+        let first = first.unwrap_or(DEFAULT_FIRST);
         let key = actions_key(self.user.id, kind, page_name, first, after.as_deref())?;
         let loaders = ctx.data_unchecked::<Loaders>();
         let window = loaders
