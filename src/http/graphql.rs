@@ -2,7 +2,9 @@
 //! body, GET for queries only, `Accept` negotiation between `application/json` and
 //! `application/graphql-response+json`, 4xx for requests that fail before execution.
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+};
 use async_graphql::Variables;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -151,23 +153,101 @@ fn params_from_query_string(raw: &str) -> Result<Params, &'static str> {
     params_from_json(Value::Object(obj))
 }
 
-/// Whether the document's selected operation is a query (for GET). `Err` when the
-/// document does not parse or the operation cannot be found: both are request errors
-/// that GraphQL will report itself, so the caller lets them through.
-fn operation_type(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
-    let doc = async_graphql::parser::parse_query(query).ok()?;
+/// How the request came: GET may only run queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+/// The operation a request selects, as far as the handler needs it: its type and the
+/// variables it declares. `None` when the document names no single operation (GraphQL
+/// reports that itself).
+fn selected_operation<'a>(
+    doc: &'a ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'a OperationDefinition> {
     match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
+            ops.values().next().map(|op| &op.node)
         }
         _ => None,
     }
 }
 
-async fn execute(state: &AppState, params: Params, format: Format) -> Response {
+/// Variable coercion, the part async-graphql leaves to execution time: a variable of
+/// non-null type must not be null, and must be given unless it has a default. async-graphql checks
+/// the values that are given during validation, but a missing required variable only
+/// fails in the resolver, as a field error with `data` present; the spec makes it a
+/// request error (no `data`, 400 under graphql-response+json).
+fn variable_coercion_error(
+    op: &OperationDefinition,
+    variables: Option<&Map<String, Value>>,
+) -> Option<String> {
+    for def in &op.variable_definitions {
+        let def = &def.node;
+        if def.var_type.node.nullable {
+            continue;
+        }
+        let name = def.name.node.as_str();
+        match variables.and_then(|v| v.get(name)) {
+            None if def.default_value.is_some() => {}
+            None => {
+                return Some(format!(
+                    "Variable \"${name}\" of required type \"{}\" was not provided.",
+                    def.var_type.node
+                ))
+            }
+            Some(Value::Null) => {
+                return Some(format!(
+                    "Variable \"${name}\" of non-null type \"{}\" must not be null.",
+                    def.var_type.node
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// A GraphQL request error found by the handler (the request is well-formed
+/// GraphQL-over-HTTP but cannot execute): 200 under `application/json`, 400 under
+/// `application/graphql-response+json`, and no `data` entry either way.
+fn graphql_request_error(format: Format, message: &str) -> Response {
+    let status = match format {
+        Format::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+        Format::Json => StatusCode::OK,
+    };
+    respond(
+        status,
+        format,
+        &error_body(message, ErrorCode::BadUserInput),
+    )
+}
+
+async fn execute(state: &AppState, params: Params, format: Format, method: Method) -> Response {
     let mut request = async_graphql::Request::new(params.query);
+    // Parsed once here and handed to async-graphql; a document that does not parse is
+    // left for async-graphql to report (as a request error, below).
+    if let Ok(doc) = request.parsed_query() {
+        if let Some(op) = selected_operation(doc, params.operation_name.as_deref()) {
+            if method == Method::Get && op.ty != OperationType::Query {
+                let mut resp = request_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format,
+                    "only queries may be sent with GET; use POST",
+                );
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return resp;
+            }
+            if let Some(msg) = variable_coercion_error(op, params.variables.as_ref()) {
+                return graphql_request_error(format, &msg);
+            }
+        }
+    }
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
@@ -192,14 +272,18 @@ async fn execute(state: &AppState, params: Params, format: Format) -> Response {
         match tokio::time::timeout(state.operation_deadline, state.schema.execute(request)).await {
             Ok(r) => r,
             Err(_) => {
-                return respond(
-                    StatusCode::OK,
-                    format,
-                    &error_body(
-                        "the operation ran past its deadline",
-                        ErrorCode::UpstreamTimeout,
-                    ),
-                )
+                // Execution had begun, so this is like a field error that nulled the
+                // whole result: `data: null` and 200. (Under
+                // application/graphql-response+json a body without `data` would need
+                // a 4xx/5xx status, and the spec recommends 200 for `data: null`.)
+                let mut body = error_body(
+                    "the operation ran past its deadline",
+                    ErrorCode::UpstreamTimeout,
+                );
+                if let Some(obj) = body.as_object_mut() {
+                    obj.insert("data".into(), Value::Null);
+                }
+                return respond(StatusCode::OK, format, &body);
             }
         };
     let ran = executed.ran();
@@ -281,7 +365,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         }
     };
     match params_from_json(value) {
-        Ok(params) => execute(&state, params, format).await,
+        Ok(params) => execute(&state, params, format, Method::Post).await,
         Err(msg) => request_error(StatusCode::BAD_REQUEST, format, msg),
     }
 }
@@ -302,19 +386,7 @@ pub async fn get(
         Ok(p) => p,
         Err(msg) => return request_error(StatusCode::BAD_REQUEST, format, msg),
     };
-    if let Some(ty) = operation_type(&params.query, params.operation_name.as_deref()) {
-        if ty != OperationType::Query {
-            let mut resp = request_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format,
-                "only queries may be sent with GET; use POST",
-            );
-            resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return resp;
-        }
-    }
-    execute(&state, params, format).await
+    execute(&state, params, format, Method::Get).await
 }
 
 #[cfg(test)]
@@ -358,6 +430,37 @@ mod tests {
         assert!(params_from_json(json!([])).is_err());
         assert!(params_from_query_string("query=%7Ba%7D&variables=%7B%7D").is_ok());
         assert!(params_from_query_string("query=%7Ba%7D&variables=nope").is_err());
+    }
+
+    fn operation_type(query: &str, name: Option<&str>) -> Option<OperationType> {
+        let doc = async_graphql::parser::parse_query(query).ok()?;
+        selected_operation(&doc, name).map(|op| op.ty)
+    }
+
+    fn coercion_error(query: &str, variables: Value) -> Option<String> {
+        let doc = async_graphql::parser::parse_query(query).expect("parses");
+        let op = selected_operation(&doc, None).expect("one operation");
+        variable_coercion_error(op, variables.as_object())
+    }
+
+    #[test]
+    fn required_variables_must_be_given_and_not_null() {
+        let q = "query Q($id: ID!, $n: Int, $d: Int! = 3) { a }";
+        assert_eq!(coercion_error(q, json!({"id": "1"})), None);
+        assert_eq!(
+            coercion_error(q, json!({"id": "1", "d": 4, "n": null})),
+            None
+        );
+        assert_eq!(
+            coercion_error(q, json!({})).as_deref(),
+            Some("Variable \"$id\" of required type \"ID!\" was not provided.")
+        );
+        assert_eq!(
+            coercion_error(q, json!({"id": null})).as_deref(),
+            Some("Variable \"$id\" of non-null type \"ID!\" must not be null.")
+        );
+        assert!(coercion_error(q, json!({"id": "1", "d": null})).is_some());
+        assert!(coercion_error("query Q($l: [ID!]!) { a }", Value::Null).is_some());
     }
 
     #[test]
