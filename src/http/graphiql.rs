@@ -1,11 +1,16 @@
 //! GraphiQL, served from files embedded in the binary (no CDN).
 
-use axum::http::header;
+use std::sync::OnceLock;
+
+use axum::http::{header, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
 
 /// The query GraphiQL opens with: a demo user, their actions, pages and custom fields.
-pub const EXAMPLE_QUERY: &str = r#"# Welcome to actionkit-graphql. Press the run button (or Ctrl-Enter).
-# Open the docs (book icon, top left) to explore every type and field.
+pub const EXAMPLE_QUERY: &str = r#"# Welcome to actionkit-graphql. Press ▶ (or Ctrl-Enter) to run this.
+# Docs: the book icon, top left.
+# API key: in Headers below. Left as is, no key is sent.
 query UserWithActions {
   user(id: "1") {
     firstName
@@ -30,21 +35,141 @@ const JS: &str = include_str!("../../assets/graphiql/graphiql.min.js");
 const REACT: &str = include_str!("../../assets/graphiql/react.production.min.js");
 const REACT_DOM: &str = include_str!("../../assets/graphiql/react-dom.production.min.js");
 
-/// The Content-Security-Policy of the GraphiQL page: only our own scripts and styles
-/// (GraphiQL sets inline styles, and the page has one inline bootstrap script).
-pub const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
-    style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
-    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+/// The introspection query GraphiQL sends to build its docs explorer and completion.
+///
+/// GraphiQL's own (graphql-js `getIntrospectionQuery`) is 15 fields deep, mostly for
+/// type references wrapped up to 9 times; the gateway's depth limit (10 by default)
+/// refuses it. This one asks the same questions with type references followed 4
+/// wrappers deep, enough for every type in our schema (the deepest is `[X!]!`, 3
+/// wrappers), and stays within depth 10. A test checks both claims against the schema.
+pub const INTROSPECTION_QUERY: &str = "query IntrospectionQuery {
+  __schema {
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations isRepeatable args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description specifiedByURL
+  fields(includeDeprecated: true) {
+    name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason
+  }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } }
+}
+";
 
-pub async fn page() -> Response {
-    let query = serde_json::to_string(EXAMPLE_QUERY).unwrap_or_else(|_| "\"\"".into());
-    let html = format!(
-        r##"<!doctype html>
+/// What the headers editor holds for `Authorization` until someone pastes a key.
+///
+/// The headers editor is plain JSON (no comments), so the slot has to be a real entry.
+/// The page's fetch wrapper leaves the header out while it still holds this
+/// placeholder (or nothing, or a bare `Bearer`): with no API keys configured requests
+/// just work, and the placeholder never reaches the gateway as a wrong credential.
+pub const AUTHORIZATION_PLACEHOLDER: &str = "Bearer <your API key, if the gateway requires one>";
+
+/// The page's one inline script: the fetcher and the GraphiQL element.
+fn bootstrap_script() -> String {
+    // `</` cannot end the script early once escaped.
+    let json = |s: &str| {
+        serde_json::to_string(s)
+            .unwrap_or_else(|_| "\"\"".into())
+            .replace("</", "<\\/")
+    };
+    let headers = serde_json::to_string_pretty(
+        &serde_json::json!({ "Authorization": AUTHORIZATION_PLACEHOLDER }),
+    )
+    .unwrap_or_else(|_| "{}".into());
+    format!(
+        r#"
+(function () {{
+  var PLACEHOLDER = {placeholder};
+  var INTROSPECTION = {introspection};
+  // Drops an Authorization header that is still the placeholder, empty, or a bare
+  // "Bearer", so the preset slot never sends a wrong credential.
+  function withoutPlaceholder(headers) {{
+    var out = {{}};
+    Object.keys(headers || {{}}).forEach(function (name) {{
+      var value = String(headers[name]);
+      if (name.toLowerCase() === 'authorization') {{
+        var v = value.trim();
+        if (v === '' || v === PLACEHOLDER || /^bearer$/i.test(v)) return;
+      }}
+      out[name] = value;
+    }});
+    return out;
+  }}
+  function gatewayFetch(url, init) {{
+    return window.fetch(url, Object.assign({{}}, init, {{ headers: withoutPlaceholder(init && init.headers) }}));
+  }}
+  var url = new URL('/graphql', location.href).toString();
+  var accept = 'application/graphql-response+json, application/json;q=0.9';
+  var fetcher = GraphiQL.createFetcher({{
+    url: url,
+    enableIncrementalDelivery: false,
+    headers: {{ accept: accept }},
+    fetch: gatewayFetch,
+    // GraphiQL's own introspection query is deeper than the gateway's depth limit.
+    schemaFetcher: function (params, opts) {{
+      return gatewayFetch(url, {{
+        method: 'POST',
+        headers: Object.assign({{ 'content-type': 'application/json', accept: accept }}, opts && opts.headers),
+        body: JSON.stringify({{ query: INTROSPECTION, operationName: 'IntrospectionQuery' }}),
+      }}).then(function (res) {{ return res.json(); }});
+    }},
+  }});
+  ReactDOM.createRoot(document.getElementById('graphiql')).render(
+    React.createElement(GraphiQL, {{
+      fetcher: fetcher,
+      defaultQuery: {query},
+      defaultHeaders: {headers},
+      shouldPersistHeaders: false,
+      defaultEditorToolsVisibility: 'headers',
+    }}),
+  );
+}})();
+"#,
+        placeholder = json(AUTHORIZATION_PLACEHOLDER),
+        query = json(EXAMPLE_QUERY),
+        headers = json(&headers),
+        introspection = json(INTROSPECTION_QUERY),
+    )
+}
+
+/// The page and its Content-Security-Policy, built once. Scripts: our own files and
+/// the one inline bootstrap script, allowed by its SHA-256 (no `'unsafe-inline'`).
+/// Styles keep `'unsafe-inline'`: GraphiQL and CodeMirror set inline styles.
+struct Page {
+    html: String,
+    csp: HeaderValue,
+}
+
+fn built_page() -> &'static Page {
+    static PAGE: OnceLock<Page> = OnceLock::new();
+    PAGE.get_or_init(|| {
+        let script = bootstrap_script();
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&script));
+        let csp = format!(
+            "default-src 'self'; script-src 'self' 'sha256-{hash}'; \
+             style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+             connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
+             form-action 'none'"
+        );
+        let html = format!(
+            r##"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>actionkit-graphql · GraphiQL</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/graphiql/graphiql.min.css">
 <style>html, body, #graphiql {{ height: 100%; margin: 0; }}</style>
 </head>
@@ -53,22 +178,35 @@ pub async fn page() -> Response {
 <script src="/graphiql/react.production.min.js"></script>
 <script src="/graphiql/react-dom.production.min.js"></script>
 <script src="/graphiql/graphiql.min.js"></script>
-<script>
-  const fetcher = GraphiQL.createFetcher({{ url: new URL('/graphql', location.href).toString() }});
-  ReactDOM.createRoot(document.getElementById('graphiql')).render(
-    React.createElement(GraphiQL, {{
-      fetcher,
-      defaultQuery: {query},
-      defaultHeaders: JSON.stringify({{ Authorization: "Bearer <your API key, if the gateway requires one>" }}, null, 2),
-      shouldPersistHeaders: false,
-      defaultEditorToolsVisibility: 'headers',
-    }}),
-  );
-</script>
+<script>{script}</script>
 </body>
 </html>"##
-    );
-    ([(header::CONTENT_SECURITY_POLICY, CSP)], Html(html)).into_response()
+        );
+        Page {
+            html,
+            csp: HeaderValue::from_str(&csp)
+                .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'")),
+        }
+    })
+}
+
+pub async fn page() -> Response {
+    let page = built_page();
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, page.csp.clone()),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+        ],
+        Html(page.html.as_str()),
+    )
+        .into_response()
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -93,4 +231,62 @@ pub async fn react() -> Response {
 }
 pub async fn react_dom() -> Response {
     asset(REACT_DOM, "text/javascript; charset=utf-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graphql::{build_schema, GraphqlSettings};
+
+    #[tokio::test]
+    async fn graphiql_introspection_passes_the_default_limits() {
+        let schema = build_schema(None, &GraphqlSettings::default());
+        let resp = schema
+            .execute(async_graphql::Request::new(INTROSPECTION_QUERY))
+            .await;
+        assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+        let data = resp.data.into_json().expect("json");
+        assert!(data["__schema"]["queryType"]["name"].is_string());
+        assert!(data["__schema"]["mutationType"]["name"].is_string());
+        // Every type reference ends in a named type within the four wrappers asked for.
+        fn check(ty: &serde_json::Value, path: &str) {
+            let mut t = ty;
+            while t["name"].is_null() {
+                assert!(
+                    t["ofType"].is_object(),
+                    "{path}: wrapped deeper than the query asks"
+                );
+                t = &t["ofType"];
+            }
+        }
+        let types = data["__schema"]["types"].as_array().expect("types");
+        assert!(types.iter().any(|t| t["name"] == "User"));
+        for t in types {
+            let name = t["name"].as_str().unwrap_or("?");
+            for f in t["fields"].as_array().into_iter().flatten() {
+                check(&f["type"], name);
+                for a in f["args"].as_array().into_iter().flatten() {
+                    check(&a["type"], name);
+                }
+            }
+            for f in t["inputFields"].as_array().into_iter().flatten() {
+                check(&f["type"], name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_csp_allows_exactly_the_inline_script() {
+        let page = built_page();
+        let script = bootstrap_script();
+        assert!(page.html.contains(&format!("<script>{script}</script>")));
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&script));
+        let csp = page.csp.to_str().expect("ascii");
+        assert!(csp.contains(&format!("'sha256-{hash}'")), "{csp}");
+        assert!(!csp.contains("script-src 'self' 'unsafe-inline'"));
+        assert!(
+            !page.html.contains("https://"),
+            "a third-party URL in the page"
+        );
+    }
 }
