@@ -156,3 +156,12 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    #[test]
+    fn the_example_configuration_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/gateway.example.toml");
+        super::Config::from_file(std::path::Path::new(path)).unwrap();
+    }
+}
