@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(cli.config, args).await,
             Command::Sandbox(args) => run_sandbox(args).await,
             Command::Healthcheck { url } => healthcheck(&url).await,
+            Command::CheckConfig(args) => check_config(cli.config, args),
             Command::PrintSchema => Ok(()),
         }
     });
@@ -96,12 +97,24 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = match &config_path {
+/// The file's configuration with the environment and flags laid over it.
+fn effective_config(config_path: Option<&std::path::Path>, args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = match config_path {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
     args.apply(&mut config);
+    Ok(config)
+}
+
+fn check_config(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    let config = effective_config(config_path.as_deref(), &args)?;
+    print!("{}", config.to_masked_toml());
+    Ok(())
+}
+
+async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    let config = effective_config(config_path.as_deref(), &args)?;
     let mode = config.mode.unwrap_or(if args.sandbox {
         Mode::Development
     } else {
