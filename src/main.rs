@@ -98,7 +98,10 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
 }
 
 /// The file's configuration with the environment and flags laid over it.
-fn effective_config(config_path: Option<&std::path::Path>, args: &ServeArgs) -> anyhow::Result<Config> {
+fn effective_config(
+    config_path: Option<&std::path::Path>,
+    args: &ServeArgs,
+) -> anyhow::Result<Config> {
     let mut config = match config_path {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),

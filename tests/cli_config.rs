@@ -4,7 +4,15 @@ use std::process::Command;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_actionkit-graphql"));
-    for var in ["GATEWAY_LISTEN", "GATEWAY_MODE", "ACTIONKIT_URL", "ACTIONKIT_USERNAME", "ACTIONKIT_PASSWORD", "ACTIONKIT_AKID_SECRET", "GATEWAY_CONFIG"] {
+    for var in [
+        "GATEWAY_LISTEN",
+        "GATEWAY_MODE",
+        "ACTIONKIT_URL",
+        "ACTIONKIT_USERNAME",
+        "ACTIONKIT_PASSWORD",
+        "ACTIONKIT_AKID_SECRET",
+        "GATEWAY_CONFIG",
+    ] {
         c.env_remove(var);
     }
     c
@@ -24,7 +32,10 @@ fn flags_override_environment_which_overrides_the_file() {
     let out = |c: &mut Command| String::from_utf8(c.output().unwrap().stdout).unwrap();
 
     let only_file = out(bin().args(["check-config", "--config"]).arg(&file));
-    assert!(only_file.contains("listen = \"127.0.0.1:1111\""), "{only_file}");
+    assert!(
+        only_file.contains("listen = \"127.0.0.1:1111\""),
+        "{only_file}"
+    );
     assert!(only_file.contains("username = \"from-file\""));
 
     let env = out(bin()
@@ -46,7 +57,11 @@ fn flags_override_environment_which_overrides_the_file() {
 #[test]
 fn an_unknown_key_is_an_error_that_names_it() {
     let file = write_config("[actionkit]\nmax_inflight = 3\n");
-    let out = bin().args(["check-config", "--config"]).arg(&file).output().unwrap();
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("max_inflight"), "{err}");
@@ -61,8 +76,15 @@ fn secrets_are_masked() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!all.contains("hunter2-secret") && !all.contains("akid-secret-value"), "{all}");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all.contains("hunter2-secret") && !all.contains("akid-secret-value"),
+        "{all}"
+    );
     assert!(all.contains("password = \"***\""), "{all}");
 }
 
@@ -71,5 +93,8 @@ fn serve_without_an_instance_stops_with_a_clear_message() {
     let out = bin().args(["serve"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ACTIONKIT_URL") && err.contains("--sandbox"), "{err}");
+    assert!(
+        err.contains("ACTIONKIT_URL") && err.contains("--sandbox"),
+        "{err}"
+    );
 }
