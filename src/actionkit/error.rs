@@ -24,7 +24,9 @@ pub enum Error {
     Unauthorized,
     /// ActionKit refused the request as invalid (400), with its field messages.
     #[error("ActionKit rejected the request")]
-    BadRequest { messages: BTreeMap<String, Vec<String>> },
+    BadRequest {
+        messages: BTreeMap<String, Vec<String>>,
+    },
     /// The gateway refused to send the request (invalid name, id, ...).
     #[error("invalid input: {0}")]
     InvalidInput(String),
@@ -44,7 +46,10 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Transport(_) | Error::Timeout | Error::RateLimited | Error::Status { status: 500..=599 }
+            Error::Transport(_)
+                | Error::Timeout
+                | Error::RateLimited
+                | Error::Status { status: 500..=599 }
         )
     }
 }

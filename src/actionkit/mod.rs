@@ -10,7 +10,7 @@ pub mod models;
 
 pub use error::Error;
 pub use models::{
-    Action, ActionFilter, ActionKind, ActionId, CustomFields, FieldValue, Order, Page, PageId,
+    Action, ActionFilter, ActionId, ActionKind, CustomFields, FieldValue, Order, Page, PageId,
     User, UserId, Window,
 };
 
