@@ -1173,6 +1173,7 @@ fn page_write(ctx: &Ctx, res: Res, id: Option<u32>, body: &[u8], put: bool) -> R
                 list: 1,
                 url: "".into(),
                 fields: Vec::new(),
+                cms_form: true,
             })
         }
     };

@@ -842,7 +842,7 @@ pub fn render_order(st: &Store, id: u32) -> Value {
         "created_at": fmt_micros(a.created_at),
         "currency": "USD",
         "id": id,
-        "import_id": null,
+        "import_id": "",
         "orderdetails": [],
         "orderrecurrings": [],
         "payment_method": "cc",
@@ -875,7 +875,7 @@ pub fn render_page(st: &Store, id: u32, typed: bool) -> Value {
         "allow_multiple_responses".into(),
         json!(p.allow_multiple_responses),
     );
-    if !event {
+    if !event && p.cms_form {
         m.insert(
             "cms_form".into(),
             json!(uri(&format!("{}form", t.slug()), 1)),

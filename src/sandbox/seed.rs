@@ -435,6 +435,8 @@ pub fn generate(seed: u64, users: usize, akid_secret: String) -> Store {
             list: 1,
             url: "".into(),
             fields: Vec::new(),
+            // One survey without a CMS form, as seen on a real instance.
+            cms_form: *name != "dating",
         });
     }
     let npages = st.pages.len() as u32;

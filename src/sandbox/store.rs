@@ -190,6 +190,8 @@ pub struct Page {
     pub list: u32,
     pub url: Box<str>,
     pub fields: Vec<(Sym, Sym)>,
+    /// Whether the page has a CMS form (`cms_form` is absent on some real pages).
+    pub cms_form: bool,
 }
 
 pub struct ActionField {
