@@ -35,6 +35,9 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Print the GraphQL schema (SDL) on stdout.
     PrintSchema,
+    /// Validate the configuration (file, environment, flags) and print the effective
+    /// settings with secrets masked.
+    CheckConfig(ServeArgs),
     /// Exit 0 when a gateway answers on its /healthz (for container health checks).
     Healthcheck {
         /// The gateway's health URL.
