@@ -175,7 +175,9 @@ fn lenient_fields<'de, D: Deserializer<'de>>(d: D) -> Result<CustomFields, D::Er
             other => other.to_string(),
         };
         let v = match &value {
-            serde_json::Value::Array(items) => FieldValue::Many(items.iter().map(as_text).collect()),
+            serde_json::Value::Array(items) => {
+                FieldValue::Many(items.iter().map(as_text).collect())
+            }
             other => FieldValue::One(as_text(other)),
         };
         out.insert(name, v);
@@ -379,7 +381,10 @@ mod tests {
 
     #[test]
     fn parses_typed_uris() {
-        assert_eq!(parse_uri("/rest/v1/petitionpage/8651/"), Some(("petitionpage", 8651)));
+        assert_eq!(
+            parse_uri("/rest/v1/petitionpage/8651/"),
+            Some(("petitionpage", 8651))
+        );
         assert_eq!(parse_uri("/rest/v1/user/1"), Some(("user", 1)));
         assert_eq!(parse_uri("/rest/v1/user/"), None);
         assert_eq!(parse_uri("/rest/v1/user/abc/"), None);
