@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::accounting::CallTotals;
 use super::capabilities::{Capabilities, Schema};
 use super::config::ClientConfig;
+use super::page_names::PageNameCache;
 use super::transport::{Request, Transport};
 use super::writes::{PatchSemantics, WriteLocks};
 use super::Error;
@@ -45,6 +46,7 @@ pub(crate) struct Inner {
     pub(crate) fan_out: usize,
     pub(crate) locks: WriteLocks,
     pub(crate) patch_semantics: AtomicU8,
+    pub(crate) page_names: PageNameCache,
 }
 
 impl std::fmt::Debug for Client {
@@ -70,6 +72,7 @@ impl Client {
                 fan_out: config.max_in_flight.max(1),
                 locks: WriteLocks::default(),
                 patch_semantics: AtomicU8::new(PatchSemantics::Unknown as u8),
+                page_names: PageNameCache::new(config.page_name_ttl),
             }),
         })
     }

@@ -36,6 +36,9 @@ pub struct ClientConfig {
     pub akid_secret: Option<SecretString>,
     /// `User-Agent` sent upstream. Default `actionkit-graphql/<version>`.
     pub user_agent: String,
+    /// How long a page name → page id lookup is reused when filtering actions by page
+    /// name on an instance without `page__name` traversal. Default 60 s; zero: never.
+    pub page_name_ttl: Duration,
 }
 
 impl ClientConfig {
@@ -52,6 +55,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             akid_secret: None,
             user_agent: concat!("actionkit-graphql/", env!("CARGO_PKG_VERSION")).to_owned(),
+            page_name_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -72,6 +76,7 @@ impl fmt::Debug for ClientConfig {
                 &self.akid_secret.as_ref().map(|_| "[REDACTED]"),
             )
             .field("user_agent", &self.user_agent)
+            .field("page_name_ttl", &self.page_name_ttl)
             .finish()
     }
 }

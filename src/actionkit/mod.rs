@@ -17,6 +17,7 @@ mod client;
 mod config;
 mod error;
 pub mod models;
+mod page_names;
 mod pagination;
 mod reads;
 mod transport;

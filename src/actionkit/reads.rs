@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::akid;
 use super::client::Client;
 use super::models::*;
+use super::page_names::PageRef;
 use super::pagination::MAX_PAGE;
 use super::Error;
 
@@ -160,11 +161,12 @@ impl Client {
             let Some(public) = public else {
                 return Ok(None);
             };
-            // Which key names the user is undocumented: accept the user URI, the
-            // user id, or the resource's own id; it must be the AKID's user.
+            // A 200 means ActionKit accepted the AKID. Which key names the user is
+            // undocumented (the user URI, `user_id`, or the resource's own id are
+            // read); when one does, it must be the AKID's user.
             match userpublic_user(&public) {
-                Some(id) if id == parsed.user => self.user_in(id, deadline).await,
-                _ => Ok(None),
+                Some(id) if id != parsed.user => Ok(None),
+                _ => self.user_in(parsed.user, deadline).await,
             }
         })
         .await
@@ -373,12 +375,12 @@ impl Client {
             Some(name) if self.capabilities().action_page_name => {
                 format!("&page__name={}", enc(name))
             }
-            Some(name) => match self.page_by_name_in(name, deadline).await? {
+            Some(name) => match self.page_ref(name, deadline).await? {
                 None => return Ok(None),
-                Some(page) if filter.kind.as_ref().is_some_and(|k| *k != page.kind) => {
+                Some((_, kind)) if filter.kind.as_ref().is_some_and(|k| *k != kind) => {
                     return Ok(None)
                 }
-                Some(page) => format!("&page={}", page.id),
+                Some((id, _)) => format!("&page={id}"),
             },
         };
         Ok(Some(ActionQuery {
@@ -439,6 +441,21 @@ impl Client {
         let deadline = self.deadline();
         self.bounded(deadline, self.page_by_name_in(name, deadline))
             .await
+    }
+
+    /// Page id and kind by name, through the short-lived name cache.
+    async fn page_ref(&self, name: &str, deadline: Instant) -> Result<PageRef, Error> {
+        let fetch = || async {
+            Ok::<_, Error>(
+                self.page_by_name_in(name, deadline)
+                    .await?
+                    .map(|p| (p.id, p.kind)),
+            )
+        };
+        match self.inner.page_names.cell(name) {
+            None => fetch().await,
+            Some(cell) => cell.get_or_try_init(fetch).await.cloned(),
+        }
     }
 
     async fn page_by_name_in(&self, name: &str, deadline: Instant) -> Result<Option<Page>, Error> {
