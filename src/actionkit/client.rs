@@ -180,3 +180,43 @@ impl Client {
         self.inner.patch_semantics.store(s as u8, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actionkit::{ActionFilter, ActionId, PageId, UserId};
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Resolvers and spawned tasks need `Send` futures: holding a std lock across an
+    /// await would break that, and this would stop compiling.
+    #[test]
+    fn every_operation_is_send_and_the_client_is_shareable() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<Client>();
+        let c = Client::new(ClientConfig::new(
+            "http://127.0.0.1:9".parse().expect("url"),
+            "u",
+            SecretString::from("p"),
+        ))
+        .expect("client");
+        let f = ActionFilter::default();
+        let names = vec!["a".to_owned()];
+        let fields = vec![("a".to_owned(), "b".to_owned())];
+        assert_send(&c.probe());
+        assert_send(&c.check_credentials());
+        assert_send(&c.user(UserId(1)));
+        assert_send(&c.user_by_email("a@b.c"));
+        assert_send(&c.user_by_akid(".1.abcdef"));
+        assert_send(&c.users(&[UserId(1)]));
+        assert_send(&c.action(ActionId(1)));
+        assert_send(&c.actions(&[ActionId(1)]));
+        assert_send(&c.user_actions(UserId(1), &f, 0, 1));
+        assert_send(&c.actions_of_users(&[UserId(1)], &f, 1));
+        assert_send(&c.page(PageId(1)));
+        assert_send(&c.pages(&[PageId(1)]));
+        assert_send(&c.page_by_name("p"));
+        assert_send(&c.set_action_fields(ActionId(1), &fields));
+        assert_send(&c.clear_action_fields(ActionId(1), Some(&names)));
+    }
+}

@@ -301,7 +301,7 @@ impl Transport {
             Ok(Err(e)) => Attempt::Failed {
                 sent: !e.is_connect(),
                 timed_out: e.is_timeout(),
-                message: e.without_url().to_string(),
+                message: describe(e),
             },
             Err(_) if request_deadline >= deadline => Attempt::Deadline { sent: true },
             Err(_) => Attempt::Failed {
@@ -336,6 +336,20 @@ impl Transport {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A transport error with its causes ("error sending request: tcp connect error:
+/// Connection refused"), without the URL (its query may hold an email).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// Decodes a JSON body; a failure names the JSON path (`objects[3].user`).
