@@ -330,3 +330,67 @@ async fn a_scoped_counter_counts_a_whole_batch() {
     assert_eq!((op.calls(), op.retries()), (5, 0));
     assert_eq!(c.totals().calls, 6);
 }
+
+/// Collects everything a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_debug_span_per_call_with_route_status_and_retries_but_no_email() {
+    let server = MockServer::start().await;
+    catch_all(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/rest/v1/user/"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/v1/user/"))
+        .respond_with(ok_json(collection(vec![], 0, 20, 0, None)))
+        .mount(&server)
+        .await;
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    client(&server)
+        .user_by_email("secret.person+1@example.com")
+        .await
+        .unwrap();
+    let logs = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let closes: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("upstream.request") && l.contains("close"))
+        .collect();
+    assert_eq!(closes.len(), 1, "{logs}");
+    let close = closes[0];
+    for expected in [
+        "http.request.method=GET",
+        "http.route=\"/rest/v1/user/\"",
+        "http.response.status_code=200",
+        "upstream.retries=1",
+        "duration_ms=",
+    ] {
+        assert!(close.contains(expected), "{expected} missing in {close}");
+    }
+    for secret in ["secret.person", "example.com", "%40", PASSWORD, "Basic "] {
+        assert!(!logs.contains(secret), "{secret} leaked into logs:\n{logs}");
+    }
+}
