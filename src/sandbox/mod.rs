@@ -40,19 +40,9 @@ pub struct SandboxConfig {
     /// Requests in flight beyond which the sandbox answers 429 (0: no limit).
     #[arg(long, env = "SANDBOX_MAX_CONCURRENT", default_value_t = 0)]
     pub max_concurrent: usize,
-    #[arg(
-        long,
-        env = "SANDBOX_FILTERS",
-        value_enum,
-        default_value = "permissive"
-    )]
+    #[arg(long, env = "SANDBOX_FILTERS", value_enum, default_value = "permissive")]
     pub filters: FilterMode,
-    #[arg(
-        long,
-        env = "SANDBOX_FIELDS_PATCH",
-        value_enum,
-        default_value = "replace"
-    )]
+    #[arg(long, env = "SANDBOX_FIELDS_PATCH", value_enum, default_value = "replace")]
     pub fields_patch: FieldsPatch,
     /// The staff username the sandbox accepts.
     #[arg(long = "username", env = "SANDBOX_USERNAME", default_value = "sandbox")]
