@@ -145,7 +145,7 @@ async fn the_operation_deadline_holds_against_a_slow_upstream() {
     assert!(matches!(c.user(UserId(1)).await, Err(Error::Timeout)));
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_millis(800),
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1500),
         "{took:?}"
     );
     // Per-request timeouts inside the deadline were retried.

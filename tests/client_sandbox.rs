@@ -313,7 +313,7 @@ async fn the_operation_deadline_holds_under_latency() {
     for filters in [FilterMode::Strict, FilterMode::Permissive] {
         let env = Env::start(|c| {
             c.filters = filters;
-            c.latency_ms = 400;
+            c.latency_ms = 1_000;
         })
         .await;
         let client = env.client(|c| c.operation_deadline = Duration::from_millis(150));
@@ -322,7 +322,8 @@ async fn the_operation_deadline_holds_under_latency() {
             let r = client.users(&ids).await;
             let took = started.elapsed();
             assert!(matches!(r, Err(Error::Timeout)), "{filters:?}: {r:?}");
-            assert!(took < Duration::from_millis(350), "{filters:?}: {took:?}");
+            // Well before the first answer could have come (1 s), with room for a busy CI box.
+            assert!(took < Duration::from_millis(700), "{filters:?}: {took:?}");
         }
         // With a deadline above the latency, the same read succeeds.
         let patient = env.client(|c| c.operation_deadline = Duration::from_secs(5));
