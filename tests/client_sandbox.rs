@@ -506,3 +506,24 @@ async fn wrong_credentials_are_unauthorized() {
     ));
     assert!(env.client(|_| {}).check_credentials().await.is_ok());
 }
+
+#[tokio::test]
+async fn reads_ride_out_flaky_answers_and_dropped_connections() {
+    let env = Env::start(|c| c.filters = FilterMode::Strict).await;
+    let client = env.client(|c| {
+        c.retry = RetryPolicy {
+            max_retries: 8,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(40),
+        }
+    });
+    client.probe().await;
+    env.faults(json!({"error_500": 0.1, "error_503": 0.05, "drop_connection": 0.05}))
+        .await;
+    let op = UpstreamCounter::new();
+    let ids: Vec<UserId> = (1..=100).map(UserId).collect();
+    let users = op.scope(client.users(&ids)).await.unwrap();
+    assert_eq!(users.len(), 100);
+    assert!(op.retries() > 0, "the faults were injected");
+    assert_eq!(op.calls(), 100 + op.retries());
+}
