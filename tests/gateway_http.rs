@@ -340,3 +340,30 @@ async fn graphiql_page_allows_only_its_own_scripts_and_presets_a_harmless_header
     assert!(body.get("errors").is_none(), "{body}");
     assert!(body["data"]["__schema"]["types"].as_array().unwrap().len() > 20);
 }
+
+#[tokio::test]
+async fn results_keep_the_field_order_of_the_selection_set() {
+    let gw = spawn(&[]).await;
+    let text = gw
+        .http
+        .post(format!("http://{}/graphql", gw.addr))
+        .json(&json!({"query": r#"{ user(id: "1") { lastName id email firstName } __typename }"#}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |key: &str| {
+        text.find(&format!("\"{key}\""))
+            .unwrap_or_else(|| panic!("{key} missing: {text}"))
+    };
+    assert!(
+        at("user") < at("lastName")
+            && at("lastName") < at("id")
+            && at("id") < at("email")
+            && at("email") < at("firstName")
+            && at("firstName") < at("__typename"),
+        "{text}"
+    );
+}

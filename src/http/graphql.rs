@@ -79,6 +79,10 @@ fn error_body(message: &str, code: ErrorCode) -> Value {
 
 fn respond(status: StatusCode, format: Format, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    respond_bytes(status, format, bytes)
+}
+
+fn respond_bytes(status: StatusCode, format: Format, bytes: Vec<u8>) -> Response {
     let mut resp = (status, bytes).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, format.content_type());
@@ -287,38 +291,50 @@ async fn execute(state: &AppState, params: Params, format: Format, method: Metho
             }
         };
     let ran = executed.ran();
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
-    if let Some(Value::Array(errors)) = body.get_mut("errors") {
-        for err in errors.iter_mut() {
-            // Parse and validation errors come from async-graphql without a code.
-            if err.pointer("/extensions/code").is_none() {
-                let code = if ran {
-                    ErrorCode::Internal
-                } else {
-                    ErrorCode::BadUserInput
-                };
-                if let Some(obj) = err.as_object_mut() {
-                    let ext = obj.entry("extensions").or_insert_with(|| json!({}));
-                    if let Some(ext) = ext.as_object_mut() {
-                        ext.insert("code".into(), json!(code.as_str()));
-                    }
-                }
-            }
+    let mut response = response;
+    // Parse and validation errors come from async-graphql without a code.
+    for err in &mut response.errors {
+        let ext = err.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            let code = if ran {
+                ErrorCode::Internal
+            } else {
+                ErrorCode::BadUserInput
+            };
+            ext.set("code", code.as_str());
         }
     }
-    let status = if ran {
-        StatusCode::OK
+    // Serialized straight from async-graphql's types, never through serde_json::Value
+    // (a BTreeMap here): the result keeps the field order of the selection set.
+    let (status, bytes) = if ran {
+        (StatusCode::OK, serde_json::to_vec(&response))
     } else {
         // The request failed before execution: no `data` entry at all.
-        if let Some(obj) = body.as_object_mut() {
-            obj.remove("data");
-        }
-        match format {
+        let status = match format {
             Format::GraphqlResponseJson => StatusCode::BAD_REQUEST,
             Format::Json => StatusCode::OK,
-        }
+        };
+        (
+            status,
+            serde_json::to_vec(&ErrorsOnly {
+                errors: &response.errors,
+            }),
+        )
     };
-    respond(status, format, &body)
+    match bytes {
+        Ok(bytes) => respond_bytes(status, format, bytes),
+        Err(_) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format,
+            &error_body("the response could not be serialized", ErrorCode::Internal),
+        ),
+    }
+}
+
+/// A GraphQL response without `data` (a request error).
+#[derive(serde::Serialize)]
+struct ErrorsOnly<'a> {
+    errors: &'a [async_graphql::ServerError],
 }
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {
