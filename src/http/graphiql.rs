@@ -8,9 +8,9 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 /// The query GraphiQL opens with: a demo user, their actions, pages and custom fields.
-pub const EXAMPLE_QUERY: &str = r#"# Welcome to actionkit-graphql. Press ▶ (or Ctrl-Enter) to run this.
-# Docs: the book icon, top left.
-# API key: in Headers below. Left as is, no key is sent.
+pub const EXAMPLE_QUERY: &str = r#"# Run: ▶ or Ctrl-Enter. Docs: book icon.
+# API key: Headers tab below. Left as
+# it is, no key is sent.
 query UserWithActions {
   user(id: "1") {
     firstName
@@ -73,7 +73,7 @@ fragment TypeRef on __Type {
 /// The page's fetch wrapper leaves the header out while it still holds this
 /// placeholder (or nothing, or a bare `Bearer`): with no API keys configured requests
 /// just work, and the placeholder never reaches the gateway as a wrong credential.
-pub const AUTHORIZATION_PLACEHOLDER: &str = "Bearer <your API key, if the gateway requires one>";
+pub const AUTHORIZATION_PLACEHOLDER: &str = "Bearer <your API key>";
 
 /// The page's one inline script: the fetcher and the GraphiQL element.
 fn bootstrap_script() -> String {
