@@ -685,7 +685,7 @@ fn set_action_field(st: &mut Store, action: u32, name: &str, values: &[String]) 
         match existing.get(i) {
             Some(row) => {
                 let vs = st.strings.intern(v);
-                if let Some(r) = st.actionfields.get_mut(*row as usize - 1) {
+                if let Some(r) = st.actionfields.get_mut((*row as usize).wrapping_sub(1)) {
                     r.value = vs;
                 }
             }
@@ -851,7 +851,7 @@ fn update(ctx: &Ctx, res: Res, id: u32, put: bool, body: &[u8]) -> Response {
             }
             let name = name.map(|n| st.strings.intern(&n));
             let value = value.map(|v| st.strings.intern(&v));
-            if let Some(r) = st.actionfields.get_mut(id as usize - 1) {
+            if let Some(r) = st.actionfields.get_mut((id as usize).wrapping_sub(1)) {
                 if let Some(n) = name {
                     r.name = n;
                 }

@@ -44,7 +44,7 @@ pub enum FieldsPatch {
 
 /// Injected faults; also the JSON of `GET`/`POST /__sandbox/faults`. Each probability
 /// is drawn per `/rest/v1` request from a generator seeded with `--seed`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// Probability of a 500 `{"error": "Sorry, this request could not be processed. Please try again later."}`.
@@ -84,6 +84,21 @@ pub struct Faults {
         default_value_t = 0
     )]
     pub burst_429: u64,
+}
+
+impl Default for Faults {
+    /// No faults; `slow_ms` 2000 as on the command line.
+    fn default() -> Self {
+        Faults {
+            error_500: 0.0,
+            error_503: 0.0,
+            slow: 0.0,
+            slow_ms: 2000,
+            malformed_json: 0.0,
+            drop_connection: 0.0,
+            burst_429: 0,
+        }
+    }
 }
 
 /// Settings of one sandbox; also its command-line flags.
@@ -226,4 +241,67 @@ async fn run(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sandbox: SandboxConfig,
+    }
+
+    #[test]
+    fn flags_parse_and_defaults_match() {
+        let c = Cli::try_parse_from(["x"]).unwrap().sandbox;
+        let d = SandboxConfig::default();
+        assert_eq!(
+            (
+                c.seed,
+                c.users,
+                c.filters,
+                c.fields_patch,
+                &c.username,
+                &c.akid_secret
+            ),
+            (
+                d.seed,
+                d.users,
+                d.filters,
+                d.fields_patch,
+                &d.username,
+                &d.akid_secret
+            )
+        );
+        assert_eq!(c.faults, Faults::default());
+        let c = Cli::try_parse_from([
+            "x",
+            "--users",
+            "5",
+            "--filters",
+            "strict",
+            "--fields-patch",
+            "merge",
+            "--fault-500",
+            "0.25",
+            "--fault-burst-429",
+            "3",
+            "--akid-secret",
+            "s3",
+            "--max-concurrent",
+            "4",
+        ])
+        .unwrap()
+        .sandbox;
+        assert_eq!(c.users, 5);
+        assert_eq!(c.filters, FilterMode::Strict);
+        assert_eq!(c.fields_patch, FieldsPatch::Merge);
+        assert_eq!(c.faults.error_500, 0.25);
+        assert_eq!(c.faults.burst_429, 3);
+        assert_eq!(c.akid_secret, "s3");
+        assert_eq!(c.max_concurrent, 4);
+    }
 }

@@ -533,7 +533,7 @@ pub fn value<'a>(st: &'a Store, res: Res, id: u32, field: &str) -> Option<Val<'a
             }
         }
         Res::Tag => match field {
-            "name" => s(&st.tags.get(id as usize - 1)?.name),
+            "name" => s(&st.tags.get((id as usize).wrapping_sub(1))?.name),
             _ => return None,
         },
         Res::Language => {
@@ -546,7 +546,7 @@ pub fn value<'a>(st: &'a Store, res: Res, id: u32, field: &str) -> Option<Val<'a
             }
         }
         Res::Phone => {
-            let p = st.phones.get(id as usize - 1)?;
+            let p = st.phones.get((id as usize).wrapping_sub(1))?;
             match field {
                 "user" => Val::Int(p.user as i64),
                 "phone" | "normalized_phone" => s(&p.phone),
@@ -557,7 +557,7 @@ pub fn value<'a>(st: &'a Store, res: Res, id: u32, field: &str) -> Option<Val<'a
             }
         }
         Res::AllowedUserField => {
-            let f = st.allowed_user_fields.get(id as usize - 1)?;
+            let f = st.allowed_user_fields.get((id as usize).wrapping_sub(1))?;
             match field {
                 "name" => s(f.name),
                 "display_name" => s(f.display_name),
@@ -626,7 +626,7 @@ pub fn render(st: &Store, res: Res, id: u32) -> Value {
             }
             None => Value::Null,
         },
-        Res::Tag => match st.tags.get(id as usize - 1) {
+        Res::Tag => match st.tags.get((id as usize).wrapping_sub(1)) {
             Some(t) => json!({"name": &*t.name, "resource_uri": uri("tag", id)}),
             None => Value::Null,
         },
@@ -644,7 +644,7 @@ pub fn render(st: &Store, res: Res, id: u32) -> Value {
             }),
             None => Value::Null,
         },
-        Res::Phone => match st.phones.get(id as usize - 1) {
+        Res::Phone => match st.phones.get((id as usize).wrapping_sub(1)) {
             Some(p) => json!({
                 "created_at": fmt_secs(p.created_at),
                 "id": id,
@@ -658,7 +658,7 @@ pub fn render(st: &Store, res: Res, id: u32) -> Value {
             }),
             None => Value::Null,
         },
-        Res::AllowedUserField => match st.allowed_user_fields.get(id as usize - 1) {
+        Res::AllowedUserField => match st.allowed_user_fields.get((id as usize).wrapping_sub(1)) {
             Some(f) => json!({
                 "allow_multiple": f.allow_multiple,
                 "always_show": false,
@@ -927,7 +927,7 @@ pub fn render_page(st: &Store, id: u32, typed: bool) -> Value {
                 .iter()
                 .filter_map(|t| {
                     st.tags
-                        .get(*t as usize - 1)
+                        .get((*t as usize).wrapping_sub(1))
                         .map(|tag| json!({"name": &*tag.name, "resource_uri": uri("tag", t)}))
                 })
                 .collect(),

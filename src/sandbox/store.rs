@@ -361,10 +361,10 @@ impl Store {
         let (user, page) = (action.user, action.page);
         self.actions.push(action);
         let id = self.actions.len() as u32;
-        if let Some(v) = self.user_actions.get_mut(user as usize - 1) {
+        if let Some(v) = self.user_actions.get_mut((user as usize).wrapping_sub(1)) {
             v.push(id);
         }
-        if let Some(v) = self.page_actions.get_mut(page as usize - 1) {
+        if let Some(v) = self.page_actions.get_mut((page as usize).wrapping_sub(1)) {
             v.push(id);
         }
         id
@@ -409,10 +409,10 @@ impl Store {
         if let Some(a) = self.action_mut(id) {
             a.deleted = true;
         }
-        if let Some(v) = self.user_actions.get_mut(user as usize - 1) {
+        if let Some(v) = self.user_actions.get_mut((user as usize).wrapping_sub(1)) {
             v.retain(|x| *x != id);
         }
-        if let Some(v) = self.page_actions.get_mut(page as usize - 1) {
+        if let Some(v) = self.page_actions.get_mut((page as usize).wrapping_sub(1)) {
             v.retain(|x| *x != id);
         }
     }
@@ -513,7 +513,11 @@ pub fn parse_time(s: &str) -> Option<i64> {
     let y: i64 = dp.next()?.parse().ok()?;
     let m: u32 = dp.next()?.parse().ok()?;
     let d: u32 = dp.next()?.parse().ok()?;
-    if dp.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    if dp.next().is_some()
+        || !(1..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+    {
         return None;
     }
     let mut micros = days_from_civil(y, m, d) * 86_400 * 1_000_000;
@@ -571,5 +575,7 @@ mod tests {
         assert_eq!(fmt_micros(t), "2009-09-02T18:42:54");
         assert_eq!(fmt_secs(0), "1970-01-01T00:00:00");
         assert!(parse_time("2016-13-01").is_none());
+        assert!(parse_time("99999999999999-01-01").is_none());
+        assert!(parse_time("2016-01-01T10:00:00.1234567").is_none());
     }
 }
