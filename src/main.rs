@@ -127,6 +127,8 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
         Mode::Production
     });
 
+    // The embedded sandbox serves for as long as its handle lives.
+    let mut _sandbox = None;
     let upstream = if args.sandbox {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let sb = args.sandbox_config.clone();
@@ -138,11 +140,15 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
             sb.password,
             sb.users
         );
+        let url = url::Url::parse(&format!("http://{}", handle.addr))?;
+        _sandbox = Some(handle);
         Upstream {
-            url: url::Url::parse(&format!("http://{}", handle.addr))?,
+            url,
             username: sb.username.clone(),
             password: SecretString::from(sb.password.clone()),
-            akid_secret: config.actionkit.akid_secret.clone(),
+            // The gateway verifies the sandbox's AKIDs locally, with the sandbox's secret,
+            // as it would with a real instance's.
+            akid_secret: Some(SecretString::from(sb.akid_secret.clone())),
         }
     } else {
         let ak = &config.actionkit;
