@@ -1387,7 +1387,7 @@ fn process_action(ctx: &Ctx, body: &[u8]) -> Response {
         .strings
         .intern(&get("source").unwrap_or_else(|| "restful_api".into()));
     let ip = get("ip_address").unwrap_or_else(|| ctx.peer.ip().to_string());
-    let ip = st.strings.intern(&ip);
+    let ip = Ip::parse(&mut st, &ip);
     let amount_cents = get("amount")
         .and_then(|a| a.parse::<f64>().ok())
         .map(|a| (a * 100.0).round().max(0.0) as u32)
@@ -1406,7 +1406,7 @@ fn process_action(ctx: &Ctx, body: &[u8]) -> Response {
         updated_at: now + 31_000,
         status: complete,
         source,
-        ip_address: Some(ip),
+        ip_address: ip,
         referring_user,
         mailing,
         taf_emails_sent: None,

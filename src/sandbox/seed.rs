@@ -609,16 +609,14 @@ pub fn generate(seed: u64, users: usize, akid_secret: String) -> Store {
     for p in protos {
         let ptype = st.pages[p.page as usize - 1].ptype;
         let ip = if frng.gen_bool(0.7) {
-            let ip = format!(
-                "{}.{}.{}.{}",
+            Ip::V4([
                 frng.gen_range(11..200),
                 frng.gen_range(0..255),
                 frng.gen_range(0..255),
-                frng.gen_range(1..255)
-            );
-            Some(st.strings.intern(&ip))
+                frng.gen_range(1..255),
+            ])
         } else {
-            None
+            Ip::None
         };
         let source = if frng.gen_bool(0.5) {
             website
