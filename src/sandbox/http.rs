@@ -447,6 +447,12 @@ fn dispatch(
     body: &[u8],
 ) -> Response {
     let segs: Vec<&str> = segs.iter().map(|s| s.as_str()).collect();
+    // HEAD is answered as GET (hyper sends no body for it).
+    let method = if *method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     if segs.is_empty() {
         if method != Method::GET {
             return not_allowed(&["get"]);
