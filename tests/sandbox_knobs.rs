@@ -247,3 +247,16 @@ async fn faults_from_flags() {
     .await;
     assert_eq!(statuses(&sb, 2).await, vec![429, 200]);
 }
+
+#[tokio::test]
+async fn handle_lifetime() {
+    let sb = start(config()).await;
+    let url = sb.url("/rest/v1/user/1/");
+    assert_eq!(sb.status("/rest/v1/user/1/").await.0, 200);
+    sb.handle.shutdown().await;
+    let fresh = reqwest::Client::new();
+    assert!(
+        fresh.get(&url).send().await.is_err(),
+        "stopped after shutdown()"
+    );
+}

@@ -177,7 +177,8 @@ impl Default for SandboxConfig {
     }
 }
 
-/// A running sandbox.
+/// A running sandbox. It serves for as long as the handle lives: dropping it starts a
+/// graceful shutdown (as [`SandboxHandle::shutdown`] does, without waiting).
 pub struct SandboxHandle {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
