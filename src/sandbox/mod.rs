@@ -177,8 +177,8 @@ impl Default for SandboxConfig {
     }
 }
 
-/// A running sandbox. It serves for as long as the handle lives: dropping it starts a
-/// graceful shutdown (as [`SandboxHandle::shutdown`] does, without waiting).
+/// A running sandbox. Dropping the handle leaves it serving (in the background, for the
+/// life of the runtime); [`SandboxHandle::shutdown`] stops it.
 pub struct SandboxHandle {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -223,8 +223,12 @@ pub async fn spawn(
         .map_err(std::io::Error::other)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
+        // Only an explicit `shutdown()` stops the server: a dropped handle (callers often
+        // keep just `addr`) drops the sender, and that must not.
         let shutdown = async {
-            let _ = rx.await;
+            if rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
         };
         if let Err(e) = run(app, listener, shutdown).await {
             tracing::error!(error = %e, "sandbox server stopped");
