@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::AppState;
+use crate::actionkit::UpstreamCounter;
 use crate::graphql::{ErrorCode, Executed, Loaders};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -231,7 +232,51 @@ fn graphql_request_error(format: Format, message: &str) -> Response {
     )
 }
 
-async fn execute(state: &AppState, params: Params, format: Format, method: Method) -> Response {
+/// Whether the client asked for the upstream accounting in `extensions.upstream`: a
+/// header `X-Upstream-Accounting: 1` or the request extension `"upstreamAccounting": true`.
+fn wants_accounting(headers: &HeaderMap, params: &Params) -> bool {
+    let header = headers
+        .get("x-upstream-accounting")
+        .is_some_and(|v| matches!(v.as_bytes(), b"1" | b"true"));
+    let extension = params
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get("upstreamAccounting"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    header || extension
+}
+
+/// Records one operation: a duration histogram labelled by result, and a log line.
+/// Operation names are chosen by clients, so they go to the log, not to metric labels.
+fn observe(
+    operation_name: &str,
+    result: &'static str,
+    elapsed: std::time::Duration,
+    upstream: &UpstreamCounter,
+) {
+    metrics::histogram!("gateway_graphql_operation_duration_seconds", "result" => result)
+        .record(elapsed.as_secs_f64());
+    tracing::info!(
+        operation = %operation_name,
+        result,
+        duration_ms = elapsed.as_millis() as u64,
+        upstream_calls = upstream.calls(),
+        upstream_retries = upstream.retries(),
+        "graphql operation"
+    );
+}
+
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: Params,
+    format: Format,
+    method: Method,
+) -> Response {
+    let started = std::time::Instant::now();
+    let accounting = wants_accounting(headers, &params);
+    let operation_name = params.operation_name.clone().unwrap_or_default();
     let mut request = async_graphql::Request::new(params.query);
     // Parsed once here and handed to async-graphql; a document that does not parse is
     // left for async-graphql to report (as a request error, below).
@@ -248,6 +293,12 @@ async fn execute(state: &AppState, params: Params, format: Format, method: Metho
                 return resp;
             }
             if let Some(msg) = variable_coercion_error(op, params.variables.as_ref()) {
+                observe(
+                    &operation_name,
+                    "request_error",
+                    started.elapsed(),
+                    &UpstreamCounter::default(),
+                );
                 return graphql_request_error(format, &msg);
             }
         }
@@ -266,32 +317,56 @@ async fn execute(state: &AppState, params: Params, format: Format, method: Metho
         }
     }
     let executed = Executed::default();
-    let request = request.data(executed.clone()).data(Loaders::new(
-        &state.client,
-        &state.pages,
-        state.loader_delay,
-    ));
+    let loaders = Loaders::new(&state.client, &state.pages, state.loader_delay);
+    let upstream = loaders.upstream.clone();
+    let page_cache_hits = loaders.page_cache_hits.clone();
+    let request = request.data(executed.clone()).data(loaders);
 
-    let response =
-        match tokio::time::timeout(state.operation_deadline, state.schema.execute(request)).await {
-            Ok(r) => r,
-            Err(_) => {
-                // Execution had begun, so this is like a field error that nulled the
-                // whole result: `data: null` and 200. (Under
-                // application/graphql-response+json a body without `data` would need
-                // a 4xx/5xx status, and the spec recommends 200 for `data: null`.)
-                let mut body = error_body(
-                    "the operation ran past its deadline",
-                    ErrorCode::UpstreamTimeout,
-                );
-                if let Some(obj) = body.as_object_mut() {
-                    obj.insert("data".into(), Value::Null);
-                }
-                return respond(StatusCode::OK, format, &body);
-            }
-        };
+    // Client calls made by resolvers themselves (not through a loader) are counted by
+    // this scope; loads are scoped by the loaders' spawner.
+    let run = upstream.scope(tokio::time::timeout(
+        state.operation_deadline,
+        state.schema.execute(request),
+    ));
+    let outcome = run.await;
+    let elapsed = started.elapsed();
     let ran = executed.ran();
-    let mut response = response;
+    let result_label = match &outcome {
+        Err(_) => "deadline",
+        Ok(_) if !ran => "request_error",
+        Ok(r) if r.is_err() => "partial",
+        Ok(_) => "ok",
+    };
+    observe(&operation_name, result_label, elapsed, &upstream);
+    let mut response = match outcome {
+        Ok(r) => r,
+        Err(_) => {
+            // Execution had begun, so this is like a field error that nulled the
+            // whole result: `data: null` and 200. (Under
+            // application/graphql-response+json a body without `data` would need
+            // a 4xx/5xx status, and the spec recommends 200 for `data: null`.)
+            let mut body = error_body(
+                "the operation ran past its deadline",
+                ErrorCode::UpstreamTimeout,
+            );
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("data".into(), Value::Null);
+            }
+            return respond(StatusCode::OK, format, &body);
+        }
+    };
+    if accounting {
+        let stats = json!({
+            "calls": upstream.calls(),
+            "retries": upstream.retries(),
+            "pageCacheHits": page_cache_hits.load(std::sync::atomic::Ordering::Relaxed),
+            "upstreamMs": upstream.upstream_time().as_secs_f64() * 1000.0,
+            "durationMs": elapsed.as_secs_f64() * 1000.0,
+        });
+        if let Ok(stats) = async_graphql::Value::from_json(stats) {
+            response.extensions.insert("upstream".into(), stats);
+        }
+    }
     // Parse and validation errors come from async-graphql without a code.
     for err in &mut response.errors {
         let ext = err.extensions.get_or_insert_with(Default::default);
@@ -318,6 +393,7 @@ async fn execute(state: &AppState, params: Params, format: Format, method: Metho
             status,
             serde_json::to_vec(&ErrorsOnly {
                 errors: &response.errors,
+                extensions: &response.extensions,
             }),
         )
     };
@@ -335,6 +411,8 @@ async fn execute(state: &AppState, params: Params, format: Format, method: Metho
 #[derive(serde::Serialize)]
 struct ErrorsOnly<'a> {
     errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
 }
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {
@@ -381,7 +459,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         }
     };
     match params_from_json(value) {
-        Ok(params) => execute(&state, params, format, Method::Post).await,
+        Ok(params) => execute(&state, &headers, params, format, Method::Post).await,
         Err(msg) => request_error(StatusCode::BAD_REQUEST, format, msg),
     }
 }
@@ -402,7 +480,7 @@ pub async fn get(
         Ok(p) => p,
         Err(msg) => return request_error(StatusCode::BAD_REQUEST, format, msg),
     };
-    execute(&state, params, format, Method::Get).await
+    execute(&state, &headers, params, format, Method::Get).await
 }
 
 #[cfg(test)]
