@@ -41,7 +41,7 @@ if [ ! -x "$CHROMIUM" ]; then
     sudo="sudo"
   fi
   $sudo apt-get update
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y chromium
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 step "browser: $("$CHROMIUM" --version 2>/dev/null | head -n 1)"
 
