@@ -30,6 +30,91 @@ pub struct Config {
     pub mode: Option<Mode>,
     pub actionkit: ActionKitConfig,
     pub graphql: GraphqlConfig,
+    pub security: SecurityConfig,
+}
+
+/// Client authentication and the guards in front of GraphQL (see docs/security.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Client keys, each `name:scopes:sha256hex` (scopes `read`, `write`, `self`
+    /// joined by `+`); the hash is `actionkit-graphql hash-key`'s output.
+    pub api_keys: Vec<String>,
+    /// Let requests without a key read (never write). Needed to serve a real instance
+    /// without keys.
+    pub allow_anonymous_reads: bool,
+    /// Origins (`https://app.example.org`) allowed to call the gateway from a browser.
+    /// None by default: no CORS headers at all.
+    pub cors_origins: Vec<String>,
+    /// The request header a `self` key sends its member's AKID in.
+    pub akid_header: String,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    pub max_tokens: usize,
+    pub max_aliases: usize,
+    pub max_directives: usize,
+    /// Sustained requests per minute per key (anonymous callers: per address).
+    /// Unset: 600, except in an open sandbox (no keys, development) where it is off.
+    /// 0 turns it off.
+    pub rate_limit_per_minute: Option<u32>,
+    /// Requests a key may make at once before the sustained rate applies.
+    pub rate_limit_burst: u32,
+    pub trusted_documents: TrustedDocumentsConfig,
+}
+
+/// What to do with operations that are not in the trusted-documents manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrustedMode {
+    /// No manifest: any document is run.
+    Off,
+    /// Unknown documents run and are logged (hash and operation name).
+    LogUnknown,
+    /// Unknown documents are refused (FORBIDDEN).
+    Enforce,
+}
+
+/// Trusted documents (persisted operations).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustedDocumentsConfig {
+    pub mode: TrustedMode,
+    /// JSON object `{ "<sha256 hex>": "<document>" }`, as `actionkit-graphql
+    /// trusted-documents` writes it; reloaded when the file changes.
+    pub manifest: Option<std::path::PathBuf>,
+    /// Key names that may send any document even in `enforce` mode (staff tools).
+    pub exempt_keys: Vec<String>,
+    /// How often the manifest file is checked for changes, in milliseconds.
+    pub reload_interval_ms: u64,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            api_keys: Vec::new(),
+            allow_anonymous_reads: false,
+            cors_origins: Vec::new(),
+            akid_header: "x-akid".into(),
+            max_body_bytes: 256 * 1024,
+            max_tokens: 1000,
+            max_aliases: 15,
+            max_directives: 50,
+            rate_limit_per_minute: None,
+            rate_limit_burst: 100,
+            trusted_documents: TrustedDocumentsConfig::default(),
+        }
+    }
+}
+
+impl Default for TrustedDocumentsConfig {
+    fn default() -> Self {
+        TrustedDocumentsConfig {
+            mode: TrustedMode::Off,
+            manifest: None,
+            exempt_keys: Vec::new(),
+            reload_interval_ms: 1000,
+        }
+    }
 }
 
 /// The ActionKit instance and how to talk to it.
@@ -72,6 +157,7 @@ impl Default for Config {
             mode: None,
             actionkit: ActionKitConfig::default(),
             graphql: GraphqlConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -97,8 +183,8 @@ impl Default for GraphqlConfig {
         GraphqlConfig {
             loader_delay_us: 500,
             page_cache_ttl_secs: 300,
-            max_depth: 10,
-            max_complexity: 2_000,
+            max_depth: 8,
+            max_complexity: 10_000,
             operation_deadline_ms: 20_000,
         }
     }
