@@ -52,6 +52,9 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Validate the configuration (file, environment, flags) and print the effective
+    /// settings with secrets masked.
+    CheckConfig(ServeArgs),
     /// Exit 0 when a gateway answers on its /healthz (for container health checks).
     Healthcheck {
         /// The gateway's health URL.

@@ -13,6 +13,9 @@ use actionkit_graphql::cli::{Cli, Command, SandboxArgs, ServeArgs};
 use actionkit_graphql::config::{Config, Mode};
 use actionkit_graphql::{graphql, sandbox, telemetry};
 
+/// How long operations in flight may run after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::PrintSchema = cli.command {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(cli.config, args).await,
             Command::Sandbox(args) => run_sandbox(args).await,
             Command::Healthcheck { url } => healthcheck(&url).await,
+            Command::CheckConfig(args) => check_config(cli.config, args),
             Command::PrintSchema | Command::HashKey { .. } | Command::TrustedDocuments { .. } => {
                 Ok(())
             }
@@ -155,12 +159,27 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = match &config_path {
+/// The file's configuration with the environment and flags laid over it.
+fn effective_config(
+    config_path: Option<&std::path::Path>,
+    args: &ServeArgs,
+) -> anyhow::Result<Config> {
+    let mut config = match config_path {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
     args.apply(&mut config);
+    Ok(config)
+}
+
+fn check_config(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    let config = effective_config(config_path.as_deref(), &args)?;
+    print!("{}", config.to_masked_toml());
+    Ok(())
+}
+
+async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    let config = effective_config(config_path.as_deref(), &args)?;
     let mode = config.mode.unwrap_or(if args.sandbox {
         Mode::Development
     } else {
@@ -184,7 +203,13 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
             url: url::Url::parse(&format!("http://{}", handle.addr))?,
             username: sb.username.clone(),
             password: SecretString::from(sb.password.clone()),
-            akid_secret: config.actionkit.akid_secret.clone(),
+            // The embedded sandbox's own secret unless one is configured, so that
+            // `self` keys work against the demo data.
+            akid_secret: config
+                .actionkit
+                .akid_secret
+                .clone()
+                .or_else(|| Some(SecretString::from(sb.akid_secret.clone()))),
         }
     } else {
         let ak = &config.actionkit;
@@ -236,6 +261,24 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
         ?mode,
         "gateway listening: GraphiQL at http://{addr}/ , GraphQL at http://{addr}/graphql"
     );
-    app::serve(state, listener, shutdown_signal()).await?;
+    // On SIGTERM/SIGINT: stop accepting, let operations in flight finish, but no longer
+    // than the grace period (kept under Kubernetes' default 30 s).
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let server = app::serve(state, listener, signal);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        _ = async {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("operations still in flight after {SHUTDOWN_GRACE:?}; exiting");
+        }
+    }
+    tracing::info!("stopped");
     Ok(())
 }

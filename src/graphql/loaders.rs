@@ -29,6 +29,10 @@ impl PageCache {
     }
 }
 
+fn batch_size(loader: &'static str, n: usize) {
+    metrics::histogram!("gateway_dataloader_batch_size", "loader" => loader).record(n as f64);
+}
+
 /// Users by id.
 pub struct UserLoader(pub Client);
 
@@ -37,6 +41,7 @@ impl Loader<UserId> for UserLoader {
     type Error = actionkit::Error;
 
     async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Self::Value>, Self::Error> {
+        batch_size("user", keys.len());
         let found = if let [one] = keys {
             self.0
                 .user(*one)
@@ -59,6 +64,7 @@ impl Loader<ActionId> for ActionLoader {
     type Error = actionkit::Error;
 
     async fn load(&self, keys: &[ActionId]) -> Result<HashMap<ActionId, Self::Value>, Self::Error> {
+        batch_size("action", keys.len());
         let found = if let [one] = keys {
             self.0
                 .action(*one)
@@ -84,6 +90,7 @@ impl Loader<PageId> for PageLoader {
     type Error = actionkit::Error;
 
     async fn load(&self, keys: &[PageId]) -> Result<HashMap<PageId, Self::Value>, Self::Error> {
+        batch_size("page", keys.len());
         let mut out = HashMap::with_capacity(keys.len());
         let mut missing = Vec::new();
         for key in keys {
@@ -94,6 +101,10 @@ impl Loader<PageId> for PageLoader {
                 None => missing.push(*key),
             }
         }
+        metrics::counter!("gateway_page_cache_total", "result" => "hit")
+            .increment((keys.len() - missing.len()) as u64);
+        metrics::counter!("gateway_page_cache_total", "result" => "miss")
+            .increment(missing.len() as u64);
         let fetched = match missing.as_slice() {
             [] => HashMap::new(),
             [one] => self
@@ -136,6 +147,7 @@ impl Loader<UserActionsKey> for UserActionsLoader {
         &self,
         keys: &[UserActionsKey],
     ) -> Result<HashMap<UserActionsKey, Self::Value>, Self::Error> {
+        batch_size("user_actions", keys.len());
         let mut by_filter: HashMap<&ActionFilter, Vec<&UserActionsKey>> = HashMap::new();
         for key in keys {
             by_filter.entry(&key.filter).or_default().push(key);

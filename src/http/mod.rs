@@ -5,6 +5,7 @@ pub mod auth;
 mod graphiql;
 pub(crate) mod graphql;
 mod health;
+pub mod metrics;
 pub mod trusted;
 
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// The gateway's router.
 pub fn router(state: AppState) -> Router {
+    metrics::handle();
     let security = state.security.clone();
     let graphql_routes = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
@@ -83,6 +85,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     if security.cors_origins.is_empty() {
