@@ -53,3 +53,102 @@ impl Error {
         )
     }
 }
+
+/// The key under which messages that name no field are kept (Django's convention).
+pub const NON_FIELD: &str = "__all__";
+
+/// Field messages from a 4xx body, whatever shape ActionKit chose (reference §8.2):
+/// `{"errors": {field: [msg]}}`, `{"errors": [msg]}`, `{"<resource>": {field: [msg]}}`,
+/// `{"page": "msg"}`, `{"error": "msg"}`, or plain text. Messages without a field go
+/// under [`NON_FIELD`]. Plain text is trimmed and cut to 500 characters.
+pub(crate) fn bad_request_messages(body: &[u8]) -> BTreeMap<String, Vec<String>> {
+    use serde_json::Value;
+
+    fn texts(v: &Value) -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items.iter().flat_map(texts).collect(),
+            Value::Null => Vec::new(),
+            other => vec![other.to_string()],
+        }
+    }
+    fn add(out: &mut BTreeMap<String, Vec<String>>, key: &str, msgs: Vec<String>) {
+        if !msgs.is_empty() {
+            out.entry(key.to_owned()).or_default().extend(msgs);
+        }
+    }
+
+    let mut out = BTreeMap::new();
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => {
+            for (key, value) in &map {
+                match (key.as_str(), value) {
+                    // `errors` or `<resource>`: a dict of field → messages.
+                    (_, Value::Object(fields)) => {
+                        for (field, msgs) in fields {
+                            add(&mut out, field, texts(msgs));
+                        }
+                    }
+                    ("errors" | "error", v) => add(&mut out, NON_FIELD, texts(v)),
+                    (field, v) => add(&mut out, field, texts(v)),
+                }
+            }
+        }
+        Ok(other) => add(&mut out, NON_FIELD, texts(&other)),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if !text.is_empty() {
+                add(&mut out, NON_FIELD, vec![text.chars().take(500).collect()]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(body: &str) -> BTreeMap<String, Vec<String>> {
+        bad_request_messages(body.as_bytes())
+    }
+
+    #[test]
+    fn every_documented_error_shape_yields_field_messages() {
+        assert_eq!(
+            m(r#"{"errors": {"zip": ["bad zip"]}}"#),
+            BTreeMap::from([("zip".into(), vec!["bad zip".into()])])
+        );
+        assert_eq!(
+            m(r#"{"errors": ["one", "two"]}"#),
+            BTreeMap::from([(NON_FIELD.into(), vec!["one".into(), "two".into()])])
+        );
+        assert_eq!(
+            m(r#"{"petitionpage": {"name": ["Enter a valid 'slug'"]}}"#),
+            BTreeMap::from([("name".into(), vec!["Enter a valid 'slug'".into()])])
+        );
+        assert_eq!(
+            m(r#"{"page": "Unable to find a page for processing."}"#),
+            BTreeMap::from([(
+                "page".into(),
+                vec!["Unable to find a page for processing.".into()]
+            )])
+        );
+        assert_eq!(
+            m(r#"{"error": "The 'id' field does not allow filtering."}"#),
+            BTreeMap::from([(
+                NON_FIELD.into(),
+                vec!["The 'id' field does not allow filtering.".into()]
+            )])
+        );
+        assert_eq!(
+            m("The 'id' field does not allow filtering.\n"),
+            BTreeMap::from([(
+                NON_FIELD.into(),
+                vec!["The 'id' field does not allow filtering.".into()]
+            )])
+        );
+        assert!(m("").is_empty());
+    }
+}

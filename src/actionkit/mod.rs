@@ -4,15 +4,33 @@
 //! It caps requests in flight process-wide, retries reads that ActionKit says may
 //! succeed later, follows `meta.next`, batches with `__in` filters where the instance
 //! allows them (learned by [`Client::probe`]) and serializes writes per action.
+//!
+//! Files: `config.rs` (settings), `transport.rs` (one HTTP exchange: auth, cap,
+//! retries, deadline, tracing, status mapping), `pagination.rs` (collections and
+//! windows), `capabilities.rs` (the schema probe), `akid.rs`, `reads.rs`, `writes.rs`,
+//! `accounting.rs` (call counters), `wire.rs` (the collection envelope), `models.rs`.
 
+mod accounting;
+mod akid;
+mod capabilities;
+mod client;
+mod config;
 mod error;
 pub mod models;
+mod page_names;
+mod pagination;
+mod reads;
+mod transport;
+pub mod wire;
+mod writes;
 
-pub use error::Error;
+pub use accounting::{CallTotals, UpstreamCounter};
+pub use capabilities::Capabilities;
+pub use client::Client;
+pub use config::{ClientConfig, RetryPolicy};
+pub use error::{Error, NON_FIELD};
 pub use models::{
-    Action, ActionFilter, ActionId, ActionKind, CustomFields, FieldValue, Order, Page, PageId,
-    User, UserId, Window,
+    Action, ActionField, ActionFilter, ActionId, ActionKind, CustomFields, FieldValue, Order, Page,
+    PageId, User, UserId, Window,
 };
-
-mod client;
-pub use client::{Capabilities, Client, ClientConfig, RetryPolicy};
+pub use writes::MAX_FIELD_VALUE_BYTES;
