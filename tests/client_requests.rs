@@ -582,3 +582,40 @@ async fn check_credentials_reads_the_root() {
         Err(actionkit_graphql::actionkit::Error::Unauthorized)
     ));
 }
+
+#[tokio::test]
+async fn next_links_without_offset_or_total_are_walked_one_by_one() {
+    let server = MockServer::start().await;
+    catch_all(&server).await;
+    mount_schemas(&server, true).await;
+    // Page 1 has no total_count; its next link has no `_offset` either.
+    Mock::given(method("GET"))
+        .and(path("/rest/v1/action/"))
+        .and(raw_query("user__in=1&_limit=100"))
+        .respond_with(ok_json(json!({
+            "meta": {"limit": 2, "next": "/rest/v1/action/?user__in=1&page2=yes"},
+            "objects": [action_json(1, 1, json!({})), action_json(2, 1, json!({}))]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/v1/action/"))
+        .and(raw_query("user__in=1&page2=yes"))
+        .respond_with(ok_json(json!({
+            "meta": {"limit": 2, "next": null},
+            "objects": [action_json(3, 1, json!({}))]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    c.probe().await;
+    let got = c
+        .actions_of_users(&[UserId(1)], &ActionFilter::default(), 10)
+        .await
+        .unwrap()
+        .unwrap();
+    let ids: Vec<u64> = got[&UserId(1)].iter().map(|a| a.id.0).collect();
+    assert_eq!(ids, [1, 2, 3]);
+}

@@ -394,3 +394,19 @@ async fn one_debug_span_per_call_with_route_status_and_retries_but_no_email() {
         assert!(!logs.contains(secret), "{secret} leaked into logs:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_not_buffered_forever() {
+    let server = MockServer::start().await;
+    catch_all(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/rest/v1/user/1/"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b' '; 33 * 1024 * 1024]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    match client(&server).user(UserId(1)).await {
+        Err(Error::Decode { message, .. }) => assert!(message.contains("larger than"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}

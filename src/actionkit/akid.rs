@@ -106,4 +106,33 @@ mod tests {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn every_signed_akid_verifies_and_no_other_hash_does(
+            mailing in proptest::option::of(0u64..10_000_000),
+            user in 1u64..100_000_000,
+            secret in "[ -~]{1,64}",
+            other in "[A-Za-z0-9_-]{6}",
+        ) {
+            let secret = SecretString::from(secret);
+            let clear = match mailing {
+                Some(m) => format!("{m}.{user}"),
+                None => format!(".{user}"),
+            };
+            let good = format!("{clear}.{}", hash(&secret, &clear));
+            let parsed = parse(&good).expect("well-formed");
+            proptest::prop_assert_eq!(parsed.user, UserId(user));
+            proptest::prop_assert_eq!(parsed.mailing, mailing);
+            proptest::prop_assert!(verify(&secret, &parsed));
+            let forged = format!("{clear}.{other}");
+            let forged = parse(&forged).expect("well-formed");
+            proptest::prop_assert_eq!(verify(&secret, &forged), other == hash(&secret, &clear));
+        }
+
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,40}") {
+            let _ = parse(&s);
+        }
+    }
 }

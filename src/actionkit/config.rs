@@ -20,11 +20,11 @@ pub struct ClientConfig {
     pub username: String,
     /// The staff account's password. Never logged, never in an error.
     pub password: SecretString,
-    /// Time to open a TCP/TLS connection. Default 5 s.
+    /// Time to open a TCP/TLS connection. Default 3 s.
     pub connect_timeout: Duration,
     /// Timeout of one HTTP request (one attempt, body included). Default 10 s.
     pub request_timeout: Duration,
-    /// Deadline of one client operation, retries and pagination included. Default 20 s.
+    /// Deadline of one client operation, retries and pagination included. Default 15 s.
     pub operation_deadline: Duration,
     /// Requests in flight to the instance, process-wide (shared by clones of the client).
     /// ActionKit answers 429 to "too many simultaneous requests". Default 8.
@@ -48,9 +48,9 @@ impl ClientConfig {
             base_url,
             username: username.into(),
             password,
-            connect_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(10),
-            operation_deadline: Duration::from_secs(20),
+            operation_deadline: Duration::from_secs(15),
             max_in_flight: 8,
             retry: RetryPolicy::default(),
             akid_secret: None,
@@ -81,7 +81,7 @@ impl fmt::Debug for ClientConfig {
     }
 }
 
-/// Retries of idempotent requests: exponential backoff with full jitter, honouring
+/// Retries of idempotent requests: exponential backoff with jitter, honouring
 /// `Retry-After`, always within the operation deadline.
 ///
 /// The wait before retry `n` (1-based) is a random duration in
@@ -91,9 +91,9 @@ impl fmt::Debug for ClientConfig {
 pub struct RetryPolicy {
     /// Retries after the first attempt. Default 4.
     pub max_retries: u32,
-    /// Default 200 ms.
+    /// Default 100 ms.
     pub initial_backoff: Duration,
-    /// Default 5 s.
+    /// Default 2 s.
     pub max_backoff: Duration,
 }
 
@@ -101,8 +101,8 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_retries: 4,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
         }
     }
 }

@@ -151,4 +151,11 @@ mod tests {
         );
         assert!(m("").is_empty());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_is_read_without_panicking(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = bad_request_messages(&body);
+        }
+    }
 }

@@ -75,10 +75,14 @@ impl Client {
                 let limit = page.meta.limit.unwrap_or(got);
                 let offset = page.meta.offset.unwrap_or(0);
                 match (OffsetTemplate::parse(&next), page.meta.total_count) {
-                    (Some(template), Some(total)) if limit > 0 => Plan::Parallel {
-                        template,
-                        offsets: (offset + limit..total).step_by(limit as usize).collect(),
-                    },
+                    // (A `total_count` that says there is nothing after this page while
+                    // `next` says there is: trust `next`, walking it below.)
+                    (Some(template), Some(total)) if limit > 0 && offset + limit < total => {
+                        Plan::Parallel {
+                            template,
+                            offsets: (offset + limit..total).step_by(limit as usize).collect(),
+                        }
+                    }
                     (_, total) => Plan::Sequential {
                         next,
                         estimate: match total {

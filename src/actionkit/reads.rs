@@ -579,4 +579,14 @@ mod tests {
         );
         assert!(typed_resource(&ActionKind::Other("../x".into()), "action").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn encoded_values_decode_back_and_cannot_break_the_query(s in "\\PC{0,40}") {
+            let e = enc(&s);
+            proptest::prop_assert!(!e.contains(['&', '=', '+', '#', ' ', '?']));
+            let back = percent_encoding::percent_decode_str(&e).decode_utf8().expect("utf8");
+            proptest::prop_assert_eq!(back, s);
+        }
+    }
 }

@@ -90,6 +90,29 @@ enum Attempt {
     },
     /// The operation deadline passed.
     Deadline { sent: bool },
+    /// The body was longer than [`MAX_BODY_BYTES`].
+    TooLarge,
+}
+
+/// Largest response body read (a page of 100 actions is ~100 KB).
+pub(crate) const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// The body, or `None` once it passes [`MAX_BODY_BYTES`].
+async fn read_capped(mut resp: reqwest::Response) -> Result<Option<Bytes>, reqwest::Error> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
 }
 
 impl Transport {
@@ -217,6 +240,13 @@ impl Transport {
                     };
                     (None, None, e)
                 }
+                Attempt::TooLarge => {
+                    let e = Error::Decode {
+                        path: String::new(),
+                        message: format!("response body larger than {MAX_BODY_BYTES} bytes"),
+                    };
+                    return Err((None, retries, e));
+                }
                 Attempt::Deadline { sent } => {
                     let e = if sent && req.idempotency == Idempotency::Write {
                         Error::WriteOutcomeUnknown
@@ -287,13 +317,14 @@ impl Transport {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let body = resp.bytes().await?;
+            let body = read_capped(resp).await?;
             Ok::<_, reqwest::Error>((status, retry_after, body))
         };
         let outcome = tokio::time::timeout_at(request_deadline, exchange).await;
         drop(permit);
         match outcome {
-            Ok(Ok((status, retry_after, body))) => Attempt::Answer {
+            Ok(Ok((_, _, None))) => Attempt::TooLarge,
+            Ok(Ok((status, retry_after, Some(body)))) => Attempt::Answer {
                 status,
                 retry_after,
                 body,
