@@ -88,7 +88,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ACTIONKIT_PASSWORD", hide_env_values = true)]
     pub actionkit_password: Option<String>,
     /// The instance's AKID hash secret, to verify AKIDs without asking ActionKit.
-    #[arg(long, env = "ACTIONKIT_AKID_SECRET", hide_env_values = true)]
+    /// (`--akid-secret` is the embedded sandbox's own secret.)
+    #[arg(
+        id = "actionkit_akid_secret",
+        long = "actionkit-akid-secret",
+        env = "ACTIONKIT_AKID_SECRET",
+        hide_env_values = true
+    )]
     pub akid_secret: Option<String>,
     /// Client keys: comma-separated `name:scopes:sha256hex` (scopes read, write, self
     /// joined by `+`; the hash from `hash-key`).

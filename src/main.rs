@@ -188,6 +188,8 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
 
     actionkit_graphql::http::auth::startup_check(&config.security, args.sandbox)
         .map_err(anyhow::Error::msg)?;
+    // Dropping the embedded sandbox's handle stops it: kept until `serve` returns.
+    let mut _sandbox_handle = None;
     let upstream = if args.sandbox {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let sb = args.sandbox_config.clone();
@@ -199,8 +201,10 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
             sb.password,
             sb.users
         );
+        let upstream_url = url::Url::parse(&format!("http://{}", handle.addr))?;
+        _sandbox_handle = Some(handle);
         Upstream {
-            url: url::Url::parse(&format!("http://{}", handle.addr))?,
+            url: upstream_url,
             username: sb.username.clone(),
             password: SecretString::from(sb.password.clone()),
             // The embedded sandbox's own secret unless one is configured, so that
