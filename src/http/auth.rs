@@ -101,6 +101,9 @@ pub fn parse_keys(entries: &[String]) -> Result<Vec<ApiKey>, String> {
                 "API key entry {n}: the name must be 1 to 64 letters, digits, `-`, `_` or `.`"
             ));
         }
+        if matches!(name, "anonymous" | "nobody") {
+            return Err(format!("API key entry {n}: {name:?} is reserved"));
+        }
         let scopes = Scopes::parse(scopes.trim()).map_err(|e| format!("API key {name:?}: {e}"))?;
         let hash = unhex(&hash.trim().to_ascii_lowercase()).ok_or_else(|| {
             format!(
@@ -463,6 +466,7 @@ mod tests {
         assert!(parse_keys(&[format!("web:admin:{h}")]).is_err());
         assert!(parse_keys(&[format!("a:read:{h}"), format!("a:read:{h}")]).is_err());
         assert!(parse_keys(&[format!("bad name:read:{h}")]).is_err());
+        assert!(parse_keys(&[format!("anonymous:read:{h}")]).is_err());
         // The error never repeats the entry (which might be a key pasted by mistake).
         let err = parse_keys(&["supersecretkeymaterial".into()]).unwrap_err();
         assert!(!err.contains("supersecret"), "{err}");
