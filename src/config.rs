@@ -60,6 +60,42 @@ pub struct SecurityConfig {
     /// Requests a key may make at once before the sustained rate applies.
     pub rate_limit_burst: u32,
     pub trusted_documents: TrustedDocumentsConfig,
+    /// Bearer JWTs from an identity provider, besides API keys (off when absent).
+    pub jwt: Option<JwtConfig>,
+}
+
+/// JWT verification (RS256/ES256).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Required `aud`.
+    pub audience: Option<String>,
+    /// The provider's JWKS (https), re-read when a token names an unknown key.
+    pub jwks_url: Option<String>,
+    /// Or a local PEM public key, or a JWKS JSON file.
+    pub key_file: Option<std::path::PathBuf>,
+    /// Accepted algorithms: `RS256`, `ES256`.
+    pub algorithms: Vec<String>,
+    /// The claim holding scopes (space-separated string or array): read, write, self.
+    pub scopes_claim: String,
+    /// Clock skew allowed on `exp`/`nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig {
+            issuer: None,
+            audience: None,
+            jwks_url: None,
+            key_file: None,
+            algorithms: vec!["RS256".into(), "ES256".into()],
+            scopes_claim: "scope".into(),
+            leeway_secs: 30,
+        }
+    }
 }
 
 /// What to do with operations that are not in the trusted-documents manifest.
@@ -102,6 +138,7 @@ impl Default for SecurityConfig {
             rate_limit_per_minute: None,
             rate_limit_burst: 100,
             trusted_documents: TrustedDocumentsConfig::default(),
+            jwt: None,
         }
     }
 }
@@ -142,6 +179,15 @@ impl SecurityConfig {
                 "exempt_keys": td.exempt_keys,
                 "reload_interval_ms": td.reload_interval_ms,
             },
+            "jwt": self.jwt.as_ref().map(|j| serde_json::json!({
+                "issuer": j.issuer,
+                "audience": j.audience,
+                "jwks_url": j.jwks_url,
+                "key_file": j.key_file.as_ref().map(|p| p.display().to_string()),
+                "algorithms": j.algorithms,
+                "scopes_claim": j.scopes_claim,
+                "leeway_secs": j.leeway_secs,
+            })),
         })
     }
 }

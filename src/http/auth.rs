@@ -148,13 +148,14 @@ impl AuthFailure {
 /// Turns request headers into a [`Principal`].
 pub struct Authenticator {
     keys: Vec<ApiKey>,
+    jwt: Option<super::jwt::JwtVerifier>,
     anonymous: Scopes,
     akid_secret: Option<SecretString>,
     akid_header: HeaderName,
 }
 
 impl Authenticator {
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             if self.anonymous == Scopes::NONE {
                 return Err(AuthFailure::Missing);
@@ -170,17 +171,25 @@ impl Authenticator {
             })
             .filter(|t| !t.is_empty())
             .ok_or(AuthFailure::InvalidToken)?;
-        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        // Every key is compared, in constant time, whatever matches first.
-        let mut found: Option<&ApiKey> = None;
-        for key in &self.keys {
-            if bool::from(key.hash.ct_eq(&presented)) {
-                found = Some(key);
+        let mut principal = match &self.jwt {
+            Some(jwt) if super::jwt::looks_like_jwt(token) => {
+                let v = jwt.verify(token).await.ok_or(AuthFailure::InvalidToken)?;
+                Principal::new(format!("jwt:{}", v.subject), v.scopes)
             }
-        }
-        let key = found.ok_or(AuthFailure::InvalidToken)?;
-        let mut principal = Principal::new(key.name.clone(), key.scopes);
-        if key.scopes.member_only() {
+            _ => {
+                let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                // Every key is compared, in constant time, whatever matches first.
+                let mut found: Option<&ApiKey> = None;
+                for key in &self.keys {
+                    if bool::from(key.hash.ct_eq(&presented)) {
+                        found = Some(key);
+                    }
+                }
+                let key = found.ok_or(AuthFailure::InvalidToken)?;
+                Principal::new(key.name.clone(), key.scopes)
+            }
+        };
+        if principal.scopes.member_only() {
             let akid = headers
                 .get(&self.akid_header)
                 .and_then(|v| v.to_str().ok())
@@ -253,7 +262,7 @@ pub struct Security {
 /// Against a real instance (`sandbox == false`) that is read-only with
 /// `allow_anonymous_reads`, and a refusal to start without it.
 pub fn startup_check(config: &SecurityConfig, sandbox: bool) -> Result<(), String> {
-    let has_keys = config.api_keys.iter().any(|k| !k.trim().is_empty());
+    let has_keys = config.api_keys.iter().any(|k| !k.trim().is_empty()) || config.jwt.is_some();
     if !has_keys && !sandbox && !config.allow_anonymous_reads {
         return Err(
             "refusing to serve ActionKit data without client authentication: \
@@ -276,6 +285,11 @@ impl Security {
         akid_secret: Option<SecretString>,
     ) -> anyhow::Result<Security> {
         let keys = parse_keys(&config.api_keys).map_err(|e| anyhow::anyhow!(e))?;
+        let jwt = config
+            .jwt
+            .as_ref()
+            .map(super::jwt::JwtVerifier::from_config)
+            .transpose()?;
         if keys.iter().any(|k| k.scopes.member_only()) && akid_secret.is_none() {
             anyhow::bail!(
                 "a key has the `self` scope: set ACTIONKIT_AKID_SECRET so that members' AKIDs can be verified"
@@ -283,7 +297,7 @@ impl Security {
         }
         let anonymous = if config.allow_anonymous_reads {
             Scopes::READ
-        } else if !keys.is_empty() {
+        } else if !keys.is_empty() || jwt.is_some() {
             Scopes::NONE
         } else if mode == Mode::Development {
             Scopes::ALL
@@ -327,6 +341,7 @@ impl Security {
         Ok(Security {
             authenticator: Authenticator {
                 keys,
+                jwt,
                 anonymous,
                 akid_secret,
                 akid_header,
@@ -343,6 +358,7 @@ impl Security {
         Security {
             authenticator: Authenticator {
                 keys: Vec::new(),
+                jwt: None,
                 anonymous: Scopes::NONE,
                 akid_secret: None,
                 akid_header: HeaderName::from_static("x-akid"),
@@ -381,7 +397,7 @@ pub fn error_response(
 /// The `/graphql` guard: authenticate, rate-limit, check trusted documents, then run
 /// the handler with the principal in scope.
 pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: Next) -> Response {
-    let principal = match sec.authenticator.authenticate(req.headers()) {
+    let principal = match sec.authenticator.authenticate(req.headers()).await {
         Ok(p) => p,
         Err(failure) => {
             let mut resp = error_response(
@@ -472,19 +488,19 @@ mod tests {
         assert!(!err.contains("supersecret"), "{err}");
     }
 
-    #[test]
-    fn bearer_keys_authenticate() {
+    #[tokio::test]
+    async fn bearer_keys_authenticate() {
         let c = config(&[&format!("web:read:{}", hash_key("k1"))]);
         let sec = Security::from_config(&c, Mode::Production, None).unwrap();
         let a = &sec.authenticator;
-        let p = a.authenticate(&bearer("k1")).unwrap();
+        let p = a.authenticate(&bearer("k1")).await.unwrap();
         assert_eq!((&*p.name, p.scopes), ("web", Scopes::READ));
         assert_eq!(
-            a.authenticate(&bearer("k2")).unwrap_err(),
+            a.authenticate(&bearer("k2")).await.unwrap_err(),
             AuthFailure::InvalidToken
         );
         assert_eq!(
-            a.authenticate(&HeaderMap::new()).unwrap_err(),
+            a.authenticate(&HeaderMap::new()).await.unwrap_err(),
             AuthFailure::Missing
         );
         let mut basic = HeaderMap::new();
@@ -493,13 +509,13 @@ mod tests {
             HeaderValue::from_static("Basic azE="),
         );
         assert_eq!(
-            a.authenticate(&basic).unwrap_err(),
+            a.authenticate(&basic).await.unwrap_err(),
             AuthFailure::InvalidToken
         );
     }
 
-    #[test]
-    fn secure_by_default() {
+    #[tokio::test]
+    async fn secure_by_default() {
         // A real instance without keys does not start...
         assert!(startup_check(&config(&[]), false).is_err());
         assert!(Security::from_config(&config(&[]), Mode::Production, None).is_err());
@@ -511,13 +527,21 @@ mod tests {
         assert!(startup_check(&open_reads, false).is_ok());
         for mode in [Mode::Production, Mode::Development] {
             let sec = Security::from_config(&open_reads, mode, None).unwrap();
-            let p = sec.authenticator.authenticate(&HeaderMap::new()).unwrap();
+            let p = sec
+                .authenticator
+                .authenticate(&HeaderMap::new())
+                .await
+                .unwrap();
             assert_eq!(p.scopes, Scopes::READ);
         }
         // The sandbox is open.
         assert!(startup_check(&config(&[]), true).is_ok());
         let sec = Security::from_config(&config(&[]), Mode::Development, None).unwrap();
-        let p = sec.authenticator.authenticate(&HeaderMap::new()).unwrap();
+        let p = sec
+            .authenticator
+            .authenticate(&HeaderMap::new())
+            .await
+            .unwrap();
         assert_eq!(p.scopes, Scopes::ALL);
         assert!(sec.limiter.is_none());
         // `self` keys need the AKID secret.
@@ -525,13 +549,13 @@ mod tests {
         assert!(Security::from_config(&me, Mode::Production, None).is_err());
     }
 
-    #[test]
-    fn self_keys_need_a_verified_akid() {
+    #[tokio::test]
+    async fn self_keys_need_a_verified_akid() {
         let c = config(&[&format!("member:self:{}", hash_key("k"))]);
         let sec = Security::from_config(&c, Mode::Production, Some("s3cret".into())).unwrap();
         let mut h = bearer("k");
         assert_eq!(
-            sec.authenticator.authenticate(&h).unwrap_err(),
+            sec.authenticator.authenticate(&h).await.unwrap_err(),
             AuthFailure::MemberAkid
         );
         use base64::Engine as _;
@@ -541,10 +565,10 @@ mod tests {
             "x-akid",
             HeaderValue::from_str(&format!(".42.{}", &hash[..6])).unwrap(),
         );
-        let p = sec.authenticator.authenticate(&h).unwrap();
+        let p = sec.authenticator.authenticate(&h).await.unwrap();
         assert_eq!(p.member, Some(crate::actionkit::UserId(42)));
         h.insert("x-akid", HeaderValue::from_static(".43.abcdef"));
-        assert!(sec.authenticator.authenticate(&h).is_err());
+        assert!(sec.authenticator.authenticate(&h).await.is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod auth;
 mod graphiql;
 pub(crate) mod graphql;
 mod health;
+pub mod jwt;
 pub mod metrics;
 pub mod trusted;
 
