@@ -186,8 +186,6 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
         Mode::Production
     });
 
-    actionkit_graphql::http::auth::startup_check(&config.security, args.sandbox)
-        .map_err(anyhow::Error::msg)?;
     // Dropping the embedded sandbox's handle stops it: kept until `serve` returns.
     let mut _sandbox_handle = None;
     let upstream = if args.sandbox {
@@ -248,6 +246,9 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
         }
     };
 
+    // Before anything reaches ActionKit: no client authentication, no start.
+    actionkit_graphql::http::auth::startup_check(&config.security, args.sandbox)
+        .map_err(anyhow::Error::msg)?;
     let client_config = app::client_config(&config, upstream);
     let state = app::build_state(&config, client_config, mode).await?;
     match state.client.check_credentials().await {

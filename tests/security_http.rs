@@ -257,6 +257,16 @@ async fn trusted_documents_enforce_log_unknown_and_reload() {
         .as_str()
         .unwrap()
         .contains("PersistedQueryNotFound"));
+    // A repeated parameter cannot smuggle a second document past the check.
+    let resp = gw
+        .http
+        .get(url(&gw))
+        .bearer_auth(KEY)
+        .query(&[("query", KNOWN), ("query", UNKNOWN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
     // A document that does not match the hash it claims.
     let lying = json!({"query": UNKNOWN, "extensions": by_hash["extensions"]});
     let (status, _) = run(&gw, KEY, lying).await;

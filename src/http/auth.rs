@@ -151,7 +151,7 @@ pub struct Authenticator {
     jwt: Option<super::jwt::JwtVerifier>,
     anonymous: Scopes,
     akid_secret: Option<SecretString>,
-    akid_header: HeaderName,
+    pub akid_header: HeaderName,
 }
 
 impl Authenticator {

@@ -101,7 +101,7 @@ pub fn router(state: AppState) -> Router {
                 axum::http::header::AUTHORIZATION,
                 axum::http::header::CONTENT_TYPE,
                 axum::http::header::ACCEPT,
-                axum::http::HeaderName::from_static("x-akid"),
+                security.authenticator.akid_header.clone(),
             ])
             .max_age(Duration::from_secs(600)),
     )

@@ -183,6 +183,15 @@ impl TrustedDocuments {
             })?;
             match serde_json::from_slice::<Value>(&bytes) {
                 Ok(Value::Object(obj)) => Params::Body(obj),
+                // Fail closed: nothing but one checked operation gets through (should
+                // the handler ever accept batches, they would skip this check).
+                _ if self.mode == TrustedMode::Enforce => {
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::BadUserInput,
+                        "the body must be one JSON object with a trusted document",
+                    ))
+                }
                 // Not ours to judge: the handler answers malformed requests.
                 _ => return Ok(Request::from_parts(parts, Body::from(bytes))),
             }
@@ -191,6 +200,17 @@ impl TrustedDocuments {
             let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
+            // A repeated parameter could make the document checked here differ from
+            // the one the handler runs.
+            let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+            names.sort_unstable();
+            if names.windows(2).any(|w| w[0] == w[1]) {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    "a GraphQL parameter is given twice",
+                ));
+            }
             Params::Query(pairs)
         };
         let query = params.get("query");
