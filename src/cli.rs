@@ -88,14 +88,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ACTIONKIT_PASSWORD", hide_env_values = true)]
     pub actionkit_password: Option<String>,
     /// The instance's AKID hash secret, to verify AKIDs without asking ActionKit.
-    /// (`--akid-secret` is the embedded sandbox's own secret.)
-    #[arg(
-        id = "actionkit_akid_secret",
-        long = "actionkit-akid-secret",
-        env = "ACTIONKIT_AKID_SECRET",
-        hide_env_values = true
-    )]
-    pub akid_secret: Option<String>,
+    #[arg(long, env = "ACTIONKIT_AKID_SECRET", hide_env_values = true)]
+    pub actionkit_akid_secret: Option<String>,
     /// Client keys: comma-separated `name:scopes:sha256hex` (scopes read, write, self
     /// joined by `+`; the hash from `hash-key`).
     #[arg(long, env = "GATEWAY_API_KEYS", hide_env_values = true)]
@@ -166,7 +160,7 @@ impl ServeArgs {
         if let Some(p) = &self.actionkit_password {
             ak.password = Some(SecretString::from(p.clone()));
         }
-        if let Some(s) = &self.akid_secret {
+        if let Some(s) = &self.actionkit_akid_secret {
             ak.akid_secret = Some(SecretString::from(s.clone()));
         }
     }

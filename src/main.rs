@@ -186,8 +186,8 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
         Mode::Production
     });
 
-    // Dropping the embedded sandbox's handle stops it: kept until `serve` returns.
-    let mut _sandbox_handle = None;
+    // The embedded sandbox serves for as long as its handle lives.
+    let mut _sandbox = None;
     let upstream = if args.sandbox {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let sb = args.sandbox_config.clone();
@@ -199,19 +199,15 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
             sb.password,
             sb.users
         );
-        let upstream_url = url::Url::parse(&format!("http://{}", handle.addr))?;
-        _sandbox_handle = Some(handle);
+        let url = url::Url::parse(&format!("http://{}", handle.addr))?;
+        _sandbox = Some(handle);
         Upstream {
-            url: upstream_url,
+            url,
             username: sb.username.clone(),
             password: SecretString::from(sb.password.clone()),
-            // The embedded sandbox's own secret unless one is configured, so that
-            // `self` keys work against the demo data.
-            akid_secret: config
-                .actionkit
-                .akid_secret
-                .clone()
-                .or_else(|| Some(SecretString::from(sb.akid_secret.clone()))),
+            // The gateway verifies the sandbox's AKIDs locally, with the sandbox's secret,
+            // as it would with a real instance's.
+            akid_secret: Some(SecretString::from(sb.akid_secret.clone())),
         }
     } else {
         let ak = &config.actionkit;

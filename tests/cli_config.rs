@@ -1,4 +1,5 @@
 //! Configuration precedence and secrecy, through the real binary.
+#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 

@@ -247,3 +247,33 @@ async fn faults_from_flags() {
     .await;
     assert_eq!(statuses(&sb, 2).await, vec![429, 200]);
 }
+
+#[tokio::test]
+async fn a_dropped_handle_keeps_serving() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = actionkit_graphql::sandbox::spawn(config(), listener)
+        .await
+        .unwrap()
+        .addr;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = reqwest::Client::new()
+        .get(format!("http://{addr}/rest/v1/user/1/"))
+        .basic_auth("sandbox", Some("sandbox"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn handle_lifetime() {
+    let sb = start(config()).await;
+    let url = sb.url("/rest/v1/user/1/");
+    assert_eq!(sb.status("/rest/v1/user/1/").await.0, 200);
+    sb.handle.shutdown().await;
+    let fresh = reqwest::Client::new();
+    assert!(
+        fresh.get(&url).send().await.is_err(),
+        "stopped after shutdown()"
+    );
+}

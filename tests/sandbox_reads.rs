@@ -280,6 +280,12 @@ async fn trailing_slash_auth_and_404() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    let r = sb
+        .req(reqwest::Method::HEAD, "/rest/v1/user/1/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "HEAD is answered as GET");
 
     for path in [
         "/rest/v1/user/999999/",

@@ -44,3 +44,49 @@ fn small_demo_sizes_work() {
         assert_eq!(st.users.len(), n);
     }
 }
+
+#[tokio::test]
+#[ignore = "slow in debug builds; run with --release"]
+async fn hundred_thousand_users_over_http() {
+    use actionkit_graphql::sandbox::{spawn, SandboxConfig};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let t = Instant::now();
+    let h = spawn(
+        SandboxConfig {
+            users: 100_000,
+            ..SandboxConfig::default()
+        },
+        listener,
+    )
+    .await
+    .unwrap();
+    println!("spawn with 100k users: {:.2?}", t.elapsed());
+    let http = reqwest::Client::new();
+    for path in [
+        "/rest/v1/user/1/",
+        "/rest/v1/action/?user=2&_limit=100&_offset=3400",
+        "/rest/v1/action/?user__in=1,2,3,4,5&_limit=100",
+        "/rest/v1/petitionaction/?user=1&page__name=save-the-bees",
+        "/rest/v1/action/?page__name=save-the-bees&_limit=100",
+        "/rest/v1/action/?order_by=-created_at&_limit=100",
+        "/rest/v1/user/?email=rosa.delgado1@example.org",
+        "/rest/v1/user/?last_name__icontains=son",
+    ] {
+        let t = Instant::now();
+        let r = http
+            .get(format!("http://{}{path}", h.addr))
+            .basic_auth("sandbox", Some("sandbox"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        println!(
+            "{path}: total_count {} in {:.2?}",
+            v["meta"]["total_count"],
+            t.elapsed()
+        );
+    }
+    println!("RSS {} MB", rss_kb("VmRSS:") / 1024);
+    h.shutdown().await;
+}

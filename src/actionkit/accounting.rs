@@ -34,6 +34,8 @@ tokio::task_local! {
 pub struct UpstreamCounter {
     calls: AtomicU64,
     retries: AtomicU64,
+    /// Time spent in upstream calls, summed over calls (parallel calls add up).
+    micros: AtomicU64,
 }
 
 impl UpstreamCounter {
@@ -52,6 +54,12 @@ impl UpstreamCounter {
         self.retries.load(Ordering::Relaxed)
     }
 
+    /// Time spent in upstream calls (retries and backoff included), summed over calls:
+    /// calls made in parallel each add their own time.
+    pub fn upstream_time(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.micros.load(Ordering::Relaxed))
+    }
+
     /// Runs `fut` with this counter as the current one: every upstream request the
     /// client sends from within `fut` (in this task) is counted here as well as in the
     /// client's totals. Scopes nest; the innermost counter wins.
@@ -65,6 +73,12 @@ impl UpstreamCounter {
             self.retries.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Records the time one upstream call took, in the scoped counter, if any.
+pub(crate) fn record_time(elapsed: std::time::Duration) {
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    let _ = CURRENT.try_with(|c| c.micros.fetch_add(micros, Ordering::Relaxed));
 }
 
 /// A snapshot of the client's process-wide totals.

@@ -42,6 +42,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// A fixed, low-cardinality name of the error kind (for metrics labels).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Transport(_) => "transport",
+            Error::Timeout => "timeout",
+            Error::RateLimited => "rate_limited",
+            Error::NotFound => "not_found",
+            Error::Unauthorized => "unauthorized",
+            Error::BadRequest { .. } => "bad_request",
+            Error::InvalidInput(_) => "invalid_input",
+            Error::Status { .. } => "status",
+            Error::Decode { .. } => "decode",
+            Error::WriteOutcomeUnknown => "write_outcome_unknown",
+        }
+    }
+
     /// True when the same read may succeed if tried again later.
     pub fn is_transient(&self) -> bool {
         matches!(

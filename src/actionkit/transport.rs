@@ -39,6 +39,22 @@ pub(crate) enum Idempotency {
     Write,
 }
 
+/// Counts a call in `gateway_upstream_in_flight` for as long as it lives.
+struct InFlightGauge;
+
+impl InFlightGauge {
+    fn new() -> Self {
+        metrics::gauge!("gateway_upstream_in_flight").increment(1.0);
+        InFlightGauge
+    }
+}
+
+impl Drop for InFlightGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("gateway_upstream_in_flight").decrement(1.0);
+    }
+}
+
 /// One request to send.
 pub(crate) struct Request<'a> {
     pub method: Method,
@@ -193,6 +209,24 @@ impl Transport {
         }
         span.record("upstream.retries", retries);
         span.record("duration_ms", started.elapsed().as_millis() as u64);
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err((_, _, e)) => e.kind(),
+        };
+        metrics::counter!(
+            "gateway_upstream_requests_total",
+            "route" => req.route,
+            "method" => req.method.as_str().to_owned(),
+            "outcome" => outcome
+        )
+        .increment(1);
+        metrics::histogram!("gateway_upstream_request_duration_seconds", "route" => req.route)
+            .record(started.elapsed().as_secs_f64());
+        accounting::record_time(started.elapsed());
+        if retries > 0 {
+            metrics::counter!("gateway_upstream_retries_total", "route" => req.route)
+                .increment(u64::from(retries));
+        }
         span.in_scope(|| match &result {
             Ok(_) => tracing::debug!("upstream call done"),
             Err((_, _, e)) => tracing::debug!(error = %e, "upstream call failed"),
@@ -296,6 +330,7 @@ impl Transport {
             Err(_) => return Attempt::Deadline { sent: false },
         };
         accounting::record(&self.totals, is_retry);
+        let _in_flight = InFlightGauge::new();
 
         let url = format!("{}{}", self.base, req.path);
         let mut builder = self

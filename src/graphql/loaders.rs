@@ -3,13 +3,15 @@
 //! the fewest client calls the instance allows.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::actionkit::{
-    self, Action, ActionFilter, ActionId, Client, Page, PageId, User, UserId, Window,
+    self, Action, ActionFilter, ActionId, Client, Page, PageId, UpstreamCounter, User, UserId,
+    Window,
 };
 
 /// Pages are few and change rarely: one cache for the whole process, with a TTL.
@@ -83,6 +85,7 @@ impl Loader<ActionId> for ActionLoader {
 pub struct PageLoader {
     pub client: Client,
     pub cache: PageCache,
+    pub hits: Arc<AtomicU64>,
 }
 
 impl Loader<PageId> for PageLoader {
@@ -101,8 +104,9 @@ impl Loader<PageId> for PageLoader {
                 None => missing.push(*key),
             }
         }
-        metrics::counter!("gateway_page_cache_total", "result" => "hit")
-            .increment((keys.len() - missing.len()) as u64);
+        let hits = (keys.len() - missing.len()) as u64;
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        metrics::counter!("gateway_page_cache_total", "result" => "hit").increment(hits);
         metrics::counter!("gateway_page_cache_total", "result" => "miss")
             .increment(missing.len() as u64);
         let fetched = match missing.as_slice() {
@@ -207,6 +211,10 @@ impl UserActionsLoader {
 
 /// The loaders of one GraphQL request.
 pub struct Loaders {
+    /// The upstream calls of this request (loads run in spawned tasks, each scoped to it).
+    pub upstream: Arc<UpstreamCounter>,
+    /// Pages this request found in the process-wide cache.
+    pub page_cache_hits: Arc<AtomicU64>,
     pub users: DataLoader<UserLoader>,
     pub actions: DataLoader<ActionLoader>,
     pub pages: DataLoader<PageLoader>,
@@ -216,25 +224,40 @@ pub struct Loaders {
 impl Loaders {
     /// Builds the loaders for one request; nothing here outlives it but the page cache.
     pub fn new(client: &Client, pages: &PageCache, delay: Duration) -> Self {
+        let upstream = UpstreamCounter::new();
+        let page_cache_hits = Arc::new(AtomicU64::new(0));
+        // Loads run in spawned tasks; each is scoped to this request's counter so that
+        // its upstream calls are accounted to the operation that caused them.
+        let spawner = |counter: Arc<UpstreamCounter>| {
+            move |fut: futures::future::BoxFuture<'static, ()>| {
+                let counter = counter.clone();
+                tokio::spawn(async move { counter.scope(fut).await })
+            }
+        };
         Loaders {
-            users: DataLoader::new(UserLoader(client.clone()), tokio::spawn).delay(delay),
-            actions: DataLoader::new(ActionLoader(client.clone()), tokio::spawn).delay(delay),
+            users: DataLoader::new(UserLoader(client.clone()), spawner(upstream.clone()))
+                .delay(delay),
+            actions: DataLoader::new(ActionLoader(client.clone()), spawner(upstream.clone()))
+                .delay(delay),
             pages: DataLoader::new(
                 PageLoader {
                     client: client.clone(),
                     cache: pages.clone(),
+                    hits: page_cache_hits.clone(),
                 },
-                tokio::spawn,
+                spawner(upstream.clone()),
             )
             .delay(delay),
             // Cached within the request so that `user(id:)` can start the actions
             // read alongside the user and the `actions` field finds it done.
             user_actions: DataLoader::with_cache(
                 UserActionsLoader(client.clone()),
-                tokio::spawn,
+                spawner(upstream.clone()),
                 HashMapCache::default(),
             )
             .delay(delay),
+            upstream,
+            page_cache_hits,
         }
     }
 }

@@ -447,6 +447,12 @@ fn dispatch(
     body: &[u8],
 ) -> Response {
     let segs: Vec<&str> = segs.iter().map(|s| s.as_str()).collect();
+    // HEAD is answered as GET (hyper sends no body for it).
+    let method = if *method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     if segs.is_empty() {
         if method != Method::GET {
             return not_allowed(&["get"]);
@@ -1387,7 +1393,7 @@ fn process_action(ctx: &Ctx, body: &[u8]) -> Response {
         .strings
         .intern(&get("source").unwrap_or_else(|| "restful_api".into()));
     let ip = get("ip_address").unwrap_or_else(|| ctx.peer.ip().to_string());
-    let ip = st.strings.intern(&ip);
+    let ip = Ip::parse(&mut st, &ip);
     let amount_cents = get("amount")
         .and_then(|a| a.parse::<f64>().ok())
         .map(|a| (a * 100.0).round().max(0.0) as u32)
@@ -1406,7 +1412,7 @@ fn process_action(ctx: &Ctx, body: &[u8]) -> Response {
         updated_at: now + 31_000,
         status: complete,
         source,
-        ip_address: Some(ip),
+        ip_address: ip,
         referring_user,
         mailing,
         taf_emails_sent: None,

@@ -136,16 +136,23 @@ pub struct SandboxConfig {
     /// The staff password the sandbox accepts.
     #[arg(long = "password", env = "SANDBOX_PASSWORD", default_value = "sandbox")]
     pub password: String,
-    /// The AKID hash secret (give the gateway the same one to verify AKIDs locally).
+    /// The sandbox's AKID hash secret (give the gateway the same one to verify AKIDs
+    /// locally). Named `--sandbox-akid-secret`: `serve` has the gateway's own
+    /// `--akid-secret` and flattens these flags beside it.
     #[arg(
-        long = "akid-secret",
+        id = "sandbox_akid_secret",
+        long = "sandbox-akid-secret",
         env = "SANDBOX_AKID_SECRET",
         default_value = "sandbox-akid-secret"
     )]
     pub akid_secret: String,
     /// Scheme and host used in absolute `Location` headers (e.g. `https://act.example.org`);
     /// default: `http://` + the request's `Host` header.
-    #[arg(long = "public-url", env = "SANDBOX_PUBLIC_URL")]
+    #[arg(
+        id = "sandbox_public_url",
+        long = "sandbox-public-url",
+        env = "SANDBOX_PUBLIC_URL"
+    )]
     pub public_url: Option<String>,
     /// Faults injected from the start (changeable at runtime via `POST /__sandbox/faults`).
     #[command(flatten)]
@@ -170,7 +177,8 @@ impl Default for SandboxConfig {
     }
 }
 
-/// A running sandbox.
+/// A running sandbox. Dropping the handle leaves it serving (in the background, for the
+/// life of the runtime); [`SandboxHandle::shutdown`] stops it.
 pub struct SandboxHandle {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -215,8 +223,12 @@ pub async fn spawn(
         .map_err(std::io::Error::other)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
+        // Only an explicit `shutdown()` stops the server: a dropped handle (callers often
+        // keep just `addr`) drops the sender, and that must not.
         let shutdown = async {
-            let _ = rx.await;
+            if rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
         };
         if let Err(e) = run(app, listener, shutdown).await {
             tracing::error!(error = %e, "sandbox server stopped");
@@ -254,6 +266,43 @@ mod tests {
         sandbox: SandboxConfig,
     }
 
+    /// `serve` flattens the sandbox flags beside the gateway's own: no clash allowed.
+    #[derive(Parser)]
+    struct ServeLike {
+        #[arg(long)]
+        sandbox: bool,
+        #[arg(long)]
+        listen: Option<String>,
+        #[arg(long)]
+        mode: Option<String>,
+        #[arg(long, env = "ACTIONKIT_AKID_SECRET")]
+        akid_secret: Option<String>,
+        #[arg(long)]
+        actionkit_username: Option<String>,
+        #[arg(long)]
+        actionkit_url: Option<String>,
+        #[command(flatten)]
+        sandbox_config: SandboxConfig,
+    }
+
+    #[test]
+    fn flags_do_not_clash_with_the_gateways() {
+        use clap::CommandFactory;
+        ServeLike::command().debug_assert();
+        let s = ServeLike::try_parse_from([
+            "x",
+            "--sandbox",
+            "--akid-secret",
+            "gw",
+            "--sandbox-akid-secret",
+            "sb",
+        ])
+        .unwrap();
+        assert!(s.sandbox);
+        assert_eq!(s.akid_secret.as_deref(), Some("gw"));
+        assert_eq!(s.sandbox_config.akid_secret, "sb");
+    }
+
     #[test]
     fn flags_parse_and_defaults_match() {
         let c = Cli::try_parse_from(["x"]).unwrap().sandbox;
@@ -289,7 +338,7 @@ mod tests {
             "0.25",
             "--fault-burst-429",
             "3",
-            "--akid-secret",
+            "--sandbox-akid-secret",
             "s3",
             "--max-concurrent",
             "4",

@@ -448,6 +448,18 @@ fn candidates(st: &Store, res: Res, conds: &[Cond]) -> Vec<u32> {
             .iter()
             .find(|c| c.path.len() == 1 && c.path[0] == name)
     };
+    // An exact `rel__field=<string>` condition's value.
+    let by_rel = |rel: &str, field: &str| {
+        conds
+            .iter()
+            .find(|c| {
+                c.path.len() == 2 && c.path[0] == rel && c.path[1] == field && c.op == "exact"
+            })
+            .and_then(|c| match c.lits.first() {
+                Some(Lit::Str(s)) => Some(s.clone()),
+                _ => None,
+            })
+    };
     let mut ids: Option<Vec<u32>> = None;
     if let Some(ids_) = by("id").and_then(ids_of) {
         ids = Some(ids_);
@@ -460,6 +472,22 @@ fn candidates(st: &Store, res: Res, conds: &[Cond]) -> Vec<u32> {
                     .flatten()
                     .copied()
                     .collect(),
+            );
+        } else if let Some(u) = by_rel("user", "email") {
+            // `user__email=<addr>`: through the email index.
+            ids = Some(
+                st.user_by_email(&u)
+                    .and_then(|u| st.user_actions.get((u as usize).wrapping_sub(1)))
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        } else if let Some(p) = by_rel("page", "name") {
+            // `page__name=<name>`: through the page-name index.
+            ids = Some(
+                st.page_by_name(&p)
+                    .and_then(|p| st.page_actions.get((p as usize).wrapping_sub(1)))
+                    .cloned()
+                    .unwrap_or_default(),
             );
         } else if let Some(pages) = by("page").and_then(ids_of) {
             ids = Some(

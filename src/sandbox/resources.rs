@@ -492,7 +492,11 @@ pub fn value<'a>(st: &'a Store, res: Res, id: u32, field: &str) -> Option<Val<'a
                 "status" => s(st.sym(a.status)),
                 "source" => s(st.sym(a.source)),
                 "type" => s(st.action_type(a).name()),
-                "ip_address" => a.ip_address.map(|x| s(st.sym(x))).unwrap_or(Val::Null),
+                "ip_address" => a
+                    .ip_address
+                    .render(st)
+                    .map(|x| Val::Str(x.into()))
+                    .unwrap_or(Val::Null),
                 "mailing" => opt_int(a.mailing),
                 "referring_user" => opt_int(a.referring_user),
                 "taf_emails_sent" => opt_int(a.taf_emails_sent),
@@ -796,7 +800,8 @@ pub fn render_action(st: &Store, id: u32, typed: bool) -> Value {
     m.insert(
         "ip_address".into(),
         a.ip_address
-            .map(|x| json!(st.sym(x)))
+            .render(st)
+            .map(Value::String)
             .unwrap_or(Value::Null),
     );
     m.insert("link".into(), Value::Null);

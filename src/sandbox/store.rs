@@ -4,17 +4,58 @@
 //! (their slot is marked) so ids are never reused.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use sha2::{Digest, Sha256};
 
 /// An interned string.
 pub type Sym = u32;
 
+/// A fast non-cryptographic hasher (FxHash) for the interner: keys are our own strings.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for b in chunks.remainder() {
+            self.add(*b as u64);
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
 /// Interned strings: each distinct value is stored once.
 #[derive(Default)]
 pub struct Interner {
     strings: Vec<Box<str>>,
-    map: HashMap<Box<str>, Sym>,
+    map: FxMap<Box<str>, Sym>,
 }
 
 impl Interner {
@@ -149,6 +190,31 @@ pub struct User {
     pub phones: Vec<u32>,
 }
 
+/// An action's IP address: IPv4 packed (the seed's), or any other text interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ip {
+    None,
+    V4([u8; 4]),
+    Text(Sym),
+}
+
+impl Ip {
+    pub fn parse(st: &mut Store, s: &str) -> Ip {
+        match s.parse::<std::net::Ipv4Addr>() {
+            Ok(a) => Ip::V4(a.octets()),
+            Err(_) => Ip::Text(st.strings.intern(s)),
+        }
+    }
+
+    pub fn render(self, st: &Store) -> Option<String> {
+        match self {
+            Ip::None => None,
+            Ip::V4([a, b, c, d]) => Some(format!("{a}.{b}.{c}.{d}")),
+            Ip::Text(s) => Some(st.sym(s).to_string()),
+        }
+    }
+}
+
 pub const FLAG_CREATED_USER: u8 = 1;
 pub const FLAG_SUBSCRIBED_USER: u8 = 2;
 pub const FLAG_IS_FORWARDED: u8 = 4;
@@ -161,7 +227,7 @@ pub struct Action {
     pub updated_at: i64,
     pub status: Sym,
     pub source: Sym,
-    pub ip_address: Option<Sym>,
+    pub ip_address: Ip,
     pub referring_user: Option<u32>,
     pub mailing: Option<u32>,
     pub taf_emails_sent: Option<u32>,

@@ -1,5 +1,6 @@
 //! Spawns a sandbox and a gateway on 127.0.0.1:0 and talks to both over HTTP.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 
@@ -28,8 +29,8 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub sandbox: SocketAddr,
     pub http: reqwest::Client,
-    /// Kept alive: dropping the handle stops the sandbox.
-    _sandbox_handle: sandbox::SandboxHandle,
+    /// Keeps the sandbox serving (dropping the handle stops it).
+    _sandbox: sandbox::SandboxHandle,
 }
 
 /// A gateway in development mode over a fresh sandbox started with `flags`.
@@ -67,7 +68,7 @@ pub async fn spawn_mode(
         addr: gw.addr,
         sandbox: handle.addr,
         http: reqwest::Client::new(),
-        _sandbox_handle: handle,
+        _sandbox: handle,
     })
 }
 
