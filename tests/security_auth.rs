@@ -310,3 +310,30 @@ async fn a_self_write_key_changes_only_its_members_actions() {
         "another member's action changed"
     );
 }
+
+#[tokio::test]
+async fn failed_authentications_are_slowed_down_per_address() {
+    let gw = keyed().await;
+    let wrong = bearer("guess-0000");
+    let mut statuses = Vec::new();
+    for _ in 0..31 {
+        let (status, _, _) = gw
+            .post_json(&[("authorization", &wrong)], json!({"query": USER_1}))
+            .await;
+        statuses.push(status);
+    }
+    assert!(statuses[..30].iter().all(|s| *s == 401), "{statuses:?}");
+    let (status, headers, body) = gw
+        .post_json(&[("authorization", &wrong)], json!({"query": USER_1}))
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    // A valid key from the same address is not affected.
+    let (status, _, _) = gw
+        .post_json(
+            &[("authorization", &bearer(READ_KEY))],
+            json!({"query": USER_1}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}

@@ -253,6 +253,8 @@ impl RateLimiter {
 pub struct Security {
     pub authenticator: Authenticator,
     pub limiter: Option<RateLimiter>,
+    /// Failed authentications per client address (a bucket of 30, 30 a minute).
+    pub failures: RateLimiter,
     pub trusted: Option<Arc<TrustedDocuments>>,
     pub max_body_bytes: usize,
     pub cors_origins: Vec<HeaderValue>,
@@ -347,6 +349,7 @@ impl Security {
                 akid_header,
             },
             limiter,
+            failures: RateLimiter::new(30, 30),
             trusted,
             max_body_bytes: config.max_body_bytes,
             cors_origins,
@@ -364,6 +367,7 @@ impl Security {
                 akid_header: HeaderName::from_static("x-akid"),
             },
             limiter: None,
+            failures: RateLimiter::new(30, 30),
             trusted: None,
             max_body_bytes: 256 * 1024,
             cors_origins: Vec::new(),
@@ -394,12 +398,34 @@ pub fn error_response(
     resp
 }
 
+/// A 429 answer with `Retry-After` in whole seconds (at least 1).
+fn too_many(headers: &HeaderMap, wait: Duration, message: &str) -> Response {
+    let mut resp = error_response(
+        headers,
+        StatusCode::TOO_MANY_REQUESTS,
+        RATE_LIMITED,
+        message,
+    );
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    resp
+}
+
 /// The `/graphql` guard: authenticate, rate-limit, check trusted documents, then run
 /// the handler with the principal in scope.
 pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: Next) -> Response {
     let principal = match sec.authenticator.authenticate(req.headers()).await {
         Ok(p) => p,
         Err(failure) => {
+            // Guessing keys from one address is slowed down; the first failures are
+            // answered as usual.
+            if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+                let bucket: Arc<str> = format!("failed@{}", addr.ip()).into();
+                if let Err(wait) = sec.failures.check(&bucket, Instant::now()) {
+                    return too_many(req.headers(), wait, "too many failed authentications");
+                }
+            }
             let mut resp = error_response(
                 req.headers(),
                 StatusCode::UNAUTHORIZED,
@@ -428,16 +454,11 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: N
         };
         if let Err(wait) = limiter.check(&bucket, Instant::now()) {
             tracing::info!(caller = %principal.name, "rate limit reached");
-            let mut resp = error_response(
+            return too_many(
                 req.headers(),
-                StatusCode::TOO_MANY_REQUESTS,
-                RATE_LIMITED,
+                wait,
                 "too many requests for this key; retry after the time in Retry-After",
             );
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            return resp;
         }
     }
     let req = match &sec.trusted {
