@@ -26,10 +26,6 @@ use crate::config::{Mode, SecurityConfig};
 use crate::graphql::access::{self, Principal, Scopes};
 use crate::graphql::ErrorCode;
 
-/// `extensions.code` of a 429 answer. Not in `ErrorCode`: it is the gateway's own
-/// limit, not ActionKit's (`UPSTREAM_RATE_LIMITED`).
-pub const RATE_LIMITED: &str = "RATE_LIMITED";
-
 /// The SHA-256 of a key, in lowercase hex: what `GATEWAY_API_KEYS` stores.
 pub fn hash_key(key: &str) -> String {
     hex(&Sha256::digest(key.trim().as_bytes()))
@@ -403,7 +399,7 @@ fn too_many(headers: &HeaderMap, wait: Duration, message: &str) -> Response {
     let mut resp = error_response(
         headers,
         StatusCode::TOO_MANY_REQUESTS,
-        RATE_LIMITED,
+        ErrorCode::RateLimited.as_str(),
         message,
     );
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
