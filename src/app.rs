@@ -48,6 +48,11 @@ pub async fn build_state(
     client_config: ClientConfig,
     mode: Mode,
 ) -> anyhow::Result<AppState> {
+    let security = crate::http::auth::Security::from_config(
+        &config.security,
+        mode,
+        client_config.akid_secret.clone(),
+    )?;
     let client = Client::new(client_config).context("cannot build the ActionKit client")?;
     client.probe().await;
     let settings = GraphqlSettings {
@@ -55,6 +60,12 @@ pub async fn build_state(
         introspection: mode == Mode::Development,
         max_depth: config.graphql.max_depth,
         max_complexity: config.graphql.max_complexity,
+        limits: crate::graphql::limits::Limits {
+            max_tokens: config.security.max_tokens,
+            max_aliases: config.security.max_aliases,
+            max_directives: config.security.max_directives,
+            expose: mode == Mode::Development,
+        },
     };
     let schema = build_schema(Some(client.clone()), &settings);
     let pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
@@ -64,7 +75,8 @@ pub async fn build_state(
         pages,
         settings.loader_delay,
         config.graphql.operation_deadline(),
-    ))
+    )
+    .with_security(security))
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves.
@@ -73,7 +85,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The peer address keys anonymous callers' rate limit.
+    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

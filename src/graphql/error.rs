@@ -18,6 +18,9 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     UpstreamTimeout,
     UpstreamRateLimited,
+    /// The caller ran out of its own request budget at the gateway (HTTP 429); kept
+    /// apart from `UPSTREAM_RATE_LIMITED`, which is ActionKit's limit.
+    RateLimited,
     Internal,
 }
 
@@ -31,6 +34,7 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             ErrorCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             ErrorCode::UpstreamRateLimited => "UPSTREAM_RATE_LIMITED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -1,7 +1,9 @@
 //! The GraphQL schema over the ActionKit client: types, request-scoped loaders, and
 //! the mapping of errors to the closed list of codes.
 
+pub mod access;
 pub mod error;
+pub mod limits;
 pub mod loaders;
 mod mutation;
 mod query;
@@ -34,6 +36,8 @@ pub struct GraphqlSettings {
     pub introspection: bool,
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Tokens, aliases, directives (see [`limits`]).
+    pub limits: limits::Limits,
 }
 
 impl Default for GraphqlSettings {
@@ -42,7 +46,8 @@ impl Default for GraphqlSettings {
             loader_delay: Duration::from_micros(500),
             introspection: true,
             max_depth: 10,
-            max_complexity: 2_000,
+            max_complexity: 10_000,
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -53,7 +58,9 @@ pub fn build_schema(client: Option<Client>, settings: &GraphqlSettings) -> Gatew
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .limit_depth(settings.max_depth)
         .limit_complexity(settings.max_complexity)
-        .extension(ExecutionMarker);
+        .extension(ExecutionMarker)
+        .extension(access::AccessExtension)
+        .extension(limits::LimitsExtension(settings.limits));
     if !settings.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
