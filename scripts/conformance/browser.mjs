@@ -225,6 +225,14 @@ try {
       .then(() => true)
       .catch(() => false);
     check(shownField, `the docs for ${rootName} list the field user`);
+    // Field arguments come from the second introspection step (see graphiql.rs).
+    const argument = explorer.locator('.graphiql-doc-explorer-argument-name', { hasText: /^akid$/ });
+    const shownArgument = await argument
+      .first()
+      .waitFor({ state: 'visible' })
+      .then(() => true)
+      .catch(() => false);
+    check(shownArgument, 'the docs list the arguments of user (akid)');
   }
 
   mkdirSync(artifacts, { recursive: true });

@@ -35,14 +35,17 @@ const JS: &str = include_str!("../../assets/graphiql/graphiql.min.js");
 const REACT: &str = include_str!("../../assets/graphiql/react.production.min.js");
 const REACT_DOM: &str = include_str!("../../assets/graphiql/react-dom.production.min.js");
 
-/// The introspection query GraphiQL sends to build its docs explorer and completion.
+/// The introspection GraphiQL uses for its docs explorer and completion, in two steps
+/// that each stay within the gateway's default depth limit (8).
 ///
-/// GraphiQL's own (graphql-js `getIntrospectionQuery`) is 15 fields deep, mostly for
-/// type references wrapped up to 9 times; the gateway's depth limit (10 by default)
-/// refuses it. This one asks the same questions with type references followed 4
-/// wrappers deep, enough for every type in our schema (the deepest is `[X!]!`, 3
-/// wrappers), and stays within depth 10. Tests check both claims (the depth here, the
-/// wrappers in `tests/gateway_http.rs` against the schema).
+/// GraphiQL's own query (graphql-js `getIntrospectionQuery`) is 15 fields deep, mostly
+/// for type references followed through up to 9 wrappers, and the depth limit refuses
+/// it. Here type references are followed 3 wrappers deep, enough for every type in our
+/// schema (the deepest is `[X!]!`). Field arguments sit one level deeper than the rest
+/// under `__schema { types }`, so step 1 leaves them out and step 2 asks for them per
+/// type through `__type(name:)`, which is one level shallower ([`ARGS_SELECTION`],
+/// a few types per request, within the alias limit). Tests check the depths against
+/// the default limits and the wrappers against the schema.
 pub const INTROSPECTION_QUERY: &str = "query IntrospectionQuery {
   __schema {
     queryType { name }
@@ -55,7 +58,7 @@ pub const INTROSPECTION_QUERY: &str = "query IntrospectionQuery {
 fragment FullType on __Type {
   kind name description specifiedByURL
   fields(includeDeprecated: true) {
-    name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason
+    name description type { ...TypeRef } isDeprecated deprecationReason
   }
   inputFields { ...InputValue }
   interfaces { ...TypeRef }
@@ -64,9 +67,23 @@ fragment FullType on __Type {
 }
 fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
 fragment TypeRef on __Type {
-  kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } }
+  kind name ofType { kind name ofType { kind name ofType { kind name } } }
 }
 ";
+
+/// Step 2: the arguments of one type's fields, as `tN: __type(name: "…") { … }`.
+pub const ARGS_SELECTION: &str = "fields(includeDeprecated: true) { name args { ...InputValue } }";
+
+/// The fragments step 2 uses.
+pub const ARGS_FRAGMENTS: &str = "
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name ofType { kind name ofType { kind name ofType { kind name } } }
+}
+";
+
+/// Types per step-2 request (aliases; the gateway allows 15 by default).
+const ARGS_TYPES_PER_REQUEST: usize = 10;
 
 /// What the headers editor holds for `Authorization` until someone pastes a key.
 ///
@@ -93,6 +110,9 @@ fn bootstrap_script() -> String {
 (function () {{
   var PLACEHOLDER = {placeholder};
   var INTROSPECTION = {introspection};
+  var ARGS_SELECTION = {args_selection};
+  var ARGS_FRAGMENTS = {args_fragments};
+  var ARGS_PER_REQUEST = {args_per_request};
   // Drops an Authorization header that is still the placeholder, empty, or a bare
   // "Bearer", so the preset slot never sends a wrong credential.
   function withoutPlaceholder(headers) {{
@@ -117,13 +137,40 @@ fn bootstrap_script() -> String {
     enableIncrementalDelivery: false,
     headers: {{ accept: accept }},
     fetch: gatewayFetch,
-    // GraphiQL's own introspection query is deeper than the gateway's depth limit.
+    // GraphiQL's own introspection query is deeper than the gateway's depth limit;
+    // this asks the same in two shallower steps (see INTROSPECTION_QUERY).
     schemaFetcher: function (params, opts) {{
-      return gatewayFetch(url, {{
-        method: 'POST',
-        headers: Object.assign({{ 'content-type': 'application/json', accept: accept }}, opts && opts.headers),
-        body: JSON.stringify({{ query: INTROSPECTION, operationName: 'IntrospectionQuery' }}),
-      }}).then(function (res) {{ return res.json(); }});
+      function post(query, operationName) {{
+        return gatewayFetch(url, {{
+          method: 'POST',
+          headers: Object.assign({{ 'content-type': 'application/json', accept: accept }}, opts && opts.headers),
+          body: JSON.stringify({{ query: query, operationName: operationName }}),
+        }}).then(function (res) {{ return res.json(); }});
+      }}
+      return post(INTROSPECTION, 'IntrospectionQuery').then(function (result) {{
+        if (!result || !result.data || result.errors) return result;
+        var types = result.data.__schema.types.filter(function (t) {{ return t.fields && t.fields.length; }});
+        types.forEach(function (t) {{ t.fields.forEach(function (f) {{ f.args = []; }}); }});
+        var chunks = [];
+        for (var i = 0; i < types.length; i += ARGS_PER_REQUEST) chunks.push(types.slice(i, i + ARGS_PER_REQUEST));
+        return chunks.reduce(function (done, chunk) {{
+          return done.then(function (failed) {{
+            if (failed) return failed;
+            var query = 'query IntrospectionArguments {{' + chunk.map(function (t, j) {{
+              return ' t' + j + ': __type(name: ' + JSON.stringify(t.name) + ') {{ ' + ARGS_SELECTION + ' }}';
+            }}).join('') + ' }}' + ARGS_FRAGMENTS;
+            return post(query, 'IntrospectionArguments').then(function (res) {{
+              if (!res || !res.data || res.errors) return res;
+              chunk.forEach(function (t, j) {{
+                var byName = {{}};
+                ((res.data['t' + j] || {{}}).fields || []).forEach(function (f) {{ byName[f.name] = f.args; }});
+                t.fields.forEach(function (f) {{ f.args = byName[f.name] || []; }});
+              }});
+              return null;
+            }});
+          }});
+        }}, Promise.resolve(null)).then(function (failed) {{ return failed || result; }});
+      }});
     }},
   }});
   ReactDOM.createRoot(document.getElementById('graphiql')).render(
@@ -141,6 +188,9 @@ fn bootstrap_script() -> String {
         query = json(EXAMPLE_QUERY),
         headers = json(&headers),
         introspection = json(INTROSPECTION_QUERY),
+        args_selection = json(ARGS_SELECTION),
+        args_fragments = json(ARGS_FRAGMENTS),
+        args_per_request = ARGS_TYPES_PER_REQUEST,
     )
 }
 
@@ -263,21 +313,35 @@ mod tests {
             .unwrap_or(0)
     }
 
+    /// Step 2 for `n` types, as the page builds it.
+    fn args_query(n: usize) -> String {
+        let aliases: String = (0..n)
+            .map(|j| format!(" t{j}: __type(name: \"T{j}\") {{ {ARGS_SELECTION} }}"))
+            .collect();
+        format!("query IntrospectionArguments {{{aliases} }}{ARGS_FRAGMENTS}")
+    }
+
     #[test]
-    fn graphiql_introspection_fits_the_default_depth_limit() {
+    fn graphiql_introspection_fits_the_default_limits() {
         assert_eq!(depth("{ a { b c { d } } e }"), 3);
-        let limit = crate::config::Config::default()
-            .graphql
-            .max_depth
-            .min(crate::graphql::GraphqlSettings::default().max_depth);
+        let config = crate::config::Config::default();
+        let settings = crate::graphql::GraphqlSettings::default();
+        let limit = config.graphql.max_depth.min(settings.max_depth);
         // If this fails, the depth limit went below what GraphiQL's docs explorer needs:
-        // GraphiQL (and every tool sending graphql-js' introspection, depth 15) gets
-        // "Query is nested too deep" and shows no schema.
-        assert!(
-            depth(INTROSPECTION_QUERY) <= limit,
-            "GraphiQL's introspection is {} deep, the default limit {limit}",
-            depth(INTROSPECTION_QUERY)
-        );
+        // GraphiQL gets "Query is nested too deep" and shows no schema.
+        for (step, query) in [
+            ("step 1", INTROSPECTION_QUERY.to_owned()),
+            ("step 2", args_query(ARGS_TYPES_PER_REQUEST)),
+        ] {
+            assert!(
+                depth(&query) <= limit,
+                "GraphiQL's introspection {step} is {} deep, the default limit {limit}",
+                depth(&query)
+            );
+        }
+        assert!(ARGS_TYPES_PER_REQUEST <= settings.limits.max_aliases);
+        let q = args_query(ARGS_TYPES_PER_REQUEST);
+        assert!(async_graphql::parser::parse_query(&q).is_ok(), "{q}");
     }
 
     #[test]
