@@ -61,6 +61,7 @@ pub async fn build_state(
         max_depth: config.graphql.max_depth,
         max_complexity: config.graphql.max_complexity,
         limits: crate::graphql::limits::Limits {
+            max_depth: config.graphql.max_depth,
             max_tokens: config.security.max_tokens,
             max_aliases: config.security.max_aliases,
             max_directives: config.security.max_directives,

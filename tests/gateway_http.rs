@@ -390,3 +390,13 @@ async fn results_keep_the_field_order_of_the_selection_set() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn deep_introspection_is_not_held_to_the_operation_depth_limit() {
+    // The shape of GraphiQL's and codegen tools' schema query: far deeper than 8.
+    let gw = spawn(&[]).await;
+    let q = "{ __schema { queryType { name } types { name fields { name args { name type { kind ofType { kind ofType { kind ofType { kind ofType { name } } } } } } } } } }";
+    let body = gw.gql(q, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+}

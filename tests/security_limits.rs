@@ -73,7 +73,7 @@ async fn depth_complexity_aliases_directives_and_tokens() {
         &gw,
         &nest("id"),
         &nest("actions(first: 1) { totalCount }"),
-        "nested too deep",
+        "exceeds the depth limit",
     )
     .await;
 

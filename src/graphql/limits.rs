@@ -1,8 +1,10 @@
 //! Operation limits that async-graphql does not have built in: tokens (counted before
 //! the document is parsed), aliases and directives (counted per operation, fragments
-//! expanded). Depth and complexity use async-graphql's own validation
-//! (`limit_depth`, `limit_complexity`; list fields weighted by their length through
-//! [`list_cost`]). Every refusal happens before execution, so it costs no upstream
+//! expanded), and depth without the introspection subtrees (async-graphql's own
+//! `limit_depth` counts `__schema`, whose standard query from GraphiQL and codegen
+//! tools is 15 levels deep; introspection is off in production and bounded there by
+//! async-graphql's recursion limit). Complexity uses async-graphql's own validation
+//! (`limit_complexity`; list fields weighted by their length through [`list_cost`]). Every refusal happens before execution, so it costs no upstream
 //! call and is answered as a request error.
 //!
 //! In production the messages name the rule, never the configured number.
@@ -19,6 +21,8 @@ use super::error::ErrorCode;
 /// The limits an operation must stay within.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Fields nested in one another, introspection subtrees not counted.
+    pub max_depth: usize,
     pub max_tokens: usize,
     pub max_aliases: usize,
     pub max_directives: usize,
@@ -30,6 +34,7 @@ impl Default for Limits {
     /// GraphQL Armor's defaults (tokens 1000, aliases 15, directives 50).
     fn default() -> Self {
         Limits {
+            max_depth: 8,
             max_tokens: 1000,
             max_aliases: 15,
             max_directives: 50,
@@ -197,6 +202,53 @@ impl<'a> Counter<'a> {
     }
 }
 
+/// The depth of a selection set: fields nested in one another, fragments passed
+/// through, `__schema`/`__type` subtrees left out. Cyclic fragments count as nothing
+/// (validation refuses them later).
+fn depth<'a>(
+    doc: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    visiting: &mut Vec<&'a str>,
+) -> usize {
+    let mut deepest = 0;
+    for item in &set.items {
+        let d = match &item.node {
+            Selection::Field(f) => {
+                let name = f.node.name.node.as_str();
+                if name == "__schema" || name == "__type" {
+                    0
+                } else {
+                    1 + depth(doc, &f.node.selection_set.node, visiting)
+                }
+            }
+            Selection::InlineFragment(f) => depth(doc, &f.node.selection_set.node, visiting),
+            Selection::FragmentSpread(s) => {
+                let name = s.node.fragment_name.node.as_str();
+                match doc.fragments.get(name) {
+                    Some(def) if !visiting.contains(&name) => {
+                        visiting.push(name);
+                        let d = depth(doc, &def.node.selection_set.node, visiting);
+                        visiting.pop();
+                        d
+                    }
+                    _ => 0,
+                }
+            }
+        };
+        deepest = deepest.max(d);
+    }
+    deepest
+}
+
+/// The deepest operation of the document.
+pub fn document_depth(doc: &ExecutableDocument) -> usize {
+    doc.operations
+        .iter()
+        .map(|(_, op)| depth(doc, &op.node.selection_set.node, &mut Vec::new()))
+        .max()
+        .unwrap_or(0)
+}
+
 /// The largest alias and directive counts over the document's operations.
 pub fn count_document(doc: &ExecutableDocument) -> Counts {
     let mut counter = Counter {
@@ -231,6 +283,9 @@ pub fn check_tokens(limits: &Limits, query: &str) -> Result<(), ServerError> {
 }
 
 pub fn check_document(limits: &Limits, doc: &ExecutableDocument) -> Result<(), ServerError> {
+    if document_depth(doc) > limits.max_depth {
+        return Err(refusal("depth", limits.max_depth, limits.expose));
+    }
     let c = count_document(doc);
     if c.aliases > limits.max_aliases {
         return Err(refusal("aliases", limits.max_aliases, limits.expose));
@@ -299,6 +354,32 @@ mod tests {
         // A cycle does not hang the counter (validation reports it).
         let d = doc("{ ...A } fragment A on Q { a: x ...B } fragment B on Q { ...A }");
         assert_eq!(count_document(&d).aliases, 1);
+    }
+
+    #[test]
+    fn depth_passes_through_fragments_and_skips_introspection() {
+        assert_eq!(document_depth(&doc("{ a { b { c } } }")), 3);
+        assert_eq!(
+            document_depth(&doc("{ a { ...F } } fragment F on T { b { c } }")),
+            3
+        );
+        assert_eq!(document_depth(&doc("{ a { ... on T { b } } }")), 2);
+        assert_eq!(
+            document_depth(&doc(
+                "{ __schema { types { fields { type { ofType { ofType { name } } } } } } }"
+            )),
+            0
+        );
+        assert_eq!(
+            document_depth(&doc("{ a __type(name: \"X\") { fields { name } } }")),
+            1
+        );
+        let limits = Limits {
+            max_depth: 2,
+            ..Limits::default()
+        };
+        assert!(check_document(&limits, &doc("{ a { b } }")).is_ok());
+        assert!(check_document(&limits, &doc("{ a { b { c } } }")).is_err());
     }
 
     #[test]

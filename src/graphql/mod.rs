@@ -56,11 +56,13 @@ impl Default for GraphqlSettings {
 /// by [`Loaders::new`].
 pub fn build_schema(client: Option<Client>, settings: &GraphqlSettings) -> GatewaySchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .limit_depth(settings.max_depth)
         .limit_complexity(settings.max_complexity)
         .extension(ExecutionMarker)
         .extension(access::AccessExtension)
-        .extension(limits::LimitsExtension(settings.limits));
+        .extension(limits::LimitsExtension(limits::Limits {
+            max_depth: settings.max_depth,
+            ..settings.limits
+        }));
     if !settings.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

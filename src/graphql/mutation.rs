@@ -58,7 +58,7 @@ fn check_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<usize, Gatewa
     Ok(seen.len())
 }
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Sets custom fields on an action, each to exactly one value, keeping its other
     /// fields. Returns the action as it is after the write. Repeating the same call is

@@ -68,7 +68,7 @@ fn null_on_error<T>(ctx: &Context<'_>, result: GqlResult<Option<T>>) -> Option<T
     }
 }
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// One user, by exactly one of `id`, `email` or `akid` (an ActionKit AKID such as
     /// `.103007.Gcg02t`). Null when no such user exists.
