@@ -5,6 +5,7 @@ mod graphiql;
 pub(crate) mod graphql;
 mod health;
 pub mod metrics;
+mod shed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use axum::routing::get;
 use axum::Router;
 
 pub use graphiql::EXAMPLE_QUERY;
+pub use shed::Shedder;
 
 use crate::actionkit::Client;
 use crate::graphql::{GatewaySchema, PageCache};
@@ -27,6 +29,8 @@ pub struct AppState {
     pub loader_delay: Duration,
     pub operation_deadline: Duration,
     pub readiness: Arc<health::Readiness>,
+    /// Admission control of `/graphql` (off unless set, see `shed.rs`).
+    pub shed: Arc<Shedder>,
 }
 
 impl AppState {
@@ -44,6 +48,7 @@ impl AppState {
             loader_delay,
             operation_deadline,
             readiness: Arc::new(health::Readiness::default()),
+            shed: Shedder::disabled(),
         }
     }
 }
@@ -55,7 +60,15 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub fn router(state: AppState) -> Router {
     metrics::handle();
     Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.shed.clone(),
+                    shed::middleware,
+                )),
+        )
         .route("/", get(graphiql::page))
         .route("/graphiql/graphiql.min.css", get(graphiql::css))
         .route("/graphiql/graphiql.min.js", get(graphiql::js))
