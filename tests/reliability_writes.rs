@@ -63,7 +63,7 @@ async fn thousand_concurrent_sets(patch: &str) {
         .build()
         .unwrap();
     let url = format!("http://{}/graphql", gw.addr);
-    let writes = (0..WRITERS).map(|i| {
+    let send = |i: usize| {
         let http = http.clone();
         let url = url.clone();
         let id = id.clone();
@@ -76,16 +76,31 @@ async fn thousand_concurrent_sets(patch: &str) {
                 .await
                 .unwrap();
             assert_eq!(resp.status(), 200);
-            resp.json::<Value>().await.unwrap()
+            (i, resp.json::<Value>().await.unwrap())
         })
-    });
+    };
     let started = std::time::Instant::now();
-    let answers = futures::future::join_all(writes).await;
-    let elapsed = started.elapsed();
-    for a in answers {
-        let body = a.unwrap();
-        assert!(body.get("errors").is_none(), "{patch}: {body}");
+    let mut pending: Vec<usize> = (0..WRITERS).collect();
+    let mut repeated = 0;
+    // A write that timed out (on a machine too busy for the raised deadline) is
+    // repeated, as the error message says is safe; any other error fails the test.
+    for round in 0..3 {
+        let answers = futures::future::join_all(pending.iter().map(|&i| send(i))).await;
+        pending.clear();
+        for a in answers {
+            let (i, body) = a.unwrap();
+            match body["errors"][0]["extensions"]["code"].as_str() {
+                None => {}
+                Some("UPSTREAM_TIMEOUT") if round < 2 => pending.push(i),
+                Some(_) => panic!("{patch}: w{i}: {body}"),
+            }
+        }
+        repeated += pending.len();
+        if pending.is_empty() {
+            break;
+        }
     }
+    let elapsed = started.elapsed();
     let after = gw.rest(&format!("/rest/v1/action/{id}/")).await;
     let fields = after["fields"].as_object().unwrap();
     for i in 0..WRITERS {
@@ -111,16 +126,16 @@ async fn thousand_concurrent_sets(patch: &str) {
     for i in 0..WRITERS {
         assert_eq!(rows.get(&format!("w{i}")), Some(&1), "{patch}: w{i} rows");
     }
-    eprintln!("{patch}: {WRITERS} concurrent sets in {elapsed:?}");
+    eprintln!(
+        "{patch}: {WRITERS} concurrent sets in {elapsed:?}, {repeated} repeated after a timeout"
+    );
 }
 
+/// Both PATCH semantics, one after the other (together they would only compete for
+/// the CPU: each write re-reads and re-sends a dict that grows to 1,000 names).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_concurrent_sets_on_one_action_all_survive_when_patch_replaces() {
+async fn a_thousand_concurrent_sets_on_one_action_all_survive_in_both_patch_modes() {
     thousand_concurrent_sets("replace").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_concurrent_sets_on_one_action_all_survive_when_patch_merges() {
     thousand_concurrent_sets("merge").await;
 }
 
