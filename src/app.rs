@@ -32,6 +32,11 @@ pub fn client_config(config: &Config, upstream: Upstream) -> ClientConfig {
     cc.operation_deadline = Duration::from_millis(ak.operation_deadline_ms);
     cc.retry.max_retries = ak.max_retries;
     cc.akid_secret = upstream.akid_secret;
+    cc.breaker = crate::actionkit::BreakerPolicy {
+        failure_threshold: ak.breaker_failure_threshold,
+        open_for: Duration::from_millis(ak.breaker_open_ms),
+        max_open_for: Duration::from_millis(ak.breaker_max_open_ms.max(ak.breaker_open_ms)),
+    };
     cc
 }
 
@@ -53,6 +58,8 @@ pub async fn build_state(
         mode,
         client_config.akid_secret.clone(),
     )?;
+    // The recorder first, so that the client's gauges (breaker state) are recorded.
+    crate::http::metrics::handle();
     let client = Client::new(client_config).context("cannot build the ActionKit client")?;
     client.probe().await;
     let settings = GraphqlSettings {
@@ -70,14 +77,16 @@ pub async fn build_state(
     };
     let schema = build_schema(Some(client.clone()), &settings);
     let pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
-    Ok(AppState::new(
+    let mut state = AppState::new(
         schema,
         client,
         pages,
         settings.loader_delay,
         config.graphql.operation_deadline(),
     )
-    .with_security(security))
+    .with_security(security);
+    state.shed = crate::http::Shedder::from_config(&config.graphql);
+    Ok(state)
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves.

@@ -220,6 +220,13 @@ pub struct ActionKitConfig {
     /// Deadline of one client operation, retries and pagination included.
     pub operation_deadline_ms: u64,
     pub max_retries: u32,
+    /// Consecutive failed ActionKit calls (5xx, timeouts, broken connections) after
+    /// which the circuit breaker opens; 0 disables it.
+    pub breaker_failure_threshold: u32,
+    /// How long the breaker stays open before one probe (doubling after a failed probe).
+    pub breaker_open_ms: u64,
+    /// Longest open period of the breaker.
+    pub breaker_max_open_ms: u64,
 }
 
 /// The GraphQL layer's settings.
@@ -234,6 +241,13 @@ pub struct GraphqlConfig {
     pub max_complexity: usize,
     /// Deadline of one GraphQL operation, in milliseconds.
     pub operation_deadline_ms: u64,
+    /// GraphQL operations executing at once; 0 turns load shedding off.
+    pub max_concurrent_operations: usize,
+    /// Operations that may wait for an execution slot; beyond them a request is
+    /// refused at once with HTTP 429.
+    pub max_queued_operations: usize,
+    /// Longest wait for an execution slot before a queued request is refused (429).
+    pub queue_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -260,6 +274,9 @@ impl Default for ActionKitConfig {
             request_timeout_ms: 10_000,
             operation_deadline_ms: 15_000,
             max_retries: 4,
+            breaker_failure_threshold: 20,
+            breaker_open_ms: 5_000,
+            breaker_max_open_ms: 60_000,
         }
     }
 }
@@ -272,6 +289,9 @@ impl Default for GraphqlConfig {
             max_depth: 8,
             max_complexity: 10_000,
             operation_deadline_ms: 20_000,
+            max_concurrent_operations: 256,
+            max_queued_operations: 512,
+            queue_timeout_ms: 2_000,
         }
     }
 }
@@ -305,6 +325,9 @@ impl Config {
                 "request_timeout_ms": self.actionkit.request_timeout_ms,
                 "operation_deadline_ms": self.actionkit.operation_deadline_ms,
                 "max_retries": self.actionkit.max_retries,
+                "breaker_failure_threshold": self.actionkit.breaker_failure_threshold,
+                "breaker_open_ms": self.actionkit.breaker_open_ms,
+                "breaker_max_open_ms": self.actionkit.breaker_max_open_ms,
             },
             "graphql": {
                 "loader_delay_us": self.graphql.loader_delay_us,
@@ -312,6 +335,9 @@ impl Config {
                 "max_depth": self.graphql.max_depth,
                 "max_complexity": self.graphql.max_complexity,
                 "operation_deadline_ms": self.graphql.operation_deadline_ms,
+                "max_concurrent_operations": self.graphql.max_concurrent_operations,
+                "max_queued_operations": self.graphql.max_queued_operations,
+                "queue_timeout_ms": self.graphql.queue_timeout_ms,
             },
             "security": self.security.masked(),
         });

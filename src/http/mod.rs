@@ -7,6 +7,7 @@ pub(crate) mod graphql;
 mod health;
 pub mod jwt;
 pub mod metrics;
+mod shed;
 pub mod trusted;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use axum::routing::get;
 use axum::Router;
 
 pub use graphiql::EXAMPLE_QUERY;
+pub use shed::Shedder;
 
 use crate::actionkit::Client;
 use crate::graphql::{GatewaySchema, PageCache};
@@ -32,6 +34,8 @@ pub struct AppState {
     pub readiness: Arc<health::Readiness>,
     /// Client authentication and the guards of `/graphql` (closed until configured).
     pub security: Arc<auth::Security>,
+    /// Admission control of `/graphql` (off unless set, see `shed.rs`).
+    pub shed: Arc<Shedder>,
 }
 
 impl AppState {
@@ -50,6 +54,7 @@ impl AppState {
             operation_deadline,
             readiness: Arc::new(health::Readiness::default()),
             security: Arc::new(auth::Security::closed()),
+            shed: Shedder::disabled(),
         }
     }
 
@@ -67,8 +72,18 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub fn router(state: AppState) -> Router {
     metrics::handle();
     let security = state.security.clone();
+    // The guard (authentication, rate limit, trusted documents) runs first, so that
+    // only admitted callers take a place in the shedder's queue.
     let graphql_routes = Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.shed.clone(),
+                    shed::middleware,
+                )),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             security.clone(),
             auth::guard,
