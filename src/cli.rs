@@ -107,6 +107,13 @@ pub struct ServeArgs {
     /// The trusted-documents manifest (from `trusted-documents`).
     #[arg(long, env = "GATEWAY_TRUSTED_DOCUMENTS_MANIFEST")]
     pub trusted_documents_manifest: Option<PathBuf>,
+    /// Export traces over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// http://collector:4318 (spans go to <url>/v1/traces). Unset: no export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of exported spans [default: actionkit-graphql].
+    #[arg(long, env = "OTEL_SERVICE_NAME")]
+    pub otel_service_name: Option<String>,
     /// Settings of the embedded sandbox (with --sandbox).
     #[command(flatten)]
     pub sandbox_config: SandboxConfig,
@@ -149,6 +156,13 @@ impl ServeArgs {
         }
         if let Some(path) = &self.trusted_documents_manifest {
             sec.trusted_documents.manifest = Some(path.clone());
+        }
+        if let Some(url) = self.otlp_endpoint.as_deref().map(str::trim) {
+            // An empty variable (OTEL_EXPORTER_OTLP_ENDPOINT=) turns export off.
+            config.telemetry.otlp_endpoint = (!url.is_empty()).then(|| url.to_owned());
+        }
+        if let Some(name) = &self.otel_service_name {
+            config.telemetry.service_name = name.clone();
         }
         let ak = &mut config.actionkit;
         if let Some(url) = &self.actionkit_url {

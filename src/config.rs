@@ -31,6 +31,30 @@ pub struct Config {
     pub actionkit: ActionKitConfig,
     pub graphql: GraphqlConfig,
     pub security: SecurityConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://collector:4318`; spans are
+    /// POSTed (protobuf) to `<otlp_endpoint>/v1/traces`. Unset: no export.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// Share of new traces sampled, 0.0 to 1.0 (a caller's sampling decision wins).
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: "actionkit-graphql".into(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 /// Client authentication and the guards in front of GraphQL (see docs/security.md).
@@ -258,6 +282,7 @@ impl Default for Config {
             actionkit: ActionKitConfig::default(),
             graphql: GraphqlConfig::default(),
             security: SecurityConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -340,6 +365,11 @@ impl Config {
                 "queue_timeout_ms": self.graphql.queue_timeout_ms,
             },
             "security": self.security.masked(),
+            "telemetry": {
+                "otlp_endpoint": self.telemetry.otlp_endpoint,
+                "service_name": self.telemetry.service_name,
+                "sample_ratio": self.telemetry.sample_ratio,
+            },
         });
         toml::to_string(&strip_nulls(value)).unwrap_or_default()
     }

@@ -29,7 +29,6 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    telemetry::init(cli.log_json);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -37,9 +36,36 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `serve` reads its configuration before logging starts: the configuration says
+    // whether spans are also exported over OTLP.
+    let mut serve_config = None;
+    if let Command::Serve(args) = &cli.command {
+        match effective_config(cli.config.as_deref(), args) {
+            Ok(config) => serve_config = Some(config),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let telemetry = {
+        // The OTLP batch processor is a task on this runtime.
+        let _runtime = runtime.enter();
+        let otel = serve_config.as_ref().map(|c| &c.telemetry);
+        match telemetry::init(cli.log_json, otel) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: telemetry: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(cli.config, args).await,
+            Command::Serve(args) => match serve_config {
+                Some(config) => serve(config, args).await,
+                None => bail!("the configuration was not loaded"),
+            },
             Command::Sandbox(args) => run_sandbox(args).await,
             Command::Healthcheck { url } => healthcheck(&url).await,
             Command::CheckConfig(args) => check_config(cli.config, args),
@@ -48,6 +74,8 @@ fn main() -> ExitCode {
             }
         }
     });
+    // After the graceful shutdown, with the runtime still up: export what is buffered.
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -178,8 +206,7 @@ fn check_config(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> any
     Ok(())
 }
 
-async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
-    let config = effective_config(config_path.as_deref(), &args)?;
+async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let mode = config.mode.unwrap_or(if args.sandbox {
         Mode::Development
     } else {

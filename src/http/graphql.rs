@@ -11,6 +11,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
+use tracing::Instrument as _;
 
 use super::AppState;
 use crate::actionkit::UpstreamCounter;
@@ -267,7 +268,30 @@ fn observe(
     );
 }
 
+/// Runs one operation inside a `graphql.operation` span (the parent of its upstream
+/// calls' spans, and the root of its trace when traces are exported).
 async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: Params,
+    format: Format,
+    method: Method,
+) -> Response {
+    let span = tracing::info_span!(
+        "graphql.operation",
+        otel.kind = "server",
+        graphql.operation.name = params.operation_name.as_deref().unwrap_or_default(),
+        http.request.method = match method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        },
+    );
+    execute_operation(state, headers, params, format, method)
+        .instrument(span)
+        .await
+}
+
+async fn execute_operation(
     state: &AppState,
     headers: &HeaderMap,
     params: Params,
