@@ -49,8 +49,7 @@ pub async fn build_state(
     mode: Mode,
 ) -> anyhow::Result<AppState> {
     let client = Client::new(client_config).context("cannot build the ActionKit client")?;
-    let caps = client.probe().await;
-    tracing::info!(?caps, "ActionKit capabilities");
+    client.probe().await;
     let settings = GraphqlSettings {
         loader_delay: config.graphql.loader_delay(),
         introspection: mode == Mode::Development,

@@ -35,6 +35,9 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Print the GraphQL schema (SDL) on stdout.
     PrintSchema,
+    /// Validate the configuration (file, environment, flags) and print the effective
+    /// settings with secrets masked.
+    CheckConfig(ServeArgs),
     /// Exit 0 when a gateway answers on its /healthz (for container health checks).
     Healthcheck {
         /// The gateway's health URL.
@@ -69,7 +72,7 @@ pub struct ServeArgs {
     pub actionkit_password: Option<String>,
     /// The instance's AKID hash secret, to verify AKIDs without asking ActionKit.
     #[arg(long, env = "ACTIONKIT_AKID_SECRET", hide_env_values = true)]
-    pub akid_secret: Option<String>,
+    pub actionkit_akid_secret: Option<String>,
     /// Settings of the embedded sandbox (with --sandbox).
     #[command(flatten)]
     pub sandbox_config: SandboxConfig,
@@ -103,7 +106,7 @@ impl ServeArgs {
         if let Some(p) = &self.actionkit_password {
             ak.password = Some(SecretString::from(p.clone()));
         }
-        if let Some(s) = &self.akid_secret {
+        if let Some(s) = &self.actionkit_akid_secret {
             ak.akid_secret = Some(SecretString::from(s.clone()));
         }
     }

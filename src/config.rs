@@ -119,6 +119,34 @@ impl GraphqlConfig {
 }
 
 impl Config {
+    /// The effective settings as TOML, with every secret replaced by `"***"`.
+    pub fn to_masked_toml(&self) -> String {
+        let mask = |s: &Option<SecretString>| s.as_ref().map(|_| "***".to_owned());
+        let value = serde_json::json!({
+            "listen": self.listen.to_string(),
+            "mode": self.mode.map(|m| format!("{m:?}").to_lowercase()),
+            "actionkit": {
+                "url": self.actionkit.url,
+                "username": self.actionkit.username,
+                "password": mask(&self.actionkit.password),
+                "akid_secret": mask(&self.actionkit.akid_secret),
+                "max_in_flight": self.actionkit.max_in_flight,
+                "connect_timeout_ms": self.actionkit.connect_timeout_ms,
+                "request_timeout_ms": self.actionkit.request_timeout_ms,
+                "operation_deadline_ms": self.actionkit.operation_deadline_ms,
+                "max_retries": self.actionkit.max_retries,
+            },
+            "graphql": {
+                "loader_delay_us": self.graphql.loader_delay_us,
+                "page_cache_ttl_secs": self.graphql.page_cache_ttl_secs,
+                "max_depth": self.graphql.max_depth,
+                "max_complexity": self.graphql.max_complexity,
+                "operation_deadline_ms": self.graphql.operation_deadline_ms,
+            },
+        });
+        toml::to_string(&strip_nulls(value)).unwrap_or_default()
+    }
+
     /// Reads a TOML file over the defaults.
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
@@ -128,6 +156,19 @@ impl Config {
 
     pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
         toml::from_str(text)
+    }
+}
+
+/// TOML has no null: unset values are left out.
+fn strip_nulls(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -156,5 +197,14 @@ mod tests {
             "hunter2"
         );
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    #[test]
+    fn the_example_configuration_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/gateway.example.toml");
+        super::Config::from_file(std::path::Path::new(path)).unwrap();
     }
 }

@@ -13,6 +13,9 @@ use actionkit_graphql::cli::{Cli, Command, SandboxArgs, ServeArgs};
 use actionkit_graphql::config::{Config, Mode};
 use actionkit_graphql::{graphql, sandbox, telemetry};
 
+/// How long operations in flight may run after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::PrintSchema = cli.command {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(cli.config, args).await,
             Command::Sandbox(args) => run_sandbox(args).await,
             Command::Healthcheck { url } => healthcheck(&url).await,
+            Command::CheckConfig(args) => check_config(cli.config, args),
             Command::PrintSchema => Ok(()),
         }
     });
@@ -96,18 +100,35 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = match &config_path {
+/// The file's configuration with the environment and flags laid over it.
+fn effective_config(
+    config_path: Option<&std::path::Path>,
+    args: &ServeArgs,
+) -> anyhow::Result<Config> {
+    let mut config = match config_path {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
     args.apply(&mut config);
+    Ok(config)
+}
+
+fn check_config(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    let config = effective_config(config_path.as_deref(), &args)?;
+    print!("{}", config.to_masked_toml());
+    Ok(())
+}
+
+async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    let config = effective_config(config_path.as_deref(), &args)?;
     let mode = config.mode.unwrap_or(if args.sandbox {
         Mode::Development
     } else {
         Mode::Production
     });
 
+    // The embedded sandbox serves for as long as its handle lives.
+    let mut _sandbox = None;
     let upstream = if args.sandbox {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let sb = args.sandbox_config.clone();
@@ -119,11 +140,15 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
             sb.password,
             sb.users
         );
+        let url = url::Url::parse(&format!("http://{}", handle.addr))?;
+        _sandbox = Some(handle);
         Upstream {
-            url: url::Url::parse(&format!("http://{}", handle.addr))?,
+            url,
             username: sb.username.clone(),
             password: SecretString::from(sb.password.clone()),
-            akid_secret: config.actionkit.akid_secret.clone(),
+            // The gateway verifies the sandbox's AKIDs locally, with the sandbox's secret,
+            // as it would with a real instance's.
+            akid_secret: Some(SecretString::from(sb.akid_secret.clone())),
         }
     } else {
         let ak = &config.actionkit;
@@ -175,6 +200,24 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
         ?mode,
         "gateway listening: GraphiQL at http://{addr}/ , GraphQL at http://{addr}/graphql"
     );
-    app::serve(state, listener, shutdown_signal()).await?;
+    // On SIGTERM/SIGINT: stop accepting, let operations in flight finish, but no longer
+    // than the grace period (kept under Kubernetes' default 30 s).
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let server = app::serve(state, listener, signal);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        _ = async {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("operations still in flight after {SHUTDOWN_GRACE:?}; exiting");
+        }
+    }
+    tracing::info!("stopped");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Batching, proven by counting the sandbox's calls. Each test states the exact number
 //! and why it is the lower bound of the loaders' strategy.
+#![allow(clippy::unwrap_used)]
 
 mod gateway_support;
 

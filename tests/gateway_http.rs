@@ -1,4 +1,5 @@
 //! The HTTP surface: GraphQL over HTTP rules, GraphiQL, health.
+#![allow(clippy::unwrap_used)]
 
 mod gateway_support;
 
@@ -223,4 +224,5 @@ async fn readiness_fails_when_actionkit_refuses_the_credential() {
         "{body}"
     );
     assert!(!body.to_string().contains("wrong-password"));
+    drop(handle);
 }

@@ -1,5 +1,6 @@
 //! Setting and clearing custom fields, read back through fresh queries, in both of
 //! the sandbox's PATCH semantics.
+#![allow(clippy::unwrap_used)]
 
 mod gateway_support;
 

@@ -1,160 +1,222 @@
-//! PLACEHOLDER: the API surface of the client. The helper implementing issue 3 replaces
-//! every body; signatures may grow but should not change without telling the gateway.
+//! The [`Client`] handle: construction, the capability probe, the credential check and
+//! the shared state its reads (`reads.rs`) and writes (`writes.rs`) use.
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use secrecy::SecretString;
+use tokio::time::Instant;
 
-use super::models::*;
+use super::accounting::CallTotals;
+use super::capabilities::{Capabilities, Schema};
+use super::config::ClientConfig;
+use super::page_names::PageNameCache;
+use super::transport::{Request, Transport};
+use super::writes::{PatchSemantics, WriteLocks};
 use super::Error;
 
-/// How the client reaches one ActionKit instance.
+/// The ActionKit client. Cheap to clone; clones share the connection pool, the
+/// concurrency cap, the capabilities, the call totals and the per-action write locks.
+///
+/// ```no_run
+/// # use actionkit_graphql::actionkit::{Client, ClientConfig, UserId};
+/// # async fn demo() -> Result<(), actionkit_graphql::actionkit::Error> {
+/// let config = ClientConfig::new(
+///     "https://roboticdogs.actionkit.com".parse().expect("a URL"),
+///     "staff",
+///     secrecy::SecretString::from("password"),
+/// );
+/// let client = Client::new(config)?;
+/// client.probe().await; // learn which filters the instance allows
+/// let user = client.user(UserId(1)).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
-pub struct ClientConfig {
-    /// `https://<instance-host>` (no `/rest/v1`).
-    pub base_url: url::Url,
-    pub username: String,
-    pub password: SecretString,
-    pub connect_timeout: Duration,
-    /// Timeout of one HTTP request.
-    pub request_timeout: Duration,
-    /// Deadline of one client operation, retries and pagination included.
-    pub operation_deadline: Duration,
-    /// Requests in flight to the instance, process-wide.
-    pub max_in_flight: usize,
-    pub retry: RetryPolicy,
-    pub akid_secret: Option<SecretString>,
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
 }
 
-impl ClientConfig {
-    /// A configuration with the defaults: 8 in flight, 3 s connect, 10 s request, 15 s
-    /// per operation, 4 retries.
-    pub fn new(base_url: url::Url, username: impl Into<String>, password: SecretString) -> Self {
-        ClientConfig {
-            base_url,
-            username: username.into(),
-            password,
-            connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(10),
-            operation_deadline: Duration::from_secs(15),
-            max_in_flight: 8,
-            retry: RetryPolicy {
-                max_retries: 4,
-                initial_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(2),
-            },
-            akid_secret: None,
-        }
+pub(crate) struct Inner {
+    pub(crate) transport: Transport,
+    caps: RwLock<Capabilities>,
+    pub(crate) akid_secret: Option<SecretString>,
+    operation_deadline: Duration,
+    /// Width of a fan-out of single requests (the semaphore is the real cap).
+    pub(crate) fan_out: usize,
+    pub(crate) locks: WriteLocks,
+    pub(crate) patch_semantics: AtomicU8,
+    pub(crate) page_names: PageNameCache,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("capabilities", &self.capabilities())
+            .finish_non_exhaustive()
     }
 }
-
-/// Retries of idempotent reads.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    pub max_retries: u32,
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-/// Which filters the instance allows, learned from `/rest/v1/<res>/schema/`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Capabilities {
-    pub user_id_in: bool,
-    pub action_id_in: bool,
-    pub action_user_in: bool,
-    pub page_id_in: bool,
-    pub action_page_name: bool,
-    /// False when the probe failed and the conservative defaults are in force.
-    pub probed: bool,
-}
-
-/// The ActionKit client. Cheap to clone; clones share the connection pool, the
-/// concurrency cap and the per-action write locks.
-#[derive(Clone)]
-pub struct Client {}
 
 impl Client {
-    pub fn new(_config: ClientConfig) -> Result<Client, Error> {
-        Ok(Client {})
+    /// Builds a client. Sends nothing; call [`probe`](Self::probe) once at start.
+    /// Fails with `InvalidInput` for a base URL that is not http(s) or that carries a
+    /// user name or password.
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        let transport = Transport::new(&config)?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                transport,
+                caps: RwLock::new(Capabilities::default()),
+                akid_secret: config.akid_secret.clone(),
+                operation_deadline: config.operation_deadline,
+                fan_out: config.max_in_flight.max(1),
+                locks: WriteLocks::default(),
+                patch_semantics: AtomicU8::new(PatchSemantics::Unknown as u8),
+                page_names: PageNameCache::new(config.page_name_ttl),
+            }),
+        })
     }
-    /// Reads the schemas and records capabilities; never fails (conservative fallback).
+
+    /// Reads `/rest/v1/{user,action,page}/schema/` (3 calls, in parallel) and records
+    /// which filters the instance allows. Never fails: a schema that cannot be read
+    /// leaves its capabilities off (no `__in`, no traversal) and logs a warning.
     pub async fn probe(&self) -> Capabilities {
-        Capabilities::default()
+        let deadline = self.deadline();
+        let t = &self.inner.transport;
+        let (user, action, page) = tokio::join!(
+            t.get_json::<Schema>("/rest/v1/user/schema/", "/rest/v1/user/schema/", deadline),
+            t.get_json::<Schema>(
+                "/rest/v1/action/schema/",
+                "/rest/v1/action/schema/",
+                deadline
+            ),
+            t.get_json::<Schema>("/rest/v1/page/schema/", "/rest/v1/page/schema/", deadline),
+        );
+        for (resource, result) in [("user", &user), ("action", &action), ("page", &page)] {
+            if let Err(e) = result {
+                tracing::warn!(
+                    resource,
+                    error = %e,
+                    "could not read the ActionKit schema; batching for this resource falls \
+                     back to one request per id and no filter traversal (conservative mode)"
+                );
+            }
+        }
+        let caps = Capabilities::from_schemas(
+            user.as_ref().ok(),
+            action.as_ref().ok(),
+            page.as_ref().ok(),
+        );
+        tracing::info!(
+            user_id_in = caps.user_id_in,
+            action_id_in = caps.action_id_in,
+            action_user_in = caps.action_user_in,
+            page_id_in = caps.page_id_in,
+            action_page_name = caps.action_page_name,
+            probed = caps.probed,
+            "ActionKit capabilities"
+        );
+        *self.inner.caps.write().unwrap_or_else(|e| e.into_inner()) = caps.clone();
+        caps
     }
+
+    /// The capabilities in force (conservative until [`probe`](Self::probe) ran).
     pub fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
+        self.inner
+            .caps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
-    /// One authenticated call (`GET /rest/v1/`): Ok when the credential works.
+
+    /// Turns one capability off after the instance refused a request the schema said it
+    /// allowed, so later batches take the safe path at once.
+    pub(crate) fn revoke(&self, f: impl FnOnce(&mut Capabilities)) {
+        let mut caps = self.inner.caps.write().unwrap_or_else(|e| e.into_inner());
+        f(&mut caps);
+    }
+
+    /// One authenticated call (`GET /rest/v1/`): Ok when the credential works,
+    /// `Unauthorized` when ActionKit refuses it, another error when it cannot be asked.
     pub async fn check_credentials(&self) -> Result<(), Error> {
-        Err(Error::Unauthorized)
+        let deadline = self.deadline();
+        self.inner
+            .transport
+            .send(&Request::get("/rest/v1/", "/rest/v1/"), deadline)
+            .await
+            .map(|_| ())
     }
-    pub async fn user(&self, _id: UserId) -> Result<Option<User>, Error> {
-        Err(Error::Timeout)
+
+    /// Process-wide totals of upstream calls and retries since the client was built
+    /// (shared by clones). For per-operation counts see
+    /// [`UpstreamCounter::scope`](super::UpstreamCounter::scope).
+    pub fn totals(&self) -> CallTotals {
+        self.inner.transport.totals()
     }
-    pub async fn user_by_email(&self, _email: &str) -> Result<Option<User>, Error> {
-        Err(Error::Timeout)
+
+    /// The deadline of an operation starting now.
+    pub(crate) fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.operation_deadline
     }
-    /// `Err(InvalidInput)` for a malformed AKID, `Ok(None)` for a well-formed one that
-    /// does not verify or names no user.
-    pub async fn user_by_akid(&self, _akid: &str) -> Result<Option<User>, Error> {
-        Err(Error::Timeout)
-    }
-    /// Missing ids are absent from the map.
-    pub async fn users(&self, _ids: &[UserId]) -> Result<HashMap<UserId, User>, Error> {
-        Err(Error::Timeout)
-    }
-    pub async fn action(&self, _id: ActionId) -> Result<Option<Action>, Error> {
-        Err(Error::Timeout)
-    }
-    pub async fn actions(&self, _ids: &[ActionId]) -> Result<HashMap<ActionId, Action>, Error> {
-        Err(Error::Timeout)
-    }
-    /// One window of one user's actions in ActionKit's default order (ascending id).
-    pub async fn user_actions(
+
+    /// Runs a read operation under its deadline. The transport also checks the
+    /// deadline before each request and while waiting; this is the outer guarantee.
+    pub(crate) async fn bounded<T>(
         &self,
-        _user: UserId,
-        _filter: &ActionFilter,
-        _offset: u64,
-        _limit: u64,
-    ) -> Result<Window<Action>, Error> {
-        Err(Error::Timeout)
+        deadline: Instant,
+        fut: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout_at(deadline, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout),
+        }
     }
-    /// All actions of several users, grouped by user (ascending id within each).
-    /// Uses `user__in` when allowed; `max_calls` bounds the list calls it may make and
-    /// `Ok(None)` means it would need more (the caller then reads per user).
-    pub async fn actions_of_users(
-        &self,
-        _users: &[UserId],
-        _filter: &ActionFilter,
-        _max_calls: usize,
-    ) -> Result<Option<HashMap<UserId, Vec<Action>>>, Error> {
-        Err(Error::Timeout)
+
+    pub(crate) fn patch_semantics(&self) -> PatchSemantics {
+        PatchSemantics::from_u8(self.inner.patch_semantics.load(Ordering::Relaxed))
     }
-    pub async fn page(&self, _id: PageId) -> Result<Option<Page>, Error> {
-        Err(Error::Timeout)
+
+    pub(crate) fn set_patch_semantics(&self, s: PatchSemantics) {
+        self.inner.patch_semantics.store(s as u8, Ordering::Relaxed);
     }
-    pub async fn pages(&self, _ids: &[PageId]) -> Result<HashMap<PageId, Page>, Error> {
-        Err(Error::Timeout)
-    }
-    pub async fn page_by_name(&self, _name: &str) -> Result<Option<Page>, Error> {
-        Err(Error::Timeout)
-    }
-    /// Sets fields (each name to exactly one value), keeping the others; returns the
-    /// action as ActionKit has it after the write.
-    pub async fn set_action_fields(
-        &self,
-        _id: ActionId,
-        _fields: &[(String, String)],
-    ) -> Result<Action, Error> {
-        Err(Error::Timeout)
-    }
-    /// Removes the named fields (all when `names` is None); returns the action after.
-    pub async fn clear_action_fields(
-        &self,
-        _id: ActionId,
-        _names: Option<&[String]>,
-    ) -> Result<Action, Error> {
-        Err(Error::Timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actionkit::{ActionFilter, ActionId, PageId, UserId};
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Resolvers and spawned tasks need `Send` futures: holding a std lock across an
+    /// await would break that, and this would stop compiling.
+    #[test]
+    fn every_operation_is_send_and_the_client_is_shareable() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<Client>();
+        let c = Client::new(ClientConfig::new(
+            "http://127.0.0.1:9".parse().expect("url"),
+            "u",
+            SecretString::from("p"),
+        ))
+        .expect("client");
+        let f = ActionFilter::default();
+        let names = vec!["a".to_owned()];
+        let fields = vec![("a".to_owned(), "b".to_owned())];
+        assert_send(&c.probe());
+        assert_send(&c.check_credentials());
+        assert_send(&c.user(UserId(1)));
+        assert_send(&c.user_by_email("a@b.c"));
+        assert_send(&c.user_by_akid(".1.abcdef"));
+        assert_send(&c.users(&[UserId(1)]));
+        assert_send(&c.action(ActionId(1)));
+        assert_send(&c.actions(&[ActionId(1)]));
+        assert_send(&c.user_actions(UserId(1), &f, 0, 1));
+        assert_send(&c.actions_of_users(&[UserId(1)], &f, 1));
+        assert_send(&c.page(PageId(1)));
+        assert_send(&c.pages(&[PageId(1)]));
+        assert_send(&c.page_by_name("p"));
+        assert_send(&c.set_action_fields(ActionId(1), &fields));
+        assert_send(&c.clear_action_fields(ActionId(1), Some(&names)));
     }
 }

@@ -4,15 +4,50 @@
 //! It caps requests in flight process-wide, retries reads that ActionKit says may
 //! succeed later, follows `meta.next`, batches with `__in` filters where the instance
 //! allows them (learned by [`Client::probe`]) and serializes writes per action.
+//!
+//! Upstream calls per operation (`c` = capability found by the probe; all fan-outs and
+//! later pages run in parallel under the cap, `max_in_flight`, default 8):
+//!
+//! | operation | calls |
+//! |---|---|
+//! | `probe` | 3 (user, action, page schema) |
+//! | `user`, `action`, `page`, `user_by_email`, `page_by_name` | 1 |
+//! | `user_by_akid` | 1 with the AKID secret (0 if the hash is wrong), else 2 (`userpublic`, then the user) |
+//! | `users`/`actions`/`pages` of N distinct ids | ⌈N/100⌉ with `id__in`, else N |
+//! | `user_actions(offset, limit)` | ⌈limit/100⌉ (+1 page lookup by name without `page__name`, cached 60 s) |
+//! | `actions_of_users` of N users, R rows | ⌈R/100⌉ (at least ⌈N/100⌉); `None` at once without `user__in` |
+//! | `set_action_fields` | 3 (GET, PATCH, GET); 1 when nothing changes |
+//! | `clear_action_fields`, replace semantics | 3 (GET, PATCH, GET); 1 when none of the names is set |
+//! | `clear_action_fields`, merge semantics | first time 3 + 1 list + 1 per row + 1; later 1 + 1 + rows + 1 |
+//!
+//! Retries add calls; [`UpstreamCounter`] counts them per operation.
+//!
+//! Files: `config.rs` (settings), `transport.rs` (one HTTP exchange: auth, cap,
+//! retries, deadline, tracing, status mapping), `pagination.rs` (collections and
+//! windows), `capabilities.rs` (the schema probe), `akid.rs`, `reads.rs`, `writes.rs`,
+//! `accounting.rs` (call counters), `wire.rs` (the collection envelope), `models.rs`.
 
+mod accounting;
+mod akid;
+mod capabilities;
+mod client;
+mod config;
 mod error;
 pub mod models;
+mod page_names;
+mod pagination;
+mod reads;
+mod transport;
+pub mod wire;
+mod writes;
 
-pub use error::Error;
+pub use accounting::{CallTotals, UpstreamCounter};
+pub use capabilities::Capabilities;
+pub use client::Client;
+pub use config::{ClientConfig, RetryPolicy};
+pub use error::{Error, NON_FIELD};
 pub use models::{
-    Action, ActionFilter, ActionId, ActionKind, CustomFields, FieldValue, Order, Page, PageId,
-    User, UserId, Window,
+    Action, ActionField, ActionFilter, ActionId, ActionKind, CustomFields, FieldValue, Order, Page,
+    PageId, User, UserId, Window,
 };
-
-mod client;
-pub use client::{Capabilities, Client, ClientConfig, RetryPolicy};
+pub use writes::MAX_FIELD_VALUE_BYTES;

@@ -3,13 +3,15 @@
 //! the fewest client calls the instance allows.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::actionkit::{
-    self, Action, ActionFilter, ActionId, Client, Page, PageId, User, UserId, Window,
+    self, Action, ActionFilter, ActionId, Client, Page, PageId, UpstreamCounter, User, UserId,
+    Window,
 };
 
 /// Pages are few and change rarely: one cache for the whole process, with a TTL.
@@ -36,6 +38,10 @@ impl PageCache {
     }
 }
 
+fn batch_size(loader: &'static str, n: usize) {
+    metrics::histogram!("gateway_dataloader_batch_size", "loader" => loader).record(n as f64);
+}
+
 /// Users by id.
 pub struct UserLoader(pub Client);
 
@@ -44,6 +50,7 @@ impl Loader<UserId> for UserLoader {
     type Error = actionkit::Error;
 
     async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Self::Value>, Self::Error> {
+        batch_size("user", keys.len());
         let found = if let [one] = keys {
             self.0
                 .user(*one)
@@ -66,6 +73,7 @@ impl Loader<ActionId> for ActionLoader {
     type Error = actionkit::Error;
 
     async fn load(&self, keys: &[ActionId]) -> Result<HashMap<ActionId, Self::Value>, Self::Error> {
+        batch_size("action", keys.len());
         let found = if let [one] = keys {
             self.0
                 .action(*one)
@@ -84,6 +92,7 @@ impl Loader<ActionId> for ActionLoader {
 pub struct PageLoader {
     pub client: Client,
     pub cache: PageCache,
+    pub hits: Arc<AtomicU64>,
 }
 
 impl Loader<PageId> for PageLoader {
@@ -91,6 +100,7 @@ impl Loader<PageId> for PageLoader {
     type Error = actionkit::Error;
 
     async fn load(&self, keys: &[PageId]) -> Result<HashMap<PageId, Self::Value>, Self::Error> {
+        batch_size("page", keys.len());
         let mut out = HashMap::with_capacity(keys.len());
         let mut missing = Vec::new();
         for key in keys {
@@ -101,6 +111,11 @@ impl Loader<PageId> for PageLoader {
                 None => missing.push(*key),
             }
         }
+        let hits = (keys.len() - missing.len()) as u64;
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        metrics::counter!("gateway_page_cache_total", "result" => "hit").increment(hits);
+        metrics::counter!("gateway_page_cache_total", "result" => "miss")
+            .increment(missing.len() as u64);
         let fetched = match missing.as_slice() {
             [] => HashMap::new(),
             [one] => self
@@ -154,6 +169,7 @@ impl Loader<UserActionsKey> for UserActionsLoader {
         &self,
         keys: &[UserActionsKey],
     ) -> Result<HashMap<UserActionsKey, Self::Value>, Self::Error> {
+        batch_size("user_actions", keys.len());
         let mut by_filter: HashMap<&ActionFilter, Vec<&UserActionsKey>> = HashMap::new();
         for key in keys {
             by_filter.entry(&key.filter).or_default().push(key);
@@ -221,29 +237,55 @@ pub const MAX_BATCH: usize = 100;
 
 /// The loaders of one GraphQL request.
 pub struct Loaders {
+    /// The upstream calls of this request (loads run in spawned tasks, each scoped to it).
+    pub upstream: Arc<UpstreamCounter>,
+    /// Pages this request found in the process-wide cache.
+    pub page_cache_hits: Arc<AtomicU64>,
     pub users: DataLoader<UserLoader>,
     pub actions: DataLoader<ActionLoader>,
     pub pages: DataLoader<PageLoader>,
     pub user_actions: DataLoader<UserActionsLoader, HashMapCache>,
     page_cache: PageCache,
+    /// Hits of [`Loaders::page`], added to the metric once when the request ends.
+    direct_hits: AtomicU64,
+}
+
+impl Drop for Loaders {
+    fn drop(&mut self) {
+        let hits = self.direct_hits.load(Ordering::Relaxed);
+        if hits > 0 {
+            metrics::counter!("gateway_page_cache_total", "result" => "hit").increment(hits);
+        }
+    }
 }
 
 impl Loaders {
     /// Builds the loaders for one request; nothing here outlives it but the page cache.
     pub fn new(client: &Client, pages: &PageCache, delay: Duration) -> Self {
+        let upstream = UpstreamCounter::new();
+        let page_cache_hits = Arc::new(AtomicU64::new(0));
+        // Loads run in spawned tasks; each is scoped to this request's counter so that
+        // its upstream calls are accounted to the operation that caused them.
+        let spawner = |counter: Arc<UpstreamCounter>| {
+            move |fut: futures::future::BoxFuture<'static, ()>| {
+                let counter = counter.clone();
+                tokio::spawn(async move { counter.scope(fut).await })
+            }
+        };
         Loaders {
-            users: DataLoader::new(UserLoader(client.clone()), tokio::spawn)
+            users: DataLoader::new(UserLoader(client.clone()), spawner(upstream.clone()))
                 .delay(delay)
                 .max_batch_size(MAX_BATCH),
-            actions: DataLoader::new(ActionLoader(client.clone()), tokio::spawn)
+            actions: DataLoader::new(ActionLoader(client.clone()), spawner(upstream.clone()))
                 .delay(delay)
                 .max_batch_size(MAX_BATCH),
             pages: DataLoader::new(
                 PageLoader {
                     client: client.clone(),
                     cache: pages.clone(),
+                    hits: page_cache_hits.clone(),
                 },
-                tokio::spawn,
+                spawner(upstream.clone()),
             )
             .delay(delay)
             .max_batch_size(MAX_BATCH),
@@ -252,10 +294,13 @@ impl Loaders {
             // read alongside the user and the `actions` field finds it done.
             user_actions: DataLoader::with_cache(
                 UserActionsLoader(client.clone()),
-                tokio::spawn,
+                spawner(upstream.clone()),
                 HashMapCache::default(),
             )
             .delay(delay),
+            upstream,
+            page_cache_hits,
+            direct_hits: AtomicU64::new(0),
         }
     }
 
@@ -263,7 +308,11 @@ impl Loaders {
     /// request's page loader (batched with the other misses).
     pub async fn page(&self, id: PageId) -> Result<Option<Arc<Page>>, actionkit::Error> {
         match self.page_cache.get(id) {
-            Some(page) => Ok(Some(page)),
+            Some(page) => {
+                self.page_cache_hits.fetch_add(1, Ordering::Relaxed);
+                self.direct_hits.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(page))
+            }
             None => self.pages.load_one(id).await,
         }
     }

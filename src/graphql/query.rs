@@ -54,12 +54,58 @@ fn prefetch_keys(ctx: &Context<'_>, user: UserId) -> Vec<UserActionsKey> {
         .collect()
 }
 
+/// A failing nullable root field is null with its error beside it, and its siblings
+/// keep their data (GraphQL spec, "Handling Field Errors"). async-graphql 7.0 would
+/// null the whole `data` instead, so the nullable root fields catch their own errors.
+fn null_on_error<T>(ctx: &Context<'_>, result: GqlResult<Option<T>>) -> Option<T> {
+    match result {
+        Ok(value) => value,
+        Err(err) => {
+            ctx.add_error(ctx.set_error_path(err.into_server_error(ctx.item.pos)));
+            None
+        }
+    }
+}
+
 #[Object]
 impl QueryRoot {
     /// One user, by exactly one of `id`, `email` or `akid` (an ActionKit AKID such as
     /// `.103007.Gcg02t`). Null when no such user exists.
     async fn user(
         &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        email: Option<String>,
+        akid: Option<String>,
+    ) -> Option<UserNode> {
+        null_on_error(ctx, Self::find_user(ctx, id, email, akid).await)
+    }
+
+    /// Several users by id, in the order asked, with null where a user does not exist.
+    /// At most 100 ids.
+    async fn users(&self, ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<UserNode>>> {
+        Self::find_users(ctx, ids).await
+    }
+
+    /// One action by id; null when it does not exist.
+    async fn action(&self, ctx: &Context<'_>, id: ID) -> Option<ActionNode> {
+        null_on_error(ctx, Self::find_action(ctx, id).await)
+    }
+
+    /// One page, by exactly one of `id` or `name` (its short name). Null when no such
+    /// page exists.
+    async fn page(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        name: Option<String>,
+    ) -> Option<PageNode> {
+        null_on_error(ctx, Self::find_page(ctx, id, name).await)
+    }
+}
+
+impl QueryRoot {
+    async fn find_user(
         ctx: &Context<'_>,
         id: Option<ID>,
         email: Option<String>,
@@ -108,9 +154,7 @@ impl QueryRoot {
         Ok(user.map(UserNode::new))
     }
 
-    /// Several users by id, in the order asked, with null where a user does not exist.
-    /// At most 100 ids.
-    async fn users(&self, ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<UserNode>>> {
+    async fn find_users(ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<UserNode>>> {
         if ids.len() > MAX_USERS {
             return Err(GatewayError::bad_input(format!("at most {MAX_USERS} ids")).into());
         }
@@ -130,8 +174,7 @@ impl QueryRoot {
             .collect())
     }
 
-    /// One action by id; null when it does not exist.
-    async fn action(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<ActionNode>> {
+    async fn find_action(ctx: &Context<'_>, id: ID) -> GqlResult<Option<ActionNode>> {
         let id = ActionId(parse_id(&id, "id")?);
         let loaders = ctx.data_unchecked::<Loaders>();
         let action = loaders
@@ -142,10 +185,7 @@ impl QueryRoot {
         Ok(action.map(ActionNode::new))
     }
 
-    /// One page, by exactly one of `id` or `name` (its short name). Null when no such
-    /// page exists.
-    async fn page(
-        &self,
+    async fn find_page(
         ctx: &Context<'_>,
         id: Option<ID>,
         name: Option<String>,

@@ -166,7 +166,29 @@ fn operation_type(query: &str, operation_name: Option<&str>) -> Option<Operation
     }
 }
 
-async fn execute(state: &AppState, params: Params, format: Format) -> Response {
+/// Whether the client asked for the upstream accounting in `extensions.upstream`: a
+/// header `X-Upstream-Accounting: 1` or the request extension `"upstreamAccounting": true`.
+fn wants_accounting(headers: &HeaderMap, params: &Params) -> bool {
+    let header = headers
+        .get("x-upstream-accounting")
+        .is_some_and(|v| matches!(v.as_bytes(), b"1" | b"true"));
+    let extension = params
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get("upstreamAccounting"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    header || extension
+}
+
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: Params,
+    format: Format,
+) -> Response {
+    let accounting = wants_accounting(headers, &params);
+    let operation_name = params.operation_name.clone().unwrap_or_default();
     let mut request = async_graphql::Request::new(params.query);
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
@@ -182,28 +204,69 @@ async fn execute(state: &AppState, params: Params, format: Format) -> Response {
         }
     }
     let executed = Executed::default();
-    let request = request.data(executed.clone()).data(Loaders::new(
-        &state.client,
-        &state.pages,
-        state.loader_delay,
-    ));
+    let loaders = Loaders::new(&state.client, &state.pages, state.loader_delay);
+    let upstream = loaders.upstream.clone();
+    let page_cache_hits = loaders.page_cache_hits.clone();
+    let request = request.data(executed.clone()).data(loaders);
 
-    let response =
-        match tokio::time::timeout(state.operation_deadline, state.schema.execute(request)).await {
-            Ok(r) => r,
-            Err(_) => {
-                return respond(
-                    StatusCode::OK,
-                    format,
-                    &error_body(
-                        "the operation ran past its deadline",
-                        ErrorCode::UpstreamTimeout,
-                    ),
-                )
-            }
-        };
+    let started = std::time::Instant::now();
+    // Client calls made by resolvers themselves (not through a loader) are counted by
+    // this scope; loads are scoped by the loaders' spawner.
+    let run = upstream.scope(tokio::time::timeout(
+        state.operation_deadline,
+        state.schema.execute(request),
+    ));
+    let outcome = run.await;
+    let elapsed = started.elapsed();
     let ran = executed.ran();
+    let result_label = match &outcome {
+        Err(_) => "deadline",
+        Ok(r) if !ran => "request_error",
+        Ok(r) if r.is_err() => "partial",
+        Ok(_) => "ok",
+    };
+    metrics::histogram!("gateway_graphql_operation_duration_seconds", "result" => result_label)
+        .record(elapsed.as_secs_f64());
+    // Operation names are chosen by clients, so they go to the log, not to metric labels.
+    tracing::info!(
+        operation = %operation_name,
+        result = result_label,
+        duration_ms = elapsed.as_millis() as u64,
+        upstream_calls = upstream.calls(),
+        upstream_retries = upstream.retries(),
+        "graphql operation"
+    );
+    let response = match outcome {
+        Ok(r) => r,
+        Err(_) => {
+            return respond(
+                StatusCode::OK,
+                format,
+                &error_body(
+                    "the operation ran past its deadline",
+                    ErrorCode::UpstreamTimeout,
+                ),
+            )
+        }
+    };
     let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
+    if accounting {
+        if let Some(obj) = body.as_object_mut() {
+            let ext = obj.entry("extensions").or_insert_with(|| json!({}));
+            if let Some(ext) = ext.as_object_mut() {
+                ext.insert(
+                    "upstream".into(),
+                    json!({
+                        "calls": upstream.calls(),
+                        "retries": upstream.retries(),
+                        "pageCacheHits": page_cache_hits.load(std::sync::atomic::Ordering::Relaxed),
+                        "upstreamMs": upstream.upstream_time().as_secs_f64() * 1000.0,
+                        "durationMs": elapsed.as_secs_f64() * 1000.0,
+                    }),
+                );
+            }
+        }
+    }
     if let Some(Value::Array(errors)) = body.get_mut("errors") {
         for err in errors.iter_mut() {
             // Parse and validation errors come from async-graphql without a code.
@@ -281,7 +344,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         }
     };
     match params_from_json(value) {
-        Ok(params) => execute(&state, params, format).await,
+        Ok(params) => execute(&state, &headers, params, format).await,
         Err(msg) => request_error(StatusCode::BAD_REQUEST, format, msg),
     }
 }
@@ -314,7 +377,7 @@ pub async fn get(
             return resp;
         }
     }
-    execute(&state, params, format).await
+    execute(&state, &headers, params, format).await
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod graphiql;
 pub(crate) mod graphql;
 mod health;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// The gateway's router.
 pub fn router(state: AppState) -> Router {
+    metrics::handle();
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/", get(graphiql::page))
@@ -64,6 +66,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -1,9 +1,26 @@
-//! An ActionKit REST emulator (see `../shared/reference/actionkit-rest.md`).
+//! An ActionKit REST emulator (see `../shared/reference/actionkit-rest.md`), served over
+//! HTTP from an in-memory store. It shares no code with the client in `actionkit/`.
 //!
-//! PLACEHOLDER API: the helper implementing issue 2 replaces the bodies and may add to
-//! the config; the names below are what `cli.rs` and the tests rely on.
+//! Layout:
+//! - [`store`]: compact rows, interned strings, indexes, AKIDs, naive UTC timestamps.
+//! - [`seed`]: deterministic demo data (`--seed`, `--users`).
+//! - [`resources`]: resource names, fields, `filtering`/`ordering` tables, representations.
+//! - [`query`]: filters, ordering, paging, `meta` links.
+//! - [`http`]: the axum handler: auth, trailing slash, knobs, faults, stats, reads and writes.
+//!
+//! Control endpoints (no auth, not counted): `GET /__sandbox/stats`,
+//! `POST /__sandbox/stats/reset`, `GET`/`POST /__sandbox/faults`.
+
+mod http;
+pub mod query;
+pub mod resources;
+pub mod seed;
+pub mod store;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 /// Which filters the emulated instance allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -25,10 +42,69 @@ pub enum FieldsPatch {
     Merge,
 }
 
+/// Injected faults; also the JSON of `GET`/`POST /__sandbox/faults`. Each probability
+/// is drawn per `/rest/v1` request from a generator seeded with `--seed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Probability of a 500 `{"error": "Sorry, this request could not be processed. Please try again later."}`.
+    #[arg(long = "fault-500", env = "SANDBOX_FAULT_500", default_value_t = 0.0)]
+    pub error_500: f64,
+    /// Probability of a 503 with a short text body.
+    #[arg(long = "fault-503", env = "SANDBOX_FAULT_503", default_value_t = 0.0)]
+    pub error_503: f64,
+    /// Probability of a request delayed by `slow_ms` more.
+    #[arg(long = "fault-slow", env = "SANDBOX_FAULT_SLOW", default_value_t = 0.0)]
+    pub slow: f64,
+    /// Delay of a slow request, in milliseconds.
+    #[arg(
+        long = "fault-slow-ms",
+        env = "SANDBOX_FAULT_SLOW_MS",
+        default_value_t = 2000
+    )]
+    pub slow_ms: u64,
+    /// Probability of a 200 whose JSON body is cut short.
+    #[arg(
+        long = "fault-malformed-json",
+        env = "SANDBOX_FAULT_MALFORMED_JSON",
+        default_value_t = 0.0
+    )]
+    pub malformed_json: f64,
+    /// Probability of a response whose connection is dropped mid-body.
+    #[arg(
+        long = "fault-drop-connection",
+        env = "SANDBOX_FAULT_DROP_CONNECTION",
+        default_value_t = 0.0
+    )]
+    pub drop_connection: f64,
+    /// The next N `/rest/v1` requests answer 429.
+    #[arg(
+        long = "fault-burst-429",
+        env = "SANDBOX_FAULT_BURST_429",
+        default_value_t = 0
+    )]
+    pub burst_429: u64,
+}
+
+impl Default for Faults {
+    /// No faults; `slow_ms` 2000 as on the command line.
+    fn default() -> Self {
+        Faults {
+            error_500: 0.0,
+            error_503: 0.0,
+            slow: 0.0,
+            slow_ms: 2000,
+            malformed_json: 0.0,
+            drop_connection: 0.0,
+            burst_429: 0,
+        }
+    }
+}
+
 /// Settings of one sandbox; also its command-line flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SandboxConfig {
-    /// Seed of the demo data.
+    /// Seed of the demo data and of fault injection.
     #[arg(long, env = "SANDBOX_SEED", default_value_t = 1)]
     pub seed: u64,
     /// Number of demo users.
@@ -60,19 +136,221 @@ pub struct SandboxConfig {
     /// The staff password the sandbox accepts.
     #[arg(long = "password", env = "SANDBOX_PASSWORD", default_value = "sandbox")]
     pub password: String,
+    /// The sandbox's AKID hash secret (give the gateway the same one to verify AKIDs
+    /// locally). Named `--sandbox-akid-secret`: `serve` has the gateway's own
+    /// `--akid-secret` and flattens these flags beside it.
+    #[arg(
+        id = "sandbox_akid_secret",
+        long = "sandbox-akid-secret",
+        env = "SANDBOX_AKID_SECRET",
+        default_value = "sandbox-akid-secret"
+    )]
+    pub akid_secret: String,
+    /// Scheme and host used in absolute `Location` headers (e.g. `https://act.example.org`);
+    /// default: `http://` + the request's `Host` header.
+    #[arg(
+        id = "sandbox_public_url",
+        long = "sandbox-public-url",
+        env = "SANDBOX_PUBLIC_URL"
+    )]
+    pub public_url: Option<String>,
+    /// Faults injected from the start (changeable at runtime via `POST /__sandbox/faults`).
+    #[command(flatten)]
+    pub faults: Faults,
 }
 
-/// A running sandbox.
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            seed: 1,
+            users: 300,
+            latency_ms: 0,
+            max_concurrent: 0,
+            filters: FilterMode::Permissive,
+            fields_patch: FieldsPatch::Replace,
+            username: "sandbox".into(),
+            password: "sandbox".into(),
+            akid_secret: "sandbox-akid-secret".into(),
+            public_url: None,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// A running sandbox. Dropping the handle leaves it serving (in the background, for the
+/// life of the runtime); [`SandboxHandle::shutdown`] stops it.
 pub struct SandboxHandle {
     pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Serves the sandbox on `listener` in a background task and returns at once.
+impl SandboxHandle {
+    /// The base URL, e.g. `http://127.0.0.1:8001`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Builds the demo data and the router state (the expensive, synchronous part).
+fn build(config: SandboxConfig) -> Arc<http::App> {
+    let store = seed::generate(config.seed, config.users, config.akid_secret.clone());
+    Arc::new(http::App::new(config, store))
+}
+
+/// Serves the sandbox on `listener` in a background task and returns once it is accepting.
 pub async fn spawn(
-    _config: SandboxConfig,
+    config: SandboxConfig,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<SandboxHandle> {
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "ActionKit sandbox on http://{addr}/rest/v1/ (basic auth {}:{}, {} users, seed {})",
+        config.username, config.password, config.users, config.seed
+    );
+    let app = tokio::task::spawn_blocking(move || build(config))
+        .await
+        .map_err(std::io::Error::other)?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        // Only an explicit `shutdown()` stops the server: a dropped handle (callers often
+        // keep just `addr`) drops the sender, and that must not.
+        let shutdown = async {
+            if rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        if let Err(e) = run(app, listener, shutdown).await {
+            tracing::error!(error = %e, "sandbox server stopped");
+        }
+    });
     Ok(SandboxHandle {
-        addr: listener.local_addr()?,
+        addr,
+        shutdown: Some(tx),
+        task: Some(task),
     })
+}
+
+async fn run(
+    app: Arc<http::App>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = http::router(app);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sandbox: SandboxConfig,
+    }
+
+    /// `serve` flattens the sandbox flags beside the gateway's own: no clash allowed.
+    #[derive(Parser)]
+    struct ServeLike {
+        #[arg(long)]
+        sandbox: bool,
+        #[arg(long)]
+        listen: Option<String>,
+        #[arg(long)]
+        mode: Option<String>,
+        #[arg(long, env = "ACTIONKIT_AKID_SECRET")]
+        akid_secret: Option<String>,
+        #[arg(long)]
+        actionkit_username: Option<String>,
+        #[arg(long)]
+        actionkit_url: Option<String>,
+        #[command(flatten)]
+        sandbox_config: SandboxConfig,
+    }
+
+    #[test]
+    fn flags_do_not_clash_with_the_gateways() {
+        use clap::CommandFactory;
+        ServeLike::command().debug_assert();
+        let s = ServeLike::try_parse_from([
+            "x",
+            "--sandbox",
+            "--akid-secret",
+            "gw",
+            "--sandbox-akid-secret",
+            "sb",
+        ])
+        .unwrap();
+        assert!(s.sandbox);
+        assert_eq!(s.akid_secret.as_deref(), Some("gw"));
+        assert_eq!(s.sandbox_config.akid_secret, "sb");
+    }
+
+    #[test]
+    fn flags_parse_and_defaults_match() {
+        let c = Cli::try_parse_from(["x"]).unwrap().sandbox;
+        let d = SandboxConfig::default();
+        assert_eq!(
+            (
+                c.seed,
+                c.users,
+                c.filters,
+                c.fields_patch,
+                &c.username,
+                &c.akid_secret
+            ),
+            (
+                d.seed,
+                d.users,
+                d.filters,
+                d.fields_patch,
+                &d.username,
+                &d.akid_secret
+            )
+        );
+        assert_eq!(c.faults, Faults::default());
+        let c = Cli::try_parse_from([
+            "x",
+            "--users",
+            "5",
+            "--filters",
+            "strict",
+            "--fields-patch",
+            "merge",
+            "--fault-500",
+            "0.25",
+            "--fault-burst-429",
+            "3",
+            "--sandbox-akid-secret",
+            "s3",
+            "--max-concurrent",
+            "4",
+        ])
+        .unwrap()
+        .sandbox;
+        assert_eq!(c.users, 5);
+        assert_eq!(c.filters, FilterMode::Strict);
+        assert_eq!(c.fields_patch, FieldsPatch::Merge);
+        assert_eq!(c.faults.error_500, 0.25);
+        assert_eq!(c.faults.burst_429, 3);
+        assert_eq!(c.akid_secret, "s3");
+        assert_eq!(c.max_concurrent, 4);
+    }
 }

@@ -1,5 +1,6 @@
 //! Spawns a sandbox and a gateway on 127.0.0.1:0 and talks to both over HTTP.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 
@@ -28,6 +29,8 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub sandbox: SocketAddr,
     pub http: reqwest::Client,
+    /// Keeps the sandbox serving (dropping the handle stops it).
+    _sandbox: sandbox::SandboxHandle,
 }
 
 /// A gateway in development mode over a fresh sandbox started with `flags`.
@@ -55,6 +58,7 @@ pub async fn spawn_with(flags: &[&str], config: Config, with_akid_secret: bool) 
         addr: gw.addr,
         sandbox: handle.addr,
         http: reqwest::Client::new(),
+        _sandbox: handle,
     }
 }
 

@@ -1,0 +1,558 @@
+//! One HTTP exchange with ActionKit, done right: base URL, Basic auth, `Accept`, the
+//! process-wide cap on requests in flight, per-request and per-operation timeouts,
+//! retries with backoff, status → [`Error`] mapping, decoding with the JSON path named,
+//! one tracing span per upstream call, and call accounting.
+//!
+//! It knows nothing about resources; callers give it a path (always starting with
+//! `/rest/v1/` and ending the path part in `/`) and a route template for telemetry.
+//! Never logs or returns a URL: query strings can hold emails, and the credential
+//! lives only in the `Authorization` header, marked sensitive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::Method;
+use secrecy::ExposeSecret as _;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use super::accounting::{self, CallTotals, UpstreamCounter};
+use super::config::{ClientConfig, RetryPolicy};
+use super::error::{bad_request_messages, Error};
+
+/// Which failures a request may be repeated after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Idempotency {
+    /// A read: repeated after 429, 503, the 500 "try again later" body, and after any
+    /// transport failure or per-request timeout.
+    Read,
+    /// A write whose repetition cannot change the result (a PATCH of an absolute dict,
+    /// a DELETE of one row): repeated after the answers that say ActionKit did not
+    /// process it (429, 503, 500 "try again later") and after a failure to connect
+    /// (nothing was sent). A timeout or broken connection *after* sending is reported
+    /// as [`Error::WriteOutcomeUnknown`] and not repeated.
+    Write,
+}
+
+/// Counts a call in `gateway_upstream_in_flight` for as long as it lives.
+struct InFlightGauge;
+
+impl InFlightGauge {
+    fn new() -> Self {
+        metrics::gauge!("gateway_upstream_in_flight").increment(1.0);
+        InFlightGauge
+    }
+}
+
+impl Drop for InFlightGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("gateway_upstream_in_flight").decrement(1.0);
+    }
+}
+
+/// One request to send.
+pub(crate) struct Request<'a> {
+    pub method: Method,
+    /// Route template for telemetry, e.g. `/rest/v1/user/{id}/`. Never the real path.
+    pub route: &'static str,
+    /// Path and query, starting with `/rest/v1/`.
+    pub path: &'a str,
+    /// JSON body, if any.
+    pub body: Option<Vec<u8>>,
+    pub idempotency: Idempotency,
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn get(route: &'static str, path: &'a str) -> Self {
+        Request {
+            method: Method::GET,
+            route,
+            path,
+            body: None,
+            idempotency: Idempotency::Read,
+        }
+    }
+}
+
+/// The shared HTTP machinery of a client.
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    /// `scheme://host[:port][/prefix]`, no trailing slash.
+    base: String,
+    auth: HeaderValue,
+    permits: Arc<Semaphore>,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+    totals: UpstreamCounter,
+}
+
+/// What one attempt produced.
+enum Attempt {
+    Answer {
+        status: u16,
+        retry_after: Option<Duration>,
+        body: Bytes,
+    },
+    /// No HTTP status; `sent` is false when the request certainly never left.
+    Failed {
+        sent: bool,
+        timed_out: bool,
+        message: String,
+    },
+    /// The operation deadline passed.
+    Deadline { sent: bool },
+    /// The body was longer than [`MAX_BODY_BYTES`].
+    TooLarge,
+}
+
+/// Largest response body read (a page of 100 actions is ~100 KB).
+pub(crate) const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// The body, or `None` once it passes [`MAX_BODY_BYTES`].
+async fn read_capped(mut resp: reqwest::Response) -> Result<Option<Bytes>, reqwest::Error> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+impl Transport {
+    pub(crate) fn new(config: &ClientConfig) -> Result<Transport, Error> {
+        let base = base_of(&config.base_url)?;
+        let credential = format!("{}:{}", config.username, config.password.expose_secret());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credential.as_bytes());
+        let mut auth = HeaderValue::from_str(&format!("Basic {encoded}"))
+            .map_err(|_| Error::InvalidInput("credential cannot be sent".into()))?;
+        auth.set_sensitive(true);
+
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(config.user_agent.clone())
+            .connect_timeout(config.connect_timeout)
+            // A redirect could carry the credential elsewhere, and ActionKit only
+            // redirects a missing trailing slash, which this client never sends.
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(config.max_in_flight.max(1))
+            .build()
+            .map_err(|e| Error::Transport(e.without_url().to_string()))?;
+        Ok(Transport {
+            http,
+            base,
+            auth,
+            permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            retry: config.retry.clone(),
+            request_timeout: config.request_timeout,
+            totals: UpstreamCounter::default(),
+        })
+    }
+
+    pub(crate) fn totals(&self) -> CallTotals {
+        self.totals.snapshot()
+    }
+
+    /// Turns a `meta.next` link into a path this transport may follow: relative paths
+    /// under `/rest/v1/` as ActionKit sends them, or an absolute URL on the configured
+    /// origin. Anything else (another host) is refused, so the credential never leaves.
+    pub(crate) fn follow_link(&self, link: &str) -> Option<String> {
+        if link.starts_with("/rest/v1/") {
+            return Some(link.to_owned());
+        }
+        let origin_end = self.base.find("://").map(|i| i + 3)?;
+        let origin_len = self.base[origin_end..]
+            .find('/')
+            .map(|i| origin_end + i)
+            .unwrap_or(self.base.len());
+        let origin = &self.base[..origin_len];
+        let rest = link.strip_prefix(origin)?;
+        rest.starts_with("/rest/v1/").then(|| rest.to_owned())
+    }
+
+    /// Sends `req`, retrying as its idempotency allows, until `deadline`. Returns the
+    /// body of a 2xx answer; every other outcome is an [`Error`].
+    pub(crate) async fn send(&self, req: &Request<'_>, deadline: Instant) -> Result<Bytes, Error> {
+        let span = tracing::debug_span!(
+            "upstream.request",
+            http.request.method = %req.method,
+            http.route = req.route,
+            http.response.status_code = tracing::field::Empty,
+            upstream.retries = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = self
+            .send_with_retries(req, deadline)
+            .instrument(span.clone())
+            .await;
+        let (status, retries) = match &result {
+            Ok((status, retries, _)) => (Some(*status), *retries),
+            Err((status, retries, _)) => (*status, *retries),
+        };
+        if let Some(status) = status {
+            span.record("http.response.status_code", status);
+        }
+        span.record("upstream.retries", retries);
+        span.record("duration_ms", started.elapsed().as_millis() as u64);
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err((_, _, e)) => e.kind(),
+        };
+        metrics::counter!(
+            "gateway_upstream_requests_total",
+            "route" => req.route,
+            "method" => req.method.as_str().to_owned(),
+            "outcome" => outcome
+        )
+        .increment(1);
+        metrics::histogram!("gateway_upstream_request_duration_seconds", "route" => req.route)
+            .record(started.elapsed().as_secs_f64());
+        accounting::record_time(started.elapsed());
+        if retries > 0 {
+            metrics::counter!("gateway_upstream_retries_total", "route" => req.route)
+                .increment(u64::from(retries));
+        }
+        span.in_scope(|| match &result {
+            Ok(_) => tracing::debug!("upstream call done"),
+            Err((_, _, e)) => tracing::debug!(error = %e, "upstream call failed"),
+        });
+        result.map(|(_, _, body)| body).map_err(|(_, _, e)| e)
+    }
+
+    /// `Ok((status, retries, body))` or `Err((last status, retries, error))`.
+    #[allow(clippy::type_complexity)]
+    async fn send_with_retries(
+        &self,
+        req: &Request<'_>,
+        deadline: Instant,
+    ) -> Result<(u16, u32, Bytes), (Option<u16>, u32, Error)> {
+        let mut retries = 0u32;
+        loop {
+            let attempt = self.attempt(req, deadline, retries > 0).await;
+            // Decide: done, final error, or retry after a wait.
+            let (status, retry_after, failure) = match attempt {
+                Attempt::Answer {
+                    status,
+                    body,
+                    retry_after,
+                } => {
+                    if (200..300).contains(&status) {
+                        return Ok((status, retries, body));
+                    }
+                    if !is_retryable_status(status, &body) {
+                        return Err((Some(status), retries, status_error(status, &body)));
+                    }
+                    (Some(status), retry_after, final_status_error(status))
+                }
+                Attempt::Failed {
+                    sent,
+                    timed_out,
+                    message,
+                } => {
+                    if sent && req.idempotency == Idempotency::Write {
+                        return Err((None, retries, Error::WriteOutcomeUnknown));
+                    }
+                    let e = if timed_out {
+                        Error::Timeout
+                    } else {
+                        Error::Transport(message)
+                    };
+                    (None, None, e)
+                }
+                Attempt::TooLarge => {
+                    let e = Error::Decode {
+                        path: String::new(),
+                        message: format!("response body larger than {MAX_BODY_BYTES} bytes"),
+                    };
+                    return Err((None, retries, e));
+                }
+                Attempt::Deadline { sent } => {
+                    let e = if sent && req.idempotency == Idempotency::Write {
+                        Error::WriteOutcomeUnknown
+                    } else {
+                        Error::Timeout
+                    };
+                    return Err((None, retries, e));
+                }
+            };
+            if retries >= self.retry.max_retries {
+                return Err((status, retries, failure));
+            }
+            let wait = self
+                .retry
+                .backoff(retries + 1)
+                .max(retry_after.unwrap_or(Duration::ZERO));
+            if Instant::now() + wait >= deadline {
+                // Waiting would run past the deadline: give up now, saying why.
+                let e = match failure {
+                    Error::RateLimited => Error::RateLimited,
+                    _ => Error::Timeout,
+                };
+                return Err((status, retries, e));
+            }
+            tracing::debug!(
+                status = status.unwrap_or(0),
+                wait_ms = wait.as_millis() as u64,
+                "retrying upstream call"
+            );
+            tokio::time::sleep(wait).await;
+            retries += 1;
+        }
+    }
+
+    /// One attempt: wait for a permit, send, read the whole body, release the permit.
+    async fn attempt(&self, req: &Request<'_>, deadline: Instant, is_retry: bool) -> Attempt {
+        let permit = match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
+            Ok(Ok(p)) => p,
+            // The semaphore is never closed; treat it as a failure to send.
+            Ok(Err(_)) => {
+                return Attempt::Failed {
+                    sent: false,
+                    timed_out: false,
+                    message: "client is shut down".into(),
+                }
+            }
+            Err(_) => return Attempt::Deadline { sent: false },
+        };
+        accounting::record(&self.totals, is_retry);
+        let _in_flight = InFlightGauge::new();
+
+        let url = format!("{}{}", self.base, req.path);
+        let mut builder = self
+            .http
+            .request(req.method.clone(), url)
+            .header(AUTHORIZATION, self.auth.clone());
+        if let Some(body) = &req.body {
+            builder = builder
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.clone());
+        }
+        let request_deadline = (Instant::now() + self.request_timeout).min(deadline);
+        let exchange = async {
+            let resp = builder.send().await?;
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = read_capped(resp).await?;
+            Ok::<_, reqwest::Error>((status, retry_after, body))
+        };
+        let outcome = tokio::time::timeout_at(request_deadline, exchange).await;
+        drop(permit);
+        match outcome {
+            Ok(Ok((_, _, None))) => Attempt::TooLarge,
+            Ok(Ok((status, retry_after, Some(body)))) => Attempt::Answer {
+                status,
+                retry_after,
+                body,
+            },
+            Ok(Err(e)) => Attempt::Failed {
+                sent: !e.is_connect(),
+                timed_out: e.is_timeout(),
+                message: describe(e),
+            },
+            Err(_) if request_deadline >= deadline => Attempt::Deadline { sent: true },
+            Err(_) => Attempt::Failed {
+                sent: true,
+                timed_out: true,
+                message: "request timed out".into(),
+            },
+        }
+    }
+
+    /// GET and decode.
+    pub(crate) async fn get_json<T: DeserializeOwned>(
+        &self,
+        route: &'static str,
+        path: &str,
+        deadline: Instant,
+    ) -> Result<T, Error> {
+        let body = self.send(&Request::get(route, path), deadline).await?;
+        decode(&body)
+    }
+
+    /// GET and decode; a 404 is `Ok(None)`.
+    pub(crate) async fn get_opt<T: DeserializeOwned>(
+        &self,
+        route: &'static str,
+        path: &str,
+        deadline: Instant,
+    ) -> Result<Option<T>, Error> {
+        match self.get_json(route, path, deadline).await {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A transport error with its causes ("error sending request: tcp connect error:
+/// Connection refused"), without the URL (its query may hold an email).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Decodes a JSON body; a failure names the JSON path (`objects[3].user`).
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        Error::Decode {
+            path,
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// `scheme://host[:port][/prefix]` without a trailing slash or `/rest/v1`.
+fn base_of(url: &url::Url) -> Result<String, Error> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::InvalidInput(
+            "ActionKit base URL must be http or https".into(),
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // The credential belongs in the config's username/password, where it is kept
+        // secret; a URL gets logged and echoed too easily.
+        return Err(Error::InvalidInput(
+            "ActionKit base URL must not contain a user name or password".into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::InvalidInput(
+            "ActionKit base URL must not have a query or fragment".into(),
+        ));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| Error::InvalidInput("ActionKit base URL has no host".into()))?;
+    let mut base = format!("{}://{}", url.scheme(), host);
+    if let Some(port) = url.port() {
+        base.push_str(&format!(":{port}"));
+    }
+    let path = url.path().trim_end_matches('/');
+    let path = path.strip_suffix("/rest/v1").unwrap_or(path);
+    base.push_str(path);
+    Ok(base)
+}
+
+/// The body ActionKit sends with a 500 that is worth retrying.
+fn is_try_again_later(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct E {
+        error: String,
+    }
+    serde_json::from_slice::<E>(body)
+        .map(|e| e.error.to_ascii_lowercase().contains("try again later"))
+        .unwrap_or(false)
+}
+
+fn is_retryable_status(status: u16, body: &[u8]) -> bool {
+    match status {
+        429 | 503 => true,
+        500 => is_try_again_later(body),
+        _ => false,
+    }
+}
+
+/// The error for a retryable status once retries are spent.
+fn final_status_error(status: u16) -> Error {
+    match status {
+        429 => Error::RateLimited,
+        s => Error::Status { status: s },
+    }
+}
+
+/// The error for a non-2xx answer.
+pub(crate) fn status_error(status: u16, body: &[u8]) -> Error {
+    match status {
+        401 | 403 => Error::Unauthorized,
+        404 => Error::NotFound,
+        400 => Error::BadRequest {
+            messages: bad_request_messages(body),
+        },
+        429 => Error::RateLimited,
+        s => Error::Status { status: s },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_is_normalised_and_credentials_refused() {
+        let b = |s: &str| base_of(&s.parse().unwrap());
+        assert_eq!(b("https://ak.example").unwrap(), "https://ak.example");
+        assert_eq!(b("https://ak.example/").unwrap(), "https://ak.example");
+        assert_eq!(
+            b("https://ak.example/rest/v1/").unwrap(),
+            "https://ak.example"
+        );
+        assert_eq!(b("http://127.0.0.1:8001").unwrap(), "http://127.0.0.1:8001");
+        assert_eq!(b("https://x.example/ak/").unwrap(), "https://x.example/ak");
+        assert!(matches!(
+            b("https://u:p@ak.example"),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(b("ftp://ak.example"), Err(Error::InvalidInput(_))));
+    }
+
+    #[test]
+    fn try_again_later_body_is_recognised() {
+        assert!(is_retryable_status(
+            500,
+            br#"{"error": "Sorry, this request could not be processed. Please try again later."}"#
+        ));
+        assert!(!is_retryable_status(500, br#"{"error": "boom"}"#));
+        assert!(!is_retryable_status(500, b"<html>"));
+        assert!(is_retryable_status(503, b""));
+        assert!(is_retryable_status(429, b""));
+        assert!(!is_retryable_status(400, b""));
+    }
+
+    #[test]
+    fn decode_errors_name_the_path() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            objects: Vec<Inner>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Inner {
+            id: u64,
+        }
+        let e = decode::<Outer>(br#"{"objects": [{"id": 1}, {"id": "x"}]}"#).unwrap_err();
+        match e {
+            Error::Decode { path, .. } => assert_eq!(path, "objects[1].id"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
