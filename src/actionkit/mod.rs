@@ -37,6 +37,7 @@ pub mod models;
 mod page_names;
 mod pagination;
 mod reads;
+mod singleflight;
 mod transport;
 pub mod wire;
 mod writes;
