@@ -1231,6 +1231,118 @@ fn render(args: &Args, report: &Report, load_before: &str, started: &str) -> Str
     s
 }
 
+/// The targets, judged from this run.
+fn targets(args: &Args, report: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n### Targets\n");
+    let _ = writeln!(s, "| target | measured | status |");
+    let _ = writeln!(s, "|---|---|---|");
+    for r in &report.rows {
+        if r.scenario == Scenario::Hot {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "| calls/op at the bound: {} {} ms {} | {:.2} (bound {:.2}) | {} |",
+            r.filters.name(),
+            r.latency_ms,
+            r.scenario.name(),
+            r.calls_per_op,
+            r.bound,
+            verdict(r.calls_per_op <= r.bound * 1.005 + 1e-9)
+        );
+    }
+    for p in report.paths.iter().filter(|p| p.latency_ms > 0) {
+        let l = p.latency_ms as f64;
+        let _ = writeln!(
+            s,
+            "| cold critical path ≤ 2.2 round trips: {} {} ms | p50 {:.1} ms ≤ {:.0} ms | {} |",
+            p.filters.name(),
+            p.latency_ms,
+            p.cold.pct_ms(0.5),
+            2.2 * l,
+            verdict(p.cold.pct_ms(0.5) <= 2.2 * l)
+        );
+        let _ = writeln!(
+            s,
+            "| warm critical path ≤ 1.2 round trips: {} {} ms | p50 {:.1} ms ≤ {:.0} ms | {} |",
+            p.filters.name(),
+            p.latency_ms,
+            p.warm.pct_ms(0.5),
+            1.2 * l,
+            verdict(p.warm.pct_ms(0.5) <= 1.2 * l)
+        );
+    }
+    for r in report
+        .rows
+        .iter()
+        .filter(|r| r.scenario == Scenario::Canonical && r.latency_ms == 0)
+    {
+        let _ = writeln!(
+            s,
+            "| ≥ 1,900 req/s, canonical, {} connections, 0 ms: {} | {:.0} req/s | {} |",
+            r.connections,
+            r.filters.name(),
+            r.load.rps(),
+            verdict(r.load.rps() >= 1900.0 && r.load.errors == 0)
+        );
+    }
+    for p in report.paths.iter().filter(|p| p.latency_ms == 0) {
+        let overhead = p.warm.pct_ms(0.5) - p.upstream.pct_ms(0.5);
+        let _ = writeln!(
+            s,
+            "| gateway overhead at p50 < 1 ms: {} | {:.2} ms | {} |",
+            p.filters.name(),
+            overhead,
+            verdict(overhead < 1.0)
+        );
+    }
+    let idle = report
+        .mem
+        .iter()
+        .filter(|m| m.what.starts_with("idle after start"))
+        .map(|m| m.rss_mb)
+        .fold(f64::NAN, f64::max);
+    if !idle.is_nan() {
+        let _ = writeln!(
+            s,
+            "| idle RSS < 30 MB | {idle:.1} MiB (largest of the starts) | {} |",
+            verdict(idle * 1.048_576 < 30.0)
+        );
+    }
+    if args.memory_connections > 0 {
+        if let Some(m) = report
+            .mem
+            .iter()
+            .find(|m| m.what.ends_with("connections, canonical"))
+        {
+            let _ = writeln!(
+                s,
+                "| RSS < 150 MB with {} connections | peak {:.1} MiB | {} |",
+                args.memory_connections,
+                m.hwm_mb,
+                verdict(m.hwm_mb * 1.048_576 < 150.0)
+            );
+        }
+    }
+    if report.soak.len() >= 3 {
+        // Flat: after the first third (allocator and caches settling), RSS grows by
+        // less than 10 % and less than 5 MiB.
+        let settled = &report.soak[report.soak.len() / 3..];
+        let first = settled.first().map(|x| x.1).unwrap_or(f64::NAN);
+        let max = settled.iter().map(|x| x.1).fold(f64::NAN, f64::max);
+        let growth = max - first;
+        let _ = writeln!(
+            s,
+            "| RSS flat over the soak ({} s{}) | {first:.1} → max {max:.1} MiB after the first third | {} |",
+            args.soak,
+            if args.soak < 600 { ", shorter than the 10-minute target" } else { "" },
+            verdict(growth < 5.0 && growth < first * 0.1)
+        );
+    }
+    s
+}
+
 fn write_results(path: &Path, results: &str) -> anyhow::Result<()> {
     let existing = std::fs::read_to_string(path).unwrap_or_default();
     let block = format!("{RESULTS_START}\n{results}{RESULTS_END}");
@@ -1304,7 +1416,8 @@ fn main() -> anyhow::Result<()> {
         run_memory(&args, &env, &mut report).await?;
         Ok::<_, anyhow::Error>(())
     })?;
-    let results = render(&args, &report, &load_before, &started);
+    let mut results = render(&args, &report, &load_before, &started);
+    results.push_str(&targets(&args, &report));
     println!("\n{results}");
     if let Some(path) = &args.write {
         write_results(path, &results)?;
