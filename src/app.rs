@@ -32,6 +32,11 @@ pub fn client_config(config: &Config, upstream: Upstream) -> ClientConfig {
     cc.operation_deadline = Duration::from_millis(ak.operation_deadline_ms);
     cc.retry.max_retries = ak.max_retries;
     cc.akid_secret = upstream.akid_secret;
+    cc.breaker = crate::actionkit::BreakerPolicy {
+        failure_threshold: ak.breaker_failure_threshold,
+        open_for: Duration::from_millis(ak.breaker_open_ms),
+        max_open_for: Duration::from_millis(ak.breaker_max_open_ms.max(ak.breaker_open_ms)),
+    };
     cc
 }
 
@@ -48,6 +53,13 @@ pub async fn build_state(
     client_config: ClientConfig,
     mode: Mode,
 ) -> anyhow::Result<AppState> {
+    let security = crate::http::auth::Security::from_config(
+        &config.security,
+        mode,
+        client_config.akid_secret.clone(),
+    )?;
+    // The recorder first, so that the client's gauges (breaker state) are recorded.
+    crate::http::metrics::handle();
     let client = Client::new(client_config).context("cannot build the ActionKit client")?;
     client.probe().await;
     let settings = GraphqlSettings {
@@ -55,16 +67,26 @@ pub async fn build_state(
         introspection: mode == Mode::Development,
         max_depth: config.graphql.max_depth,
         max_complexity: config.graphql.max_complexity,
+        limits: crate::graphql::limits::Limits {
+            max_depth: config.graphql.max_depth,
+            max_tokens: config.security.max_tokens,
+            max_aliases: config.security.max_aliases,
+            max_directives: config.security.max_directives,
+            expose: mode == Mode::Development,
+        },
     };
     let schema = build_schema(Some(client.clone()), &settings);
     let pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
-    Ok(AppState::new(
+    let mut state = AppState::new(
         schema,
         client,
         pages,
         settings.loader_delay,
         config.graphql.operation_deadline(),
-    ))
+    )
+    .with_security(security);
+    state.shed = crate::http::Shedder::from_config(&config.graphql);
+    Ok(state)
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves.
@@ -73,7 +95,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The peer address keys anonymous callers' rate limit.
+    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

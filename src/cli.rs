@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, TrustedMode};
 use crate::sandbox::SandboxConfig;
 
 #[derive(Debug, Parser)]
@@ -35,6 +35,23 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Print the GraphQL schema (SDL) on stdout.
     PrintSchema,
+    /// Print the SHA-256 of a client key (read from stdin) for GATEWAY_API_KEYS; with
+    /// --generate, make a new random key and print it with its hash.
+    HashKey {
+        /// Generate a new key instead of reading one.
+        #[arg(long)]
+        generate: bool,
+    },
+    /// Build a trusted-documents manifest from .graphql/.gql files (one document per
+    /// file) and write it as JSON (`{ "<sha256>": "<document>" }`).
+    TrustedDocuments {
+        /// Where to write the manifest (stdout when omitted).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Files or directories (searched recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Validate the configuration (file, environment, flags) and print the effective
     /// settings with secrets masked.
     CheckConfig(ServeArgs),
@@ -73,6 +90,23 @@ pub struct ServeArgs {
     /// The instance's AKID hash secret, to verify AKIDs without asking ActionKit.
     #[arg(long, env = "ACTIONKIT_AKID_SECRET", hide_env_values = true)]
     pub actionkit_akid_secret: Option<String>,
+    /// Client keys: comma-separated `name:scopes:sha256hex` (scopes read, write, self
+    /// joined by `+`; the hash from `hash-key`).
+    #[arg(long, env = "GATEWAY_API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<String>,
+    /// Let requests without a key read (never write); needed to serve ActionKit
+    /// without keys.
+    #[arg(long, env = "GATEWAY_ALLOW_ANONYMOUS_READS")]
+    pub allow_anonymous_reads: bool,
+    /// Comma-separated browser origins allowed by CORS (none by default).
+    #[arg(long, env = "GATEWAY_CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
+    /// Trusted documents: off, log-unknown or enforce.
+    #[arg(long, env = "GATEWAY_TRUSTED_DOCUMENTS", value_enum)]
+    pub trusted_documents: Option<TrustedMode>,
+    /// The trusted-documents manifest (from `trusted-documents`).
+    #[arg(long, env = "GATEWAY_TRUSTED_DOCUMENTS_MANIFEST")]
+    pub trusted_documents_manifest: Option<PathBuf>,
     /// Settings of the embedded sandbox (with --sandbox).
     #[command(flatten)]
     pub sandbox_config: SandboxConfig,
@@ -95,6 +129,26 @@ impl ServeArgs {
         }
         if let Some(mode) = self.mode {
             config.mode = Some(mode);
+        }
+        let sec = &mut config.security;
+        if let Some(keys) = &self.api_keys {
+            sec.api_keys = keys.split(',').map(|k| k.trim().to_owned()).collect();
+        }
+        if self.allow_anonymous_reads {
+            sec.allow_anonymous_reads = true;
+        }
+        if let Some(origins) = &self.cors_origins {
+            sec.cors_origins = origins
+                .split(',')
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
+        if let Some(mode) = self.trusted_documents {
+            sec.trusted_documents.mode = mode;
+        }
+        if let Some(path) = &self.trusted_documents_manifest {
+            sec.trusted_documents.manifest = Some(path.clone());
         }
         let ak = &mut config.actionkit;
         if let Some(url) = &self.actionkit_url {

@@ -30,6 +30,177 @@ pub struct Config {
     pub mode: Option<Mode>,
     pub actionkit: ActionKitConfig,
     pub graphql: GraphqlConfig,
+    pub security: SecurityConfig,
+}
+
+/// Client authentication and the guards in front of GraphQL (see docs/security.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Client keys, each `name:scopes:sha256hex` (scopes `read`, `write`, `self`
+    /// joined by `+`); the hash is `actionkit-graphql hash-key`'s output.
+    pub api_keys: Vec<String>,
+    /// Let requests without a key read (never write). Needed to serve a real instance
+    /// without keys.
+    pub allow_anonymous_reads: bool,
+    /// Origins (`https://app.example.org`) allowed to call the gateway from a browser.
+    /// None by default: no CORS headers at all.
+    pub cors_origins: Vec<String>,
+    /// The request header a `self` key sends its member's AKID in.
+    pub akid_header: String,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    pub max_tokens: usize,
+    pub max_aliases: usize,
+    pub max_directives: usize,
+    /// Sustained requests per minute per key (anonymous callers: per address).
+    /// Unset: 600, except in an open sandbox (no keys, development) where it is off.
+    /// 0 turns it off.
+    pub rate_limit_per_minute: Option<u32>,
+    /// Requests a key may make at once before the sustained rate applies.
+    pub rate_limit_burst: u32,
+    pub trusted_documents: TrustedDocumentsConfig,
+    /// Bearer JWTs from an identity provider, besides API keys (off when absent).
+    pub jwt: Option<JwtConfig>,
+}
+
+/// JWT verification (RS256/ES256).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Required `aud`.
+    pub audience: Option<String>,
+    /// The provider's JWKS (https), re-read when a token names an unknown key.
+    pub jwks_url: Option<String>,
+    /// Or a local PEM public key, or a JWKS JSON file.
+    pub key_file: Option<std::path::PathBuf>,
+    /// Accepted algorithms: `RS256`, `ES256`.
+    pub algorithms: Vec<String>,
+    /// The claim holding scopes (space-separated string or array): read, write, self.
+    pub scopes_claim: String,
+    /// Clock skew allowed on `exp`/`nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig {
+            issuer: None,
+            audience: None,
+            jwks_url: None,
+            key_file: None,
+            algorithms: vec!["RS256".into(), "ES256".into()],
+            scopes_claim: "scope".into(),
+            leeway_secs: 30,
+        }
+    }
+}
+
+/// What to do with operations that are not in the trusted-documents manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrustedMode {
+    /// No manifest: any document is run.
+    Off,
+    /// Unknown documents run and are logged (hash and operation name).
+    LogUnknown,
+    /// Unknown documents are refused (FORBIDDEN).
+    Enforce,
+}
+
+/// Trusted documents (persisted operations).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustedDocumentsConfig {
+    pub mode: TrustedMode,
+    /// JSON object `{ "<sha256 hex>": "<document>" }`, as `actionkit-graphql
+    /// trusted-documents` writes it; reloaded when the file changes.
+    pub manifest: Option<std::path::PathBuf>,
+    /// Key names that may send any document even in `enforce` mode (staff tools).
+    pub exempt_keys: Vec<String>,
+    /// How often the manifest file is checked for changes, in milliseconds.
+    pub reload_interval_ms: u64,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            api_keys: Vec::new(),
+            allow_anonymous_reads: false,
+            cors_origins: Vec::new(),
+            akid_header: "x-akid".into(),
+            max_body_bytes: 256 * 1024,
+            max_tokens: 1000,
+            max_aliases: 15,
+            max_directives: 50,
+            rate_limit_per_minute: None,
+            rate_limit_burst: 100,
+            trusted_documents: TrustedDocumentsConfig::default(),
+            jwt: None,
+        }
+    }
+}
+
+impl SecurityConfig {
+    /// The settings for `check-config`: key names and scopes, never the hashes.
+    fn masked(&self) -> serde_json::Value {
+        let keys: Vec<String> = self
+            .api_keys
+            .iter()
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| {
+                let mut parts = k.splitn(3, ':');
+                let name = parts.next().unwrap_or("");
+                let scopes = parts.next().unwrap_or("");
+                format!("{name}:{scopes}:***")
+            })
+            .collect();
+        let td = &self.trusted_documents;
+        serde_json::json!({
+            "api_keys": keys,
+            "allow_anonymous_reads": self.allow_anonymous_reads,
+            "cors_origins": self.cors_origins,
+            "akid_header": self.akid_header,
+            "max_body_bytes": self.max_body_bytes,
+            "max_tokens": self.max_tokens,
+            "max_aliases": self.max_aliases,
+            "max_directives": self.max_directives,
+            "rate_limit_per_minute": self.rate_limit_per_minute,
+            "rate_limit_burst": self.rate_limit_burst,
+            "trusted_documents": {
+                "mode": match td.mode {
+                    TrustedMode::Off => "off",
+                    TrustedMode::LogUnknown => "log-unknown",
+                    TrustedMode::Enforce => "enforce",
+                },
+                "manifest": td.manifest.as_ref().map(|p| p.display().to_string()),
+                "exempt_keys": td.exempt_keys,
+                "reload_interval_ms": td.reload_interval_ms,
+            },
+            "jwt": self.jwt.as_ref().map(|j| serde_json::json!({
+                "issuer": j.issuer,
+                "audience": j.audience,
+                "jwks_url": j.jwks_url,
+                "key_file": j.key_file.as_ref().map(|p| p.display().to_string()),
+                "algorithms": j.algorithms,
+                "scopes_claim": j.scopes_claim,
+                "leeway_secs": j.leeway_secs,
+            })),
+        })
+    }
+}
+
+impl Default for TrustedDocumentsConfig {
+    fn default() -> Self {
+        TrustedDocumentsConfig {
+            mode: TrustedMode::Off,
+            manifest: None,
+            exempt_keys: Vec::new(),
+            reload_interval_ms: 1000,
+        }
+    }
 }
 
 /// The ActionKit instance and how to talk to it.
@@ -49,6 +220,13 @@ pub struct ActionKitConfig {
     /// Deadline of one client operation, retries and pagination included.
     pub operation_deadline_ms: u64,
     pub max_retries: u32,
+    /// Consecutive failed ActionKit calls (5xx, timeouts, broken connections) after
+    /// which the circuit breaker opens; 0 disables it.
+    pub breaker_failure_threshold: u32,
+    /// How long the breaker stays open before one probe (doubling after a failed probe).
+    pub breaker_open_ms: u64,
+    /// Longest open period of the breaker.
+    pub breaker_max_open_ms: u64,
 }
 
 /// The GraphQL layer's settings.
@@ -65,6 +243,13 @@ pub struct GraphqlConfig {
     pub max_complexity: usize,
     /// Deadline of one GraphQL operation, in milliseconds.
     pub operation_deadline_ms: u64,
+    /// GraphQL operations executing at once; 0 turns load shedding off.
+    pub max_concurrent_operations: usize,
+    /// Operations that may wait for an execution slot; beyond them a request is
+    /// refused at once with HTTP 429.
+    pub max_queued_operations: usize,
+    /// Longest wait for an execution slot before a queued request is refused (429).
+    pub queue_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -74,6 +259,7 @@ impl Default for Config {
             mode: None,
             actionkit: ActionKitConfig::default(),
             graphql: GraphqlConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -90,6 +276,9 @@ impl Default for ActionKitConfig {
             request_timeout_ms: 10_000,
             operation_deadline_ms: 15_000,
             max_retries: 4,
+            breaker_failure_threshold: 20,
+            breaker_open_ms: 5_000,
+            breaker_max_open_ms: 60_000,
         }
     }
 }
@@ -99,9 +288,12 @@ impl Default for GraphqlConfig {
         GraphqlConfig {
             loader_delay_us: 100,
             page_cache_ttl_secs: 300,
-            max_depth: 10,
-            max_complexity: 2_000,
+            max_depth: 8,
+            max_complexity: 10_000,
             operation_deadline_ms: 20_000,
+            max_concurrent_operations: 256,
+            max_queued_operations: 512,
+            queue_timeout_ms: 2_000,
         }
     }
 }
@@ -135,6 +327,9 @@ impl Config {
                 "request_timeout_ms": self.actionkit.request_timeout_ms,
                 "operation_deadline_ms": self.actionkit.operation_deadline_ms,
                 "max_retries": self.actionkit.max_retries,
+                "breaker_failure_threshold": self.actionkit.breaker_failure_threshold,
+                "breaker_open_ms": self.actionkit.breaker_open_ms,
+                "breaker_max_open_ms": self.actionkit.breaker_max_open_ms,
             },
             "graphql": {
                 "loader_delay_us": self.graphql.loader_delay_us,
@@ -142,7 +337,11 @@ impl Config {
                 "max_depth": self.graphql.max_depth,
                 "max_complexity": self.graphql.max_complexity,
                 "operation_deadline_ms": self.graphql.operation_deadline_ms,
+                "max_concurrent_operations": self.graphql.max_concurrent_operations,
+                "max_queued_operations": self.graphql.max_queued_operations,
+                "queue_timeout_ms": self.graphql.queue_timeout_ms,
             },
+            "security": self.security.masked(),
         });
         toml::to_string(&strip_nulls(value)).unwrap_or_default()
     }

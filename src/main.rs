@@ -22,6 +22,13 @@ fn main() -> ExitCode {
         print!("{}", graphql::sdl());
         return ExitCode::SUCCESS;
     }
+    match &cli.command {
+        Command::HashKey { generate } => return hash_key(*generate),
+        Command::TrustedDocuments { out, paths } => {
+            return trusted_documents(out.as_deref(), paths)
+        }
+        _ => {}
+    }
     telemetry::init(cli.log_json);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -36,8 +43,60 @@ fn main() -> ExitCode {
             Command::Sandbox(args) => run_sandbox(args).await,
             Command::Healthcheck { url } => healthcheck(&url).await,
             Command::CheckConfig(args) => check_config(cli.config, args),
-            Command::PrintSchema => Ok(()),
+            Command::PrintSchema | Command::HashKey { .. } | Command::TrustedDocuments { .. } => {
+                Ok(())
+            }
         }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_key(generate: bool) -> ExitCode {
+    use actionkit_graphql::http::auth;
+    if generate {
+        let key = auth::generate_key();
+        println!("key:  {key}\nhash: {}", auth::hash_key(&key));
+        eprintln!(
+            "Give the key to the client; put only the hash in GATEWAY_API_KEYS (name:scopes:hash)."
+        );
+        return ExitCode::SUCCESS;
+    }
+    let mut key = String::new();
+    if std::io::stdin().read_line(&mut key).is_err() || key.trim().is_empty() {
+        eprintln!(
+            "error: give the key on stdin (e.g. `printf %s \"$KEY\" | actionkit-graphql hash-key`)"
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("{}", auth::hash_key(&key));
+    ExitCode::SUCCESS
+}
+
+fn trusted_documents(out: Option<&std::path::Path>, paths: &[std::path::PathBuf]) -> ExitCode {
+    let result = actionkit_graphql::http::trusted::build_manifest(paths).and_then(|m| {
+        let json = serde_json::to_string_pretty(&m)?;
+        match out {
+            Some(path) => {
+                // Written whole then renamed, so that a gateway reloading it never
+                // reads half a file.
+                let tmp = path.with_extension("json.tmp");
+                std::fs::write(&tmp, json + "\n")?;
+                std::fs::rename(&tmp, path)?;
+                eprintln!(
+                    "{} trusted documents written to {}",
+                    m.len(),
+                    path.display()
+                );
+            }
+            None => println!("{json}"),
+        }
+        Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -183,6 +242,9 @@ async fn serve(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyh
         }
     };
 
+    // Before anything reaches ActionKit: no client authentication, no start.
+    actionkit_graphql::http::auth::startup_check(&config.security, args.sandbox)
+        .map_err(anyhow::Error::msg)?;
     let client_config = app::client_config(&config, upstream);
     let state = app::build_state(&config, client_config, mode).await?;
     match state.client.check_credentials().await {

@@ -154,6 +154,11 @@ impl Client {
         self.inner.transport.totals()
     }
 
+    /// The circuit breaker's state (shared by clones).
+    pub fn breaker_state(&self) -> super::BreakerState {
+        self.inner.transport.breaker_state()
+    }
+
     /// The deadline of an operation starting now.
     pub(crate) fn deadline(&self) -> Instant {
         Instant::now() + self.inner.operation_deadline

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use super::breaker::BreakerPolicy;
+
 /// How the client reaches one ActionKit instance.
 ///
 /// Build it with [`ClientConfig::new`] and adjust the public fields; the defaults are
@@ -39,6 +41,8 @@ pub struct ClientConfig {
     /// How long a page name → page id lookup is reused when filtering actions by page
     /// name on an instance without `page__name` traversal. Default 60 s; zero: never.
     pub page_name_ttl: Duration,
+    /// When to stop sending requests to a failing instance (see `breaker.rs`).
+    pub breaker: BreakerPolicy,
 }
 
 impl ClientConfig {
@@ -56,6 +60,7 @@ impl ClientConfig {
             akid_secret: None,
             user_agent: concat!("actionkit-graphql/", env!("CARGO_PKG_VERSION")).to_owned(),
             page_name_ttl: Duration::from_secs(60),
+            breaker: BreakerPolicy::default(),
         }
     }
 }
@@ -77,6 +82,7 @@ impl fmt::Debug for ClientConfig {
             )
             .field("user_agent", &self.user_agent)
             .field("page_name_ttl", &self.page_name_ttl)
+            .field("breaker", &self.breaker)
             .finish()
     }
 }

@@ -39,6 +39,9 @@ pub enum Error {
     /// A write whose outcome is unknown: it was sent, but no answer came back.
     #[error("the write may or may not have been applied")]
     WriteOutcomeUnknown,
+    /// The circuit breaker is open after repeated failures: nothing was sent.
+    #[error("ActionKit keeps failing; requests are paused for a while")]
+    CircuitOpen,
 }
 
 impl Error {
@@ -55,6 +58,7 @@ impl Error {
             Error::Status { .. } => "status",
             Error::Decode { .. } => "decode",
             Error::WriteOutcomeUnknown => "write_outcome_unknown",
+            Error::CircuitOpen => "circuit_open",
         }
     }
 
@@ -65,6 +69,7 @@ impl Error {
             Error::Transport(_)
                 | Error::Timeout
                 | Error::RateLimited
+                | Error::CircuitOpen
                 | Error::Status { status: 500..=599 }
         )
     }

@@ -25,10 +25,12 @@
 //! Files: `config.rs` (settings), `transport.rs` (one HTTP exchange: auth, cap,
 //! retries, deadline, tracing, status mapping), `pagination.rs` (collections and
 //! windows), `capabilities.rs` (the schema probe), `akid.rs`, `reads.rs`, `writes.rs`,
-//! `accounting.rs` (call counters), `wire.rs` (the collection envelope), `models.rs`.
+//! `accounting.rs` (call counters), `wire.rs` (the collection envelope), `models.rs`,
+//! `breaker.rs` (the circuit breaker every attempt passes through).
 
 mod accounting;
 mod akid;
+mod breaker;
 mod capabilities;
 mod client;
 mod config;
@@ -43,6 +45,7 @@ pub mod wire;
 mod writes;
 
 pub use accounting::{CallTotals, UpstreamCounter};
+pub use breaker::{BreakerPolicy, BreakerState};
 pub use capabilities::Capabilities;
 pub use client::Client;
 pub use config::{ClientConfig, RetryPolicy};

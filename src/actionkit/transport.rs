@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::accounting::{self, CallTotals, UpstreamCounter};
+use super::breaker::{Breaker, BreakerState, Health};
 use super::config::{ClientConfig, RetryPolicy};
 use super::error::{bad_request_messages, Error};
 use super::singleflight::Singleflight;
@@ -92,6 +93,7 @@ pub(crate) struct Transport {
     totals: UpstreamCounter,
     /// Identical GETs in flight at once share one request.
     flights: Singleflight,
+    breaker: Breaker,
 }
 
 /// What one attempt produced.
@@ -111,6 +113,8 @@ enum Attempt {
     Deadline { sent: bool },
     /// The body was longer than [`MAX_BODY_BYTES`].
     TooLarge,
+    /// The circuit breaker is open: nothing was sent.
+    Open,
 }
 
 /// Largest response body read (a page of 100 actions is ~100 KB).
@@ -164,11 +168,16 @@ impl Transport {
             request_timeout: config.request_timeout,
             totals: UpstreamCounter::default(),
             flights: Singleflight::default(),
+            breaker: Breaker::new(config.breaker.clone()),
         })
     }
 
     pub(crate) fn totals(&self) -> CallTotals {
         self.totals.snapshot()
+    }
+
+    pub(crate) fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
     }
 
     /// Turns a `meta.next` link into a path this transport may follow: relative paths
@@ -297,6 +306,7 @@ impl Transport {
                     };
                     (None, None, e)
                 }
+                Attempt::Open => return Err((None, retries, Error::CircuitOpen)),
                 Attempt::TooLarge => {
                     let e = Error::Decode {
                         path: String::new(),
@@ -352,6 +362,9 @@ impl Transport {
             }
             Err(_) => return Attempt::Deadline { sent: false },
         };
+        let Some(ticket) = self.breaker.admit() else {
+            return Attempt::Open;
+        };
         accounting::record(&self.totals, is_retry);
         let _in_flight = InFlightGauge::new();
 
@@ -380,6 +393,15 @@ impl Transport {
         };
         let outcome = tokio::time::timeout_at(request_deadline, exchange).await;
         drop(permit);
+        ticket.record(match &outcome {
+            Ok(Ok((status, _, _))) if *status >= 500 => Health::Unhealthy,
+            Ok(Ok((429, _, _))) => Health::Neutral,
+            Ok(Ok(_)) => Health::Healthy,
+            Ok(Err(_)) => Health::Unhealthy,
+            // The operation's own deadline cut the exchange short: no verdict.
+            Err(_) if request_deadline >= deadline => Health::Neutral,
+            Err(_) => Health::Unhealthy,
+        });
         match outcome {
             Ok(Ok((_, _, None))) => Attempt::TooLarge,
             Ok(Ok((status, retry_after, Some(body)))) => Attempt::Answer {

@@ -18,6 +18,9 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     UpstreamTimeout,
     UpstreamRateLimited,
+    /// The caller ran out of its own request budget at the gateway (HTTP 429); kept
+    /// apart from `UPSTREAM_RATE_LIMITED`, which is ActionKit's limit.
+    RateLimited,
     Internal,
 }
 
@@ -31,6 +34,7 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             ErrorCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             ErrorCode::UpstreamRateLimited => "UPSTREAM_RATE_LIMITED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -96,6 +100,15 @@ impl From<actionkit::Error> for GatewayError {
                 ErrorCode::Internal,
                 "the gateway could not use ActionKit's answer",
             ),
+            E::CircuitOpen => {
+                // Expected while the breaker is open: one warning when it opened is enough.
+                tracing::debug!(code = "UPSTREAM_UNAVAILABLE", "circuit breaker open");
+                return GatewayError::new(
+                    ErrorCode::UpstreamUnavailable,
+                    "ActionKit keeps failing, so the gateway is not sending it requests for a \
+                     few seconds; try again shortly",
+                );
+            }
             E::WriteOutcomeUnknown => (
                 ErrorCode::UpstreamTimeout,
                 "the write was sent but ActionKit did not confirm it; read the action to see \

@@ -1,7 +1,9 @@
 //! The GraphQL schema over the ActionKit client: types, request-scoped loaders, and
 //! the mapping of errors to the closed list of codes.
 
+pub mod access;
 pub mod error;
+pub mod limits;
 pub mod loaders;
 mod mutation;
 mod query;
@@ -34,6 +36,8 @@ pub struct GraphqlSettings {
     pub introspection: bool,
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Tokens, aliases, directives (see [`limits`]).
+    pub limits: limits::Limits,
 }
 
 impl Default for GraphqlSettings {
@@ -42,7 +46,8 @@ impl Default for GraphqlSettings {
             loader_delay: Duration::from_micros(100),
             introspection: true,
             max_depth: 10,
-            max_complexity: 2_000,
+            max_complexity: 10_000,
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -51,9 +56,13 @@ impl Default for GraphqlSettings {
 /// by [`Loaders::new`].
 pub fn build_schema(client: Option<Client>, settings: &GraphqlSettings) -> GatewaySchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .limit_depth(settings.max_depth)
         .limit_complexity(settings.max_complexity)
-        .extension(ExecutionMarker);
+        .extension(ExecutionMarker)
+        .extension(access::AccessExtension)
+        .extension(limits::LimitsExtension(limits::Limits {
+            max_depth: settings.max_depth,
+            ..settings.limits
+        }));
     if !settings.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, InputObject, Object, ID};
 
+use super::access;
 use super::error::{GatewayError, GqlResult};
 use super::types::{parse_id, ActionNode};
 use crate::actionkit::{ActionId, Client};
@@ -57,7 +58,7 @@ fn check_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<usize, Gatewa
     Ok(seen.len())
 }
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Sets custom fields on an action, each to exactly one value, keeping its other
     /// fields. Returns the action as it is after the write. Repeating the same call is
@@ -81,6 +82,7 @@ impl MutationRoot {
                 .into());
             }
         }
+        access::check_write(ctx, id).await?;
         let pairs: Vec<(String, String)> = fields.into_iter().map(|f| (f.name, f.value)).collect();
         let client = ctx.data_unchecked::<Client>();
         let action = client
@@ -103,6 +105,7 @@ impl MutationRoot {
         if let Some(names) = &names {
             check_names(names.iter().map(String::as_str))?;
         }
+        access::check_write(ctx, id).await?;
         let client = ctx.data_unchecked::<Client>();
         let action = client
             .clear_action_fields(id, names.as_deref())

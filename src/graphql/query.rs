@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Object, ID};
 
+use super::access;
 use super::error::{GatewayError, GqlResult};
 use super::loaders::{Loaders, UserActionsKey};
 use super::types::{
@@ -67,7 +68,7 @@ fn null_on_error<T>(ctx: &Context<'_>, result: GqlResult<Option<T>>) -> Option<T
     }
 }
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// One user, by exactly one of `id`, `email` or `akid` (an ActionKit AKID such as
     /// `.103007.Gcg02t`). Null when no such user exists.
@@ -83,6 +84,7 @@ impl QueryRoot {
 
     /// Several users by id, in the order asked, with null where a user does not exist.
     /// At most 100 ids.
+    #[graphql(complexity = "super::limits::list_cost(Some(ids.len() as i64), child_complexity)")]
     async fn users(&self, ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<UserNode>>> {
         Self::find_users(ctx, ids).await
     }
@@ -116,6 +118,7 @@ impl QueryRoot {
         let user = match (id, email, akid) {
             (Some(id), None, None) => {
                 let id = UserId(parse_id(&id, "id")?);
+                access::check_user(ctx, id)?;
                 let prefetch = prefetch_keys(ctx, id);
                 let (user, _) = futures::join!(
                     loaders.users.load_one(id),
@@ -125,6 +128,7 @@ impl QueryRoot {
                 user.map_err(GatewayError::from)?
             }
             (None, Some(email), None) => {
+                access::check_lookup(ctx)?;
                 let email = email.trim();
                 if email.is_empty() || email.len() > 254 || !email.contains('@') {
                     return Err(GatewayError::bad_input("`email` is not an email address").into());
@@ -139,6 +143,7 @@ impl QueryRoot {
                 if akid.is_empty() || akid.len() > 64 {
                     return Err(GatewayError::bad_input("`akid` is not an AKID").into());
                 }
+                access::check_akid(ctx, &akid)?;
                 client
                     .user_by_akid(&akid)
                     .await
@@ -162,6 +167,9 @@ impl QueryRoot {
             .iter()
             .map(|id| parse_id(id, "ids").map(UserId))
             .collect::<Result<Vec<_>, _>>()?;
+        for id in &ids {
+            access::check_user(ctx, *id)?;
+        }
         let loaders = ctx.data_unchecked::<Loaders>();
         let found = loaders
             .users
@@ -182,6 +190,9 @@ impl QueryRoot {
             .load_one(id)
             .await
             .map_err(GatewayError::from)?;
+        if let Some(action) = &action {
+            access::check_action_owner(ctx, action.user_id())?;
+        }
         Ok(action.map(ActionNode::new))
     }
 
@@ -190,6 +201,7 @@ impl QueryRoot {
         id: Option<ID>,
         name: Option<String>,
     ) -> GqlResult<Option<PageNode>> {
+        access::check_any_page(ctx)?;
         match (id, name) {
             (Some(id), None) => {
                 let id = PageId(parse_id(&id, "id")?);

@@ -2,7 +2,9 @@
 //! body, GET for queries only, `Accept` negotiation between `application/json` and
 //! `application/graphql-response+json`, 4xx for requests that fail before execution.
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+};
 use async_graphql::Variables;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -11,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::AppState;
+use crate::actionkit::UpstreamCounter;
 use crate::graphql::{ErrorCode, Executed, Loaders};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -77,6 +80,10 @@ fn error_body(message: &str, code: ErrorCode) -> Value {
 
 fn respond(status: StatusCode, format: Format, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    respond_bytes(status, format, bytes)
+}
+
+fn respond_bytes(status: StatusCode, format: Format, bytes: Vec<u8>) -> Response {
     let mut resp = (status, bytes).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, format.content_type());
@@ -151,19 +158,78 @@ fn params_from_query_string(raw: &str) -> Result<Params, &'static str> {
     params_from_json(Value::Object(obj))
 }
 
-/// Whether the document's selected operation is a query (for GET). `Err` when the
-/// document does not parse or the operation cannot be found: both are request errors
-/// that GraphQL will report itself, so the caller lets them through.
-fn operation_type(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
-    let doc = async_graphql::parser::parse_query(query).ok()?;
+/// How the request came: GET may only run queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+/// The operation a request selects, as far as the handler needs it: its type and the
+/// variables it declares. `None` when the document names no single operation (GraphQL
+/// reports that itself).
+fn selected_operation<'a>(
+    doc: &'a ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'a OperationDefinition> {
     match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
+            ops.values().next().map(|op| &op.node)
         }
         _ => None,
     }
+}
+
+/// Variable coercion, the part async-graphql leaves to execution time: a variable of
+/// non-null type must not be null, and must be given unless it has a default. async-graphql checks
+/// the values that are given during validation, but a missing required variable only
+/// fails in the resolver, as a field error with `data` present; the spec makes it a
+/// request error (no `data`, 400 under graphql-response+json).
+fn variable_coercion_error(
+    op: &OperationDefinition,
+    variables: Option<&Map<String, Value>>,
+) -> Option<String> {
+    for def in &op.variable_definitions {
+        let def = &def.node;
+        if def.var_type.node.nullable {
+            continue;
+        }
+        let name = def.name.node.as_str();
+        match variables.and_then(|v| v.get(name)) {
+            None if def.default_value.is_some() => {}
+            None => {
+                return Some(format!(
+                    "Variable \"${name}\" of required type \"{}\" was not provided.",
+                    def.var_type.node
+                ))
+            }
+            Some(Value::Null) => {
+                return Some(format!(
+                    "Variable \"${name}\" of non-null type \"{}\" must not be null.",
+                    def.var_type.node
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// A GraphQL request error found by the handler (the request is well-formed
+/// GraphQL-over-HTTP but cannot execute): 200 under `application/json`, 400 under
+/// `application/graphql-response+json`, and no `data` entry either way.
+fn graphql_request_error(format: Format, message: &str) -> Response {
+    let status = match format {
+        Format::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+        Format::Json => StatusCode::OK,
+    };
+    respond(
+        status,
+        format,
+        &error_body(message, ErrorCode::BadUserInput),
+    )
 }
 
 /// Whether the client asked for the upstream accounting in `extensions.upstream`: a
@@ -181,15 +247,62 @@ fn wants_accounting(headers: &HeaderMap, params: &Params) -> bool {
     header || extension
 }
 
+/// Records one operation: a duration histogram labelled by result, and a log line.
+/// Operation names are chosen by clients, so they go to the log, not to metric labels.
+fn observe(
+    operation_name: &str,
+    result: &'static str,
+    elapsed: std::time::Duration,
+    upstream: &UpstreamCounter,
+) {
+    metrics::histogram!("gateway_graphql_operation_duration_seconds", "result" => result)
+        .record(elapsed.as_secs_f64());
+    tracing::info!(
+        operation = %operation_name,
+        result,
+        duration_ms = elapsed.as_millis() as u64,
+        upstream_calls = upstream.calls(),
+        upstream_retries = upstream.retries(),
+        "graphql operation"
+    );
+}
+
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
     params: Params,
     format: Format,
+    method: Method,
 ) -> Response {
+    let started = std::time::Instant::now();
     let accounting = wants_accounting(headers, &params);
     let operation_name = params.operation_name.clone().unwrap_or_default();
     let mut request = async_graphql::Request::new(params.query);
+    // Parsed once here and handed to async-graphql; a document that does not parse is
+    // left for async-graphql to report (as a request error, below).
+    if let Ok(doc) = request.parsed_query() {
+        if let Some(op) = selected_operation(doc, params.operation_name.as_deref()) {
+            if method == Method::Get && op.ty != OperationType::Query {
+                let mut resp = request_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format,
+                    "only queries may be sent with GET; use POST",
+                );
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return resp;
+            }
+            if let Some(msg) = variable_coercion_error(op, params.variables.as_ref()) {
+                observe(
+                    &operation_name,
+                    "request_error",
+                    started.elapsed(),
+                    &UpstreamCounter::default(),
+                );
+                return graphql_request_error(format, &msg);
+            }
+        }
+    }
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
@@ -209,7 +322,6 @@ async fn execute(
     let page_cache_hits = loaders.page_cache_hits.clone();
     let request = request.data(executed.clone()).data(loaders);
 
-    let started = std::time::Instant::now();
     // Client calls made by resolvers themselves (not through a loader) are counted by
     // this scope; loads are scoped by the loaders' spawner.
     let run = upstream.scope(tokio::time::timeout(
@@ -221,83 +333,86 @@ async fn execute(
     let ran = executed.ran();
     let result_label = match &outcome {
         Err(_) => "deadline",
-        Ok(r) if !ran => "request_error",
+        Ok(_) if !ran => "request_error",
         Ok(r) if r.is_err() => "partial",
         Ok(_) => "ok",
     };
-    metrics::histogram!("gateway_graphql_operation_duration_seconds", "result" => result_label)
-        .record(elapsed.as_secs_f64());
-    // Operation names are chosen by clients, so they go to the log, not to metric labels.
-    tracing::info!(
-        operation = %operation_name,
-        result = result_label,
-        duration_ms = elapsed.as_millis() as u64,
-        upstream_calls = upstream.calls(),
-        upstream_retries = upstream.retries(),
-        "graphql operation"
-    );
-    let response = match outcome {
+    observe(&operation_name, result_label, elapsed, &upstream);
+    let mut response = match outcome {
         Ok(r) => r,
         Err(_) => {
-            return respond(
-                StatusCode::OK,
-                format,
-                &error_body(
-                    "the operation ran past its deadline",
-                    ErrorCode::UpstreamTimeout,
-                ),
-            )
+            // Execution had begun, so this is like a field error that nulled the
+            // whole result: `data: null` and 200. (Under
+            // application/graphql-response+json a body without `data` would need
+            // a 4xx/5xx status, and the spec recommends 200 for `data: null`.)
+            let mut body = error_body(
+                "the operation ran past its deadline",
+                ErrorCode::UpstreamTimeout,
+            );
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("data".into(), Value::Null);
+            }
+            return respond(StatusCode::OK, format, &body);
         }
     };
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
     if accounting {
-        if let Some(obj) = body.as_object_mut() {
-            let ext = obj.entry("extensions").or_insert_with(|| json!({}));
-            if let Some(ext) = ext.as_object_mut() {
-                ext.insert(
-                    "upstream".into(),
-                    json!({
-                        "calls": upstream.calls(),
-                        "retries": upstream.retries(),
-                        "pageCacheHits": page_cache_hits.load(std::sync::atomic::Ordering::Relaxed),
-                        "upstreamMs": upstream.upstream_time().as_secs_f64() * 1000.0,
-                        "durationMs": elapsed.as_secs_f64() * 1000.0,
-                    }),
-                );
-            }
+        let stats = json!({
+            "calls": upstream.calls(),
+            "retries": upstream.retries(),
+            "pageCacheHits": page_cache_hits.load(std::sync::atomic::Ordering::Relaxed),
+            "upstreamMs": upstream.upstream_time().as_secs_f64() * 1000.0,
+            "durationMs": elapsed.as_secs_f64() * 1000.0,
+        });
+        if let Ok(stats) = async_graphql::Value::from_json(stats) {
+            response.extensions.insert("upstream".into(), stats);
         }
     }
-    if let Some(Value::Array(errors)) = body.get_mut("errors") {
-        for err in errors.iter_mut() {
-            // Parse and validation errors come from async-graphql without a code.
-            if err.pointer("/extensions/code").is_none() {
-                let code = if ran {
-                    ErrorCode::Internal
-                } else {
-                    ErrorCode::BadUserInput
-                };
-                if let Some(obj) = err.as_object_mut() {
-                    let ext = obj.entry("extensions").or_insert_with(|| json!({}));
-                    if let Some(ext) = ext.as_object_mut() {
-                        ext.insert("code".into(), json!(code.as_str()));
-                    }
-                }
-            }
+    // Parse and validation errors come from async-graphql without a code.
+    for err in &mut response.errors {
+        let ext = err.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            let code = if ran {
+                ErrorCode::Internal
+            } else {
+                ErrorCode::BadUserInput
+            };
+            ext.set("code", code.as_str());
         }
     }
-    let status = if ran {
-        StatusCode::OK
+    // Serialized straight from async-graphql's types, never through serde_json::Value
+    // (a BTreeMap here): the result keeps the field order of the selection set.
+    let (status, bytes) = if ran {
+        (StatusCode::OK, serde_json::to_vec(&response))
     } else {
         // The request failed before execution: no `data` entry at all.
-        if let Some(obj) = body.as_object_mut() {
-            obj.remove("data");
-        }
-        match format {
+        let status = match format {
             Format::GraphqlResponseJson => StatusCode::BAD_REQUEST,
             Format::Json => StatusCode::OK,
-        }
+        };
+        (
+            status,
+            serde_json::to_vec(&ErrorsOnly {
+                errors: &response.errors,
+                extensions: &response.extensions,
+            }),
+        )
     };
-    respond(status, format, &body)
+    match bytes {
+        Ok(bytes) => respond_bytes(status, format, bytes),
+        Err(_) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format,
+            &error_body("the response could not be serialized", ErrorCode::Internal),
+        ),
+    }
+}
+
+/// A GraphQL response without `data` (a request error).
+#[derive(serde::Serialize)]
+struct ErrorsOnly<'a> {
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
 }
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {
@@ -344,7 +459,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         }
     };
     match params_from_json(value) {
-        Ok(params) => execute(&state, &headers, params, format).await,
+        Ok(params) => execute(&state, &headers, params, format, Method::Post).await,
         Err(msg) => request_error(StatusCode::BAD_REQUEST, format, msg),
     }
 }
@@ -365,19 +480,7 @@ pub async fn get(
         Ok(p) => p,
         Err(msg) => return request_error(StatusCode::BAD_REQUEST, format, msg),
     };
-    if let Some(ty) = operation_type(&params.query, params.operation_name.as_deref()) {
-        if ty != OperationType::Query {
-            let mut resp = request_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format,
-                "only queries may be sent with GET; use POST",
-            );
-            resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return resp;
-        }
-    }
-    execute(&state, &headers, params, format).await
+    execute(&state, &headers, params, format, Method::Get).await
 }
 
 #[cfg(test)]
@@ -421,6 +524,37 @@ mod tests {
         assert!(params_from_json(json!([])).is_err());
         assert!(params_from_query_string("query=%7Ba%7D&variables=%7B%7D").is_ok());
         assert!(params_from_query_string("query=%7Ba%7D&variables=nope").is_err());
+    }
+
+    fn operation_type(query: &str, name: Option<&str>) -> Option<OperationType> {
+        let doc = async_graphql::parser::parse_query(query).ok()?;
+        selected_operation(&doc, name).map(|op| op.ty)
+    }
+
+    fn coercion_error(query: &str, variables: Value) -> Option<String> {
+        let doc = async_graphql::parser::parse_query(query).expect("parses");
+        let op = selected_operation(&doc, None).expect("one operation");
+        variable_coercion_error(op, variables.as_object())
+    }
+
+    #[test]
+    fn required_variables_must_be_given_and_not_null() {
+        let q = "query Q($id: ID!, $n: Int, $d: Int! = 3) { a }";
+        assert_eq!(coercion_error(q, json!({"id": "1"})), None);
+        assert_eq!(
+            coercion_error(q, json!({"id": "1", "d": 4, "n": null})),
+            None
+        );
+        assert_eq!(
+            coercion_error(q, json!({})).as_deref(),
+            Some("Variable \"$id\" of required type \"ID!\" was not provided.")
+        );
+        assert_eq!(
+            coercion_error(q, json!({"id": null})).as_deref(),
+            Some("Variable \"$id\" of non-null type \"ID!\" must not be null.")
+        );
+        assert!(coercion_error(q, json!({"id": "1", "d": null})).is_some());
+        assert!(coercion_error("query Q($l: [ID!]!) { a }", Value::Null).is_some());
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The gateway's HTTP surface: `/graphql` (POST, and GET for queries), GraphiQL at `/`,
 //! `/healthz` (alive) and `/readyz` (ActionKit reachable with the credential).
 
+pub mod auth;
 mod graphiql;
 pub(crate) mod graphql;
 mod health;
+pub mod jwt;
 pub mod metrics;
+mod shed;
+pub mod trusted;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +18,7 @@ use axum::routing::get;
 use axum::Router;
 
 pub use graphiql::EXAMPLE_QUERY;
+pub use shed::Shedder;
 
 use crate::actionkit::Client;
 use crate::graphql::{GatewaySchema, PageCache};
@@ -27,6 +32,10 @@ pub struct AppState {
     pub loader_delay: Duration,
     pub operation_deadline: Duration,
     pub readiness: Arc<health::Readiness>,
+    /// Client authentication and the guards of `/graphql` (closed until configured).
+    pub security: Arc<auth::Security>,
+    /// Admission control of `/graphql` (off unless set, see `shed.rs`).
+    pub shed: Arc<Shedder>,
 }
 
 impl AppState {
@@ -44,7 +53,15 @@ impl AppState {
             loader_delay,
             operation_deadline,
             readiness: Arc::new(health::Readiness::default()),
+            security: Arc::new(auth::Security::closed()),
+            shed: Shedder::disabled(),
         }
+    }
+
+    /// Sets the guards of `/graphql` (see [`auth::Security::from_config`]).
+    pub fn with_security(mut self, security: auth::Security) -> Self {
+        self.security = Arc::new(security);
+        self
     }
 }
 
@@ -54,8 +71,26 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// The gateway's router.
 pub fn router(state: AppState) -> Router {
     metrics::handle();
-    Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+    let security = state.security.clone();
+    // The guard (authentication, rate limit, trusted documents) runs first, so that
+    // only admitted callers take a place in the shedder's queue.
+    let graphql_routes = Router::new()
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.shed.clone(),
+                    shed::middleware,
+                )),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            security.clone(),
+            auth::guard,
+        ))
+        .layer(DefaultBodyLimit::max(security.max_body_bytes));
+    let router = Router::new()
+        .merge(graphql_routes)
         .route("/", get(graphiql::page))
         .route("/graphiql/graphiql.min.css", get(graphiql::css))
         .route("/graphiql/graphiql.min.js", get(graphiql::js))
@@ -69,5 +104,20 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state);
+    if security.cors_origins.is_empty() {
+        return router;
+    }
+    router.layer(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(security.cors_origins.clone())
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+                axum::http::header::ACCEPT,
+                security.authenticator.akid_header.clone(),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }

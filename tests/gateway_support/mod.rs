@@ -40,6 +40,18 @@ pub async fn spawn(flags: &[&str]) -> TestGateway {
 
 /// Like [`spawn`], with a gateway configuration, and with or without the AKID secret.
 pub async fn spawn_with(flags: &[&str], config: Config, with_akid_secret: bool) -> TestGateway {
+    spawn_mode(flags, config, with_akid_secret, Mode::Development)
+        .await
+        .unwrap()
+}
+
+/// Like [`spawn_with`], in the given mode; `Err` when the gateway refuses to start.
+pub async fn spawn_mode(
+    flags: &[&str],
+    config: Config,
+    with_akid_secret: bool,
+    mode: Mode,
+) -> anyhow::Result<TestGateway> {
     let sb = sandbox_config(flags);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let handle = sandbox::spawn(sb.clone(), listener).await.unwrap();
@@ -51,15 +63,13 @@ pub async fn spawn_with(flags: &[&str], config: Config, with_akid_secret: bool) 
     };
     let client_config = app::client_config(&config, upstream);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = app::spawn(&config, client_config, Mode::Development, listener)
-        .await
-        .unwrap();
-    TestGateway {
+    let gw = app::spawn(&config, client_config, mode, listener).await?;
+    Ok(TestGateway {
         addr: gw.addr,
         sandbox: handle.addr,
         http: reqwest::Client::new(),
         _sandbox: handle,
-    }
+    })
 }
 
 impl TestGateway {
@@ -79,6 +89,31 @@ impl TestGateway {
             resp.status()
         );
         resp.json().await.unwrap()
+    }
+
+    /// POSTs a JSON body to `/graphql` with extra headers; returns status, headers and
+    /// the JSON body (`null` when the body is not JSON).
+    pub async fn post_json(
+        &self,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .http
+            .post(format!("http://{}/graphql", self.addr))
+            .json(&body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let h = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            h,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
     }
 
     /// Like [`gql`], asserting that there are no errors, and returning `data`.

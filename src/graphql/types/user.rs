@@ -133,6 +133,9 @@ impl UserNode {
         custom_fields(&self.user.fields)
     }
     /// The user's actions, oldest first, optionally of one type and on one page.
+    #[graphql(
+        complexity = "crate::graphql::limits::list_cost(first.map(i64::from), child_complexity)"
+    )]
     async fn actions(
         &self,
         ctx: &Context<'_>,

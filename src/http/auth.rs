@@ -1,0 +1,616 @@
+//! Client authentication and the per-caller guards in front of `/graphql`: API keys
+//! (stored as SHA-256 hashes, sent as `Authorization: Bearer <key>`), the `self`
+//! member's AKID, a token bucket per caller, and trusted documents. The resulting
+//! [`Principal`] travels to the GraphQL layer, which checks scopes and members.
+//!
+//! Nothing here logs or returns a key, a hash or an AKID: only key names.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::trusted::TrustedDocuments;
+use crate::config::{Mode, SecurityConfig};
+use crate::graphql::access::{self, Principal, Scopes};
+use crate::graphql::ErrorCode;
+
+/// The SHA-256 of a key, in lowercase hex: what `GATEWAY_API_KEYS` stores.
+pub fn hash_key(key: &str) -> String {
+    hex(&Sha256::digest(key.trim().as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
+        let s = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A new random key (256 bits, URL-safe), for `hash-key --generate`.
+pub fn generate_key() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!(
+        "akg_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// One configured client key.
+#[derive(Clone)]
+pub struct ApiKey {
+    pub name: Arc<str>,
+    pub scopes: Scopes,
+    hash: [u8; 32],
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKey({}: {})", self.name, self.scopes)
+    }
+}
+
+/// Parses `name:scopes:sha256hex` entries (the `GATEWAY_API_KEYS` format).
+pub fn parse_keys(entries: &[String]) -> Result<Vec<ApiKey>, String> {
+    let mut keys: Vec<ApiKey> = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let n = i + 1;
+        let mut parts = entry.splitn(3, ':');
+        let (Some(name), Some(scopes), Some(hash)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("API key entry {n} is not `name:scopes:sha256hex`"));
+        };
+        let name = name.trim();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(format!(
+                "API key entry {n}: the name must be 1 to 64 letters, digits, `-`, `_` or `.`"
+            ));
+        }
+        if matches!(name, "anonymous" | "nobody") {
+            return Err(format!("API key entry {n}: {name:?} is reserved"));
+        }
+        let scopes = Scopes::parse(scopes.trim()).map_err(|e| format!("API key {name:?}: {e}"))?;
+        let hash = unhex(&hash.trim().to_ascii_lowercase()).ok_or_else(|| {
+            format!(
+                "API key {name:?}: the third part must be the key's SHA-256 in hex (64 characters; see `actionkit-graphql hash-key`), not the key itself"
+            )
+        })?;
+        if keys.iter().any(|k| &*k.name == name) {
+            return Err(format!("API key name {name:?} is used twice"));
+        }
+        keys.push(ApiKey {
+            name: name.into(),
+            scopes,
+            hash,
+        });
+    }
+    Ok(keys)
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credential, and anonymous callers may do nothing.
+    Missing,
+    /// A credential that matches no key (or is not a Bearer token).
+    InvalidToken,
+    /// A `self` key without a (valid) member AKID.
+    MemberAkid,
+}
+
+impl AuthFailure {
+    fn message(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "send an API key: Authorization: Bearer <key>",
+            AuthFailure::InvalidToken => "the API key is not valid",
+            AuthFailure::MemberAkid => {
+                "this key reads one member only: send the member's AKID (X-AKID header)"
+            }
+        }
+    }
+}
+
+/// Turns request headers into a [`Principal`].
+pub struct Authenticator {
+    keys: Vec<ApiKey>,
+    jwt: Option<super::jwt::JwtVerifier>,
+    anonymous: Scopes,
+    akid_secret: Option<SecretString>,
+    pub akid_header: HeaderName,
+}
+
+impl Authenticator {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            if self.anonymous == Scopes::NONE {
+                return Err(AuthFailure::Missing);
+            }
+            return Ok(Principal::new("anonymous", self.anonymous));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthFailure::InvalidToken)?;
+        let mut principal = match &self.jwt {
+            Some(jwt) if super::jwt::looks_like_jwt(token) => {
+                let v = jwt.verify(token).await.ok_or(AuthFailure::InvalidToken)?;
+                Principal::new(format!("jwt:{}", v.subject), v.scopes)
+            }
+            _ => {
+                let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                // Every key is compared, in constant time, whatever matches first.
+                let mut found: Option<&ApiKey> = None;
+                for key in &self.keys {
+                    if bool::from(key.hash.ct_eq(&presented)) {
+                        found = Some(key);
+                    }
+                }
+                let key = found.ok_or(AuthFailure::InvalidToken)?;
+                Principal::new(key.name.clone(), key.scopes)
+            }
+        };
+        if principal.scopes.member_only() {
+            let akid = headers
+                .get(&self.akid_header)
+                .and_then(|v| v.to_str().ok())
+                .ok_or(AuthFailure::MemberAkid)?;
+            let secret = self.akid_secret.as_ref().ok_or(AuthFailure::MemberAkid)?;
+            principal.member = Some(
+                access::verify_akid(secret.expose_secret(), akid.trim())
+                    .ok_or(AuthFailure::MemberAkid)?,
+            );
+        }
+        Ok(principal)
+    }
+}
+
+/// A token bucket per caller.
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<Arc<str>, (f64, Instant)>>,
+}
+
+/// Callers remembered at most; beyond it, full buckets are forgotten.
+const MAX_BUCKETS: usize = 10_000;
+
+impl RateLimiter {
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        RateLimiter {
+            per_second: f64::from(per_minute) / 60.0,
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token from `key`'s bucket, or says how long until one is there.
+    pub fn check(&self, key: &Arc<str>, now: Instant) -> Result<(), Duration> {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
+            let (rate, burst) = (self.per_second, self.burst);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
+            });
+        }
+        let (tokens, at) = buckets.entry(key.clone()).or_insert((self.burst, now));
+        let elapsed = now.saturating_duration_since(*at).as_secs_f64();
+        *tokens = (*tokens + elapsed * self.per_second).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else if self.per_second <= 0.0 {
+            Err(Duration::from_secs(60))
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_second))
+        }
+    }
+}
+
+/// Everything the `/graphql` guard needs.
+pub struct Security {
+    pub authenticator: Authenticator,
+    pub limiter: Option<RateLimiter>,
+    /// Failed authentications per client address (a bucket of 30, 30 a minute).
+    pub failures: RateLimiter,
+    pub trusted: Option<Arc<TrustedDocuments>>,
+    pub max_body_bytes: usize,
+    pub cors_origins: Vec<HeaderValue>,
+}
+
+/// What a deployment without keys is allowed; `Err` when it must not start.
+/// Against a real instance (`sandbox == false`) that is read-only with
+/// `allow_anonymous_reads`, and a refusal to start without it.
+pub fn startup_check(config: &SecurityConfig, sandbox: bool) -> Result<(), String> {
+    let has_keys = config.api_keys.iter().any(|k| !k.trim().is_empty()) || config.jwt.is_some();
+    if !has_keys && !sandbox && !config.allow_anonymous_reads {
+        return Err(
+            "refusing to serve ActionKit data without client authentication: \
+             set GATEWAY_API_KEYS (see `actionkit-graphql hash-key`), or pass \
+             --allow-anonymous-reads (GATEWAY_ALLOW_ANONYMOUS_READS=true) to let anyone \
+             who can reach the gateway read (never write)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+impl Security {
+    /// Builds the guards from configuration. Without keys: development mode is an open
+    /// sandbox (anyone reads and writes; logged loudly), `allow_anonymous_reads` gives
+    /// read-only access, and production refuses to start.
+    pub fn from_config(
+        config: &SecurityConfig,
+        mode: Mode,
+        akid_secret: Option<SecretString>,
+    ) -> anyhow::Result<Security> {
+        let keys = parse_keys(&config.api_keys).map_err(|e| anyhow::anyhow!(e))?;
+        let jwt = config
+            .jwt
+            .as_ref()
+            .map(super::jwt::JwtVerifier::from_config)
+            .transpose()?;
+        if keys.iter().any(|k| k.scopes.member_only()) && akid_secret.is_none() {
+            anyhow::bail!(
+                "a key has the `self` scope: set ACTIONKIT_AKID_SECRET so that members' AKIDs can be verified"
+            );
+        }
+        let anonymous = if config.allow_anonymous_reads {
+            Scopes::READ
+        } else if !keys.is_empty() || jwt.is_some() {
+            Scopes::NONE
+        } else if mode == Mode::Development {
+            Scopes::ALL
+        } else {
+            anyhow::bail!(startup_check(config, false).err().unwrap_or_default());
+        };
+        if anonymous == Scopes::ALL {
+            tracing::warn!(
+                "OPEN GATEWAY: no API keys are configured (development mode); anyone who can reach it may read and write"
+            );
+        } else if anonymous == Scopes::READ {
+            tracing::warn!(
+                "anonymous reads are allowed (allow_anonymous_reads); writes need a key"
+            );
+        }
+        for key in &keys {
+            tracing::info!(key = %key.name, scopes = %key.scopes, "client key configured");
+        }
+        let per_minute = config
+            .rate_limit_per_minute
+            .unwrap_or(if anonymous == Scopes::ALL { 0 } else { 600 });
+        let limiter =
+            (per_minute > 0).then(|| RateLimiter::new(per_minute, config.rate_limit_burst));
+        let akid_header = HeaderName::from_bytes(config.akid_header.trim().as_bytes())
+            .map_err(|_| anyhow::anyhow!("security.akid_header is not a header name"))?;
+        let cors_origins = config
+            .cors_origins
+            .iter()
+            .map(|o| {
+                let o = o.trim().trim_end_matches('/');
+                let parsed = url::Url::parse(o)
+                    .map_err(|_| anyhow::anyhow!("CORS origin {o:?} is not an origin URL"))?;
+                if o == "*" || !matches!(parsed.scheme(), "http" | "https") || parsed.path() != "/"
+                {
+                    anyhow::bail!("CORS origin {o:?} must look like https://app.example.org");
+                }
+                HeaderValue::from_str(o).map_err(|_| anyhow::anyhow!("CORS origin {o:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let trusted = TrustedDocuments::from_config(&config.trusted_documents)?;
+        Ok(Security {
+            authenticator: Authenticator {
+                keys,
+                jwt,
+                anonymous,
+                akid_secret,
+                akid_header,
+            },
+            limiter,
+            failures: RateLimiter::new(30, 30),
+            trusted,
+            max_body_bytes: config.max_body_bytes,
+            cors_origins,
+        })
+    }
+
+    /// Refuses everything (the state of a router built without configuration).
+    pub fn closed() -> Security {
+        Security {
+            authenticator: Authenticator {
+                keys: Vec::new(),
+                jwt: None,
+                anonymous: Scopes::NONE,
+                akid_secret: None,
+                akid_header: HeaderName::from_static("x-akid"),
+            },
+            limiter: None,
+            failures: RateLimiter::new(30, 30),
+            trusted: None,
+            max_body_bytes: 256 * 1024,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// A GraphQL-shaped error answer written before GraphQL runs.
+pub fn error_response(
+    headers: &HeaderMap,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response {
+    let body = json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    let wants_gql = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/graphql-response+json"));
+    let ct = if wants_gql {
+        "application/graphql-response+json; charset=utf-8"
+    } else {
+        "application/json; charset=utf-8"
+    };
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp
+}
+
+/// A 429 answer with `Retry-After` in whole seconds (at least 1).
+fn too_many(headers: &HeaderMap, wait: Duration, message: &str) -> Response {
+    let mut resp = error_response(
+        headers,
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited.as_str(),
+        message,
+    );
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    resp
+}
+
+/// The `/graphql` guard: authenticate, rate-limit, check trusted documents, then run
+/// the handler with the principal in scope.
+pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: Next) -> Response {
+    let principal = match sec.authenticator.authenticate(req.headers()).await {
+        Ok(p) => p,
+        Err(failure) => {
+            // Guessing keys from one address is slowed down; the first failures are
+            // answered as usual.
+            if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+                let bucket: Arc<str> = format!("failed@{}", addr.ip()).into();
+                if let Err(wait) = sec.failures.check(&bucket, Instant::now()) {
+                    return too_many(req.headers(), wait, "too many failed authentications");
+                }
+            }
+            let mut resp = error_response(
+                req.headers(),
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated.as_str(),
+                failure.message(),
+            );
+            let challenge = match failure {
+                AuthFailure::Missing => r#"Bearer realm="actionkit-graphql""#,
+                _ => r#"Bearer realm="actionkit-graphql", error="invalid_token""#,
+            };
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+            return resp;
+        }
+    };
+    if let Some(limiter) = &sec.limiter {
+        let bucket: Arc<str> = if &*principal.name == "anonymous" {
+            match req.extensions().get::<ConnectInfo<SocketAddr>>() {
+                Some(ConnectInfo(addr)) => format!("anonymous@{}", addr.ip()).into(),
+                None => principal.name.clone(),
+            }
+        } else {
+            principal.name.clone()
+        };
+        if let Err(wait) = limiter.check(&bucket, Instant::now()) {
+            tracing::info!(caller = %principal.name, "rate limit reached");
+            return too_many(
+                req.headers(),
+                wait,
+                "too many requests for this key; retry after the time in Retry-After",
+            );
+        }
+    }
+    let req = match &sec.trusted {
+        Some(trusted) => match trusted.check(req, &principal, sec.max_body_bytes).await {
+            Ok(req) => req,
+            Err(resp) => return resp,
+        },
+        None => req,
+    };
+    access::CURRENT.scope(principal, next.run(req)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(keys: &[&str]) -> SecurityConfig {
+        SecurityConfig {
+            api_keys: keys.iter().map(|s| s.to_string()).collect(),
+            ..SecurityConfig::default()
+        }
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn keys_parse_and_refuse_cleartext() {
+        let h = hash_key("k1");
+        let keys = parse_keys(&[format!("web:read:{h}"), format!("ops:read+write:{h}")]).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[1].scopes, Scopes::ALL);
+        assert!(parse_keys(&["web:read:k1".into()])
+            .unwrap_err()
+            .contains("SHA-256"));
+        assert!(parse_keys(&[format!("web:admin:{h}")]).is_err());
+        assert!(parse_keys(&[format!("a:read:{h}"), format!("a:read:{h}")]).is_err());
+        assert!(parse_keys(&[format!("bad name:read:{h}")]).is_err());
+        assert!(parse_keys(&[format!("anonymous:read:{h}")]).is_err());
+        // The error never repeats the entry (which might be a key pasted by mistake).
+        let err = parse_keys(&["supersecretkeymaterial".into()]).unwrap_err();
+        assert!(!err.contains("supersecret"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bearer_keys_authenticate() {
+        let c = config(&[&format!("web:read:{}", hash_key("k1"))]);
+        let sec = Security::from_config(&c, Mode::Production, None).unwrap();
+        let a = &sec.authenticator;
+        let p = a.authenticate(&bearer("k1")).await.unwrap();
+        assert_eq!((&*p.name, p.scopes), ("web", Scopes::READ));
+        assert_eq!(
+            a.authenticate(&bearer("k2")).await.unwrap_err(),
+            AuthFailure::InvalidToken
+        );
+        assert_eq!(
+            a.authenticate(&HeaderMap::new()).await.unwrap_err(),
+            AuthFailure::Missing
+        );
+        let mut basic = HeaderMap::new();
+        basic.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic azE="),
+        );
+        assert_eq!(
+            a.authenticate(&basic).await.unwrap_err(),
+            AuthFailure::InvalidToken
+        );
+    }
+
+    #[tokio::test]
+    async fn secure_by_default() {
+        // A real instance without keys does not start...
+        assert!(startup_check(&config(&[]), false).is_err());
+        assert!(Security::from_config(&config(&[]), Mode::Production, None).is_err());
+        // ...unless anonymous reads are allowed, and then only reads.
+        let open_reads = SecurityConfig {
+            allow_anonymous_reads: true,
+            ..config(&[])
+        };
+        assert!(startup_check(&open_reads, false).is_ok());
+        for mode in [Mode::Production, Mode::Development] {
+            let sec = Security::from_config(&open_reads, mode, None).unwrap();
+            let p = sec
+                .authenticator
+                .authenticate(&HeaderMap::new())
+                .await
+                .unwrap();
+            assert_eq!(p.scopes, Scopes::READ);
+        }
+        // The sandbox is open.
+        assert!(startup_check(&config(&[]), true).is_ok());
+        let sec = Security::from_config(&config(&[]), Mode::Development, None).unwrap();
+        let p = sec
+            .authenticator
+            .authenticate(&HeaderMap::new())
+            .await
+            .unwrap();
+        assert_eq!(p.scopes, Scopes::ALL);
+        assert!(sec.limiter.is_none());
+        // `self` keys need the AKID secret.
+        let me = config(&[&format!("member:self:{}", hash_key("k"))]);
+        assert!(Security::from_config(&me, Mode::Production, None).is_err());
+    }
+
+    #[tokio::test]
+    async fn self_keys_need_a_verified_akid() {
+        let c = config(&[&format!("member:self:{}", hash_key("k"))]);
+        let sec = Security::from_config(&c, Mode::Production, Some("s3cret".into())).unwrap();
+        let mut h = bearer("k");
+        assert_eq!(
+            sec.authenticator.authenticate(&h).await.unwrap_err(),
+            AuthFailure::MemberAkid
+        );
+        use base64::Engine as _;
+        let digest = Sha256::digest(b"s3cret..42");
+        let hash = base64::engine::general_purpose::URL_SAFE.encode(digest);
+        h.insert(
+            "x-akid",
+            HeaderValue::from_str(&format!(".42.{}", &hash[..6])).unwrap(),
+        );
+        let p = sec.authenticator.authenticate(&h).await.unwrap();
+        assert_eq!(p.member, Some(crate::actionkit::UserId(42)));
+        h.insert("x-akid", HeaderValue::from_static(".43.abcdef"));
+        assert!(sec.authenticator.authenticate(&h).await.is_err());
+    }
+
+    #[test]
+    fn token_bucket_runs_dry_and_refills() {
+        let l = RateLimiter::new(60, 2);
+        let k: Arc<str> = "web".into();
+        let t0 = Instant::now();
+        assert!(l.check(&k, t0).is_ok());
+        assert!(l.check(&k, t0).is_ok());
+        let wait = l.check(&k, t0).unwrap_err();
+        assert!(
+            wait <= Duration::from_secs(1) && wait > Duration::ZERO,
+            "{wait:?}"
+        );
+        // Another key has its own bucket.
+        assert!(l.check(&"other".into(), t0).is_ok());
+        assert!(l.check(&k, t0 + Duration::from_millis(1001)).is_ok());
+        assert!(l.check(&k, t0 + Duration::from_millis(1002)).is_err());
+    }
+
+    #[test]
+    fn generated_keys_are_long_and_distinct() {
+        let (a, b) = (generate_key(), generate_key());
+        assert_ne!(a, b);
+        assert!(a.len() > 40);
+        assert_eq!(hash_key(&a).len(), 64);
+    }
+}
