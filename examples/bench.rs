@@ -127,7 +127,8 @@ struct Args {
     /// Seconds of the soak run (canonical, 20 connections, RSS sampled); 0 skips it.
     #[arg(long, default_value_t = 60)]
     soak: u64,
-    /// Extra TOML configuration for the gateway under test (`--config`).
+    /// TOML configuration for the gateway under test (`--config`) instead of the
+    /// benchmark's own (which only turns the per-key rate limit off: keep that).
     #[arg(long)]
     gateway_config: Option<PathBuf>,
     /// Replace the results section of this Markdown file (created if missing).
@@ -273,7 +274,18 @@ impl std::fmt::Write for StringSink<'_> {
     }
 }
 
-const JSON_HEADERS: &str = "Content-Type: application/json\r\nAccept: application/json\r\n";
+/// The API key the benchmark gives the gateway (`GATEWAY_API_KEYS`) and sends.
+const BENCH_KEY: &str = "bench-key-not-a-secret-0123456789";
+const JSON_HEADERS: &str = "Content-Type: application/json\r\nAccept: application/json\r\nAuthorization: Bearer bench-key-not-a-secret-0123456789\r\n";
+
+fn bench_key_entry() -> String {
+    use sha2::{Digest, Sha256};
+    let hash: String = Sha256::digest(BENCH_KEY.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("bench:read+write:{hash}")
+}
 
 async fn get_json(addr: SocketAddr, path: &str, auth: Option<&str>) -> anyhow::Result<Value> {
     let mut c = Conn::new(addr);
@@ -406,6 +418,7 @@ async fn start_gateway(
         .env("ACTIONKIT_PASSWORD", "sandbox")
         .env("GATEWAY_LISTEN", addr.to_string())
         .env("GATEWAY_MODE", "development")
+        .env("GATEWAY_API_KEYS", bench_key_entry())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -836,11 +849,25 @@ async fn upstream_pair(sandbox: SocketAddr, samples: usize, data: &Data) -> Load
     load
 }
 
+/// The gateway's configuration in the benchmark: the per-key rate limit off (one key
+/// sends all the load), everything else at its default.
+const BASE_CONFIG: &str = "[security]\nrate_limit_per_minute = 0\n";
+
+fn base_config(env: &Env, given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_owned());
+    }
+    std::fs::create_dir_all(&env.logs)?;
+    let path = env.logs.join("gateway.toml");
+    std::fs::write(&path, BASE_CONFIG)?;
+    Ok(path)
+}
+
 fn cold_config(env: &Env, base: Option<&Path>) -> anyhow::Result<PathBuf> {
     // The page cache with a zero TTL: every request finds it empty, as the first does.
     let mut text = match base {
         Some(p) => std::fs::read_to_string(p)?,
-        None => String::new(),
+        None => BASE_CONFIG.to_owned(),
     };
     if text.contains("page_cache_ttl_secs") {
         bail!("--gateway-config must not set page_cache_ttl_secs (the cold run sets it)");
@@ -868,7 +895,8 @@ async fn run_env(
     let sandbox = start_sandbox(env, filters, latency_ms, args.users).await?;
     let data = discover(sandbox.addr, filters).await?;
     let tag = format!("{}-{latency_ms}ms", filters.name());
-    let gw = start_gateway(env, sandbox.addr, args.gateway_config.as_deref(), &tag).await?;
+    let config = base_config(env, args.gateway_config.as_deref())?;
+    let gw = start_gateway(env, sandbox.addr, Some(&config), &tag).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (idle, _) = memory(gw.proc.pid());
     report.mem.push(MemRow {
