@@ -258,6 +258,8 @@ pub struct ActionKitConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct GraphqlConfig {
     /// How long loaders wait for sibling keys before sending a batch, in microseconds.
+    /// Paid once per level of the query; 100 us still gathers a 1000-item list into
+    /// one batch (see BENCHMARKS.md).
     pub loader_delay_us: u64,
     /// How long a page stays in the process-wide page cache.
     pub page_cache_ttl_secs: u64,
@@ -309,7 +311,7 @@ impl Default for ActionKitConfig {
 impl Default for GraphqlConfig {
     fn default() -> Self {
         GraphqlConfig {
-            loader_delay_us: 500,
+            loader_delay_us: 100,
             page_cache_ttl_secs: 300,
             max_depth: 8,
             max_complexity: 10_000,

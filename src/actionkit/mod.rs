@@ -39,6 +39,7 @@ pub mod models;
 mod page_names;
 mod pagination;
 mod reads;
+mod singleflight;
 mod transport;
 pub mod wire;
 mod writes;

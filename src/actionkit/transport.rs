@@ -25,6 +25,7 @@ use super::accounting::{self, CallTotals, UpstreamCounter};
 use super::breaker::{Breaker, BreakerState, Health};
 use super::config::{ClientConfig, RetryPolicy};
 use super::error::{bad_request_messages, Error};
+use super::singleflight::Singleflight;
 
 /// Which failures a request may be repeated after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +91,8 @@ pub(crate) struct Transport {
     retry: RetryPolicy,
     request_timeout: Duration,
     totals: UpstreamCounter,
+    /// Identical GETs in flight at once share one request.
+    flights: Singleflight,
     breaker: Breaker,
 }
 
@@ -164,6 +167,7 @@ impl Transport {
             retry: config.retry.clone(),
             request_timeout: config.request_timeout,
             totals: UpstreamCounter::default(),
+            flights: Singleflight::default(),
             breaker: Breaker::new(config.breaker.clone()),
         })
     }
@@ -195,7 +199,26 @@ impl Transport {
 
     /// Sends `req`, retrying as its idempotency allows, until `deadline`. Returns the
     /// body of a 2xx answer; every other outcome is an [`Error`].
+    ///
+    /// A GET joins an identical GET already in flight if that one started after the
+    /// last write completed (see `singleflight.rs`); the joiner shares its answer,
+    /// retries and deadline included, and sends nothing itself.
     pub(crate) async fn send(&self, req: &Request<'_>, deadline: Instant) -> Result<Bytes, Error> {
+        if req.method == Method::GET && req.body.is_none() {
+            return self
+                .flights
+                .run(req.path, || self.send_alone(req, deadline))
+                .await;
+        }
+        let result = self.send_alone(req, deadline).await;
+        // Whatever came of it, the write may have landed: later reads must not join a
+        // read that started before it.
+        self.flights.wrote();
+        result
+    }
+
+    /// [`send`](Self::send) without sharing.
+    async fn send_alone(&self, req: &Request<'_>, deadline: Instant) -> Result<Bytes, Error> {
         let span = tracing::debug_span!(
             "upstream.request",
             http.request.method = %req.method,

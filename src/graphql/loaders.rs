@@ -29,6 +29,13 @@ impl PageCache {
                 .build(),
         }
     }
+
+    /// The cached page, if any: read without going through a loader, so that the
+    /// `page` of every action in a long list costs one cache lookup, not one loader
+    /// round (lock, channel, batch task) each.
+    pub fn get(&self, id: PageId) -> Option<Arc<Page>> {
+        self.inner.get(&id)
+    }
 }
 
 fn batch_size(loader: &'static str, n: usize) {
@@ -143,8 +150,19 @@ pub struct UserActionsKey {
 /// more calls than reading each window alone; otherwise each window is one call.
 pub struct UserActionsLoader(pub Client);
 
+/// A window of actions as the loaders hand it out: each action behind an `Arc`, so
+/// that the nodes built from it share the decoded action instead of copying it.
+pub type ActionWindow = Window<Arc<Action>>;
+
+fn shared(window: Window<Action>) -> ActionWindow {
+    Window {
+        total_count: window.total_count,
+        objects: window.objects.into_iter().map(Arc::new).collect(),
+    }
+}
+
 impl Loader<UserActionsKey> for UserActionsLoader {
-    type Value = Arc<Window<Action>>;
+    type Value = Arc<ActionWindow>;
     type Error = actionkit::Error;
 
     async fn load(
@@ -172,14 +190,18 @@ impl UserActionsLoader {
         &self,
         filter: &ActionFilter,
         group: Vec<&UserActionsKey>,
-    ) -> Result<Vec<(UserActionsKey, Arc<Window<Action>>)>, actionkit::Error> {
+    ) -> Result<Vec<(UserActionsKey, Arc<ActionWindow>)>, actionkit::Error> {
         let mut users: Vec<UserId> = group.iter().map(|k| k.user).collect();
         users.sort_unstable();
         users.dedup();
         if users.len() > 1 && self.0.capabilities().action_user_in {
             // One window per key would cost at least one call per key; the sweep is
             // worth it only when it needs fewer calls than that.
-            if let Some(mut all) = self.0.actions_of_users(&users, filter, group.len()).await? {
+            if let Some(all) = self.0.actions_of_users(&users, filter, group.len()).await? {
+                let mut all: HashMap<UserId, Vec<Arc<Action>>> = all
+                    .into_iter()
+                    .map(|(user, actions)| (user, actions.into_iter().map(Arc::new).collect()))
+                    .collect();
                 return Ok(group
                     .into_iter()
                     .map(|key| {
@@ -203,11 +225,15 @@ impl UserActionsLoader {
                 .0
                 .user_actions(key.user, filter, key.offset, key.limit)
                 .await?;
-            Ok::<_, actionkit::Error>((key.clone(), Arc::new(window)))
+            Ok::<_, actionkit::Error>((key.clone(), Arc::new(shared(window))))
         });
         futures::future::try_join_all(windows).await
     }
 }
+
+/// The largest batch the client sends as one list call (`id__in`, `user__in`): a
+/// loader holding this many keys sends at once instead of waiting out its delay.
+pub const MAX_BATCH: usize = 100;
 
 /// The loaders of one GraphQL request.
 pub struct Loaders {
@@ -219,6 +245,18 @@ pub struct Loaders {
     pub actions: DataLoader<ActionLoader>,
     pub pages: DataLoader<PageLoader>,
     pub user_actions: DataLoader<UserActionsLoader, HashMapCache>,
+    page_cache: PageCache,
+    /// Hits of [`Loaders::page`], added to the metric once when the request ends.
+    direct_hits: AtomicU64,
+}
+
+impl Drop for Loaders {
+    fn drop(&mut self) {
+        let hits = self.direct_hits.load(Ordering::Relaxed);
+        if hits > 0 {
+            metrics::counter!("gateway_page_cache_total", "result" => "hit").increment(hits);
+        }
+    }
 }
 
 impl Loaders {
@@ -236,9 +274,11 @@ impl Loaders {
         };
         Loaders {
             users: DataLoader::new(UserLoader(client.clone()), spawner(upstream.clone()))
-                .delay(delay),
+                .delay(delay)
+                .max_batch_size(MAX_BATCH),
             actions: DataLoader::new(ActionLoader(client.clone()), spawner(upstream.clone()))
-                .delay(delay),
+                .delay(delay)
+                .max_batch_size(MAX_BATCH),
             pages: DataLoader::new(
                 PageLoader {
                     client: client.clone(),
@@ -247,7 +287,9 @@ impl Loaders {
                 },
                 spawner(upstream.clone()),
             )
-            .delay(delay),
+            .delay(delay)
+            .max_batch_size(MAX_BATCH),
+            page_cache: pages.clone(),
             // Cached within the request so that `user(id:)` can start the actions
             // read alongside the user and the `actions` field finds it done.
             user_actions: DataLoader::with_cache(
@@ -258,6 +300,20 @@ impl Loaders {
             .delay(delay),
             upstream,
             page_cache_hits,
+            direct_hits: AtomicU64::new(0),
+        }
+    }
+
+    /// A page by id: from the process-wide cache when it is there, else through the
+    /// request's page loader (batched with the other misses).
+    pub async fn page(&self, id: PageId) -> Result<Option<Arc<Page>>, actionkit::Error> {
+        match self.page_cache.get(id) {
+            Some(page) => {
+                self.page_cache_hits.fetch_add(1, Ordering::Relaxed);
+                self.direct_hits.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(page))
+            }
+            None => self.pages.load_one(id).await,
         }
     }
 }

@@ -43,7 +43,7 @@ pub struct GraphqlSettings {
 impl Default for GraphqlSettings {
     fn default() -> Self {
         GraphqlSettings {
-            loader_delay: Duration::from_micros(500),
+            loader_delay: Duration::from_micros(100),
             introspection: true,
             max_depth: 10,
             max_complexity: 10_000,

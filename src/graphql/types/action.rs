@@ -92,7 +92,7 @@ impl Common<'_> {
     }
     async fn page(&self, ctx: &Context<'_>) -> GqlResult<PageNode> {
         let loaders = ctx.data_unchecked::<Loaders>();
-        match loaders.pages.load_one(self.0.page_id()).await {
+        match loaders.page(self.0.page_id()).await {
             Ok(Some(page)) => Ok(PageNode(page)),
             Ok(None) => Err(GatewayError::not_found("the action's page no longer exists").into()),
             Err(e) => Err(GatewayError::from(e).into()),

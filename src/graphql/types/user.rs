@@ -171,7 +171,7 @@ impl UserNode {
             .enumerate()
             .map(|(i, action)| ActionEdge {
                 cursor: encode_cursor(key.offset + i as u64),
-                node: ActionNode::new(Arc::new(action.clone())),
+                node: ActionNode::new(action.clone()),
             })
             .collect();
         let end = key.offset + edges.len() as u64;
