@@ -120,12 +120,7 @@ async fn request_errors_are_4xx_without_data_under_graphql_response_json() {
 #[tokio::test]
 async fn graphiql_is_served_without_a_cdn() {
     let gw = spawn(&[]).await;
-    let resp = gw
-        .http
-        .get(format!("http://{}/", gw.addr))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.get("/").await;
     assert_eq!(resp.status(), 200);
     let csp = resp.headers()["content-security-policy"]
         .to_str()
@@ -148,12 +143,7 @@ async fn graphiql_is_served_without_a_cdn() {
         "react-dom.production.min.js",
     ] {
         assert!(html.contains(&format!("/graphiql/{asset}")));
-        let resp = gw
-            .http
-            .get(format!("http://{}/graphiql/{asset}", gw.addr))
-            .send()
-            .await
-            .unwrap();
+        let resp = gw.get(&format!("/graphiql/{asset}")).await;
         assert_eq!(resp.status(), 200, "{asset}");
         assert!(resp.bytes().await.unwrap().len() > 5_000);
     }
@@ -162,19 +152,9 @@ async fn graphiql_is_served_without_a_cdn() {
 #[tokio::test]
 async fn health_and_readiness() {
     let gw = spawn(&[]).await;
-    let resp = gw
-        .http
-        .get(format!("http://{}/healthz", gw.addr))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.get("/healthz").await;
     assert_eq!(resp.status(), 200);
-    let resp = gw
-        .http
-        .get(format!("http://{}/readyz", gw.addr))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.get("/readyz").await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -294,12 +274,7 @@ async fn get_refuses_the_mutation_an_operation_name_selects() {
 #[tokio::test]
 async fn graphiql_page_allows_only_its_own_scripts_and_presets_a_harmless_header() {
     let gw = spawn(&[]).await;
-    let resp = gw
-        .http
-        .get(format!("http://{}/", gw.addr))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.get("/").await;
     assert_eq!(resp.status(), 200);
     let csp = resp.headers()["content-security-policy"]
         .to_str()

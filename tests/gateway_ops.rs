@@ -69,15 +69,7 @@ async fn page_cache_hits_are_reported() {
 async fn metrics_show_the_named_series_after_a_query() {
     let gw = spawn(&[]).await;
     gw.data(CANONICAL, json!({"id": "30"})).await;
-    let text = gw
-        .http
-        .get(format!("http://{}/metrics", gw.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.get("/metrics").await.text().await.unwrap();
     for series in [
         "gateway_http_requests_total{",
         "route=\"/graphql\"",

@@ -16,15 +16,7 @@ use serde_json::json;
 const QUERY: &str = r#"{ u: user(id: "1") { id } }"#;
 
 async fn metric(gw: &TestGateway, name: &str) -> Option<f64> {
-    let text = gw
-        .http
-        .get(format!("http://{}/metrics", gw.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.get("/metrics").await.text().await.unwrap();
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())

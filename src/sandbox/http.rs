@@ -158,6 +158,16 @@ fn empty(status: StatusCode) -> Response {
         .into_response()
 }
 
+/// The empty answer to a write: 204 for PUT and 202 for PATCH of an existing object,
+/// 201 with `Location` for a create.
+fn write_answer(existing: bool, put: bool, location: &str) -> Response {
+    match (existing, put) {
+        (true, true) => empty(StatusCode::NO_CONTENT),
+        (true, false) => empty(StatusCode::ACCEPTED),
+        (false, _) => with_location(empty(StatusCode::CREATED), location),
+    }
+}
+
 fn with_location(mut r: Response, location: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -1066,17 +1076,11 @@ fn user_write(ctx: &Ctx, id: Option<u32>, body: &[u8], put: bool) -> Response {
         }
         u.updated_at = now;
     }
-    match id {
-        Some(_) => empty(if put {
-            StatusCode::NO_CONTENT
-        } else {
-            StatusCode::ACCEPTED
-        }),
-        None => with_location(
-            empty(StatusCode::CREATED),
-            &format!("{}/rest/v1/user/{uid}/", ctx.base),
-        ),
-    }
+    write_answer(
+        id.is_some(),
+        put,
+        &format!("{}/rest/v1/user/{uid}/", ctx.base),
+    )
 }
 
 fn valid_slug(s: &str) -> bool {
@@ -1208,17 +1212,11 @@ fn page_write(ctx: &Ctx, res: Res, id: Option<u32>, body: &[u8], put: bool) -> R
         }
         p.updated_at = now;
     }
-    match id {
-        Some(_) => empty(if put {
-            StatusCode::NO_CONTENT
-        } else {
-            StatusCode::ACCEPTED
-        }),
-        None => with_location(
-            empty(StatusCode::CREATED),
-            &format!("{}/rest/v1/{resname}/{pid}/", ctx.base),
-        ),
-    }
+    write_answer(
+        id.is_some(),
+        put,
+        &format!("{}/rest/v1/{resname}/{pid}/", ctx.base),
+    )
 }
 
 /// `POST /rest/v1/action/`: action processing.

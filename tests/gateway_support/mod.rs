@@ -123,6 +123,15 @@ impl TestGateway {
         body["data"].clone()
     }
 
+    /// GETs a gateway path (e.g. `/healthz`).
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("http://{}{}", self.addr, path))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// GETs a sandbox REST path (e.g. `/rest/v1/user/1/`) with the sandbox credential.
     pub async fn rest(&self, path: &str) -> Value {
         let resp = self
