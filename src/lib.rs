@@ -4,6 +4,7 @@
 //! - [`http`]: axum router, GraphQL-over-HTTP handling, GraphiQL, health.
 //! - [`graphql`]: the schema, request-scoped dataloaders, error mapping.
 //! - [`actionkit`]: the typed REST client, the only ActionKit-aware code.
+//! - [`outbox`]: submissions stored durably and delivered to ActionKit exactly once.
 //! - [`sandbox`]: an ActionKit emulator served over HTTP; shares no code with the client.
 //! - [`app`], [`cli`], [`config`], [`telemetry`]: wiring.
 
@@ -13,5 +14,6 @@ pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod outbox;
 pub mod sandbox;
 pub mod telemetry;

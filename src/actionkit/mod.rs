@@ -40,6 +40,7 @@ mod page_names;
 mod pagination;
 mod reads;
 mod singleflight;
+mod submit;
 mod transport;
 pub mod wire;
 mod writes;
@@ -54,4 +55,5 @@ pub use models::{
     Action, ActionField, ActionFilter, ActionId, ActionKind, CustomFields, FieldValue, Order, Page,
     PageId, User, UserId, Window,
 };
+pub use submit::{ActionSubmission, PageForm, ProcessedAction};
 pub use writes::MAX_FIELD_VALUE_BYTES;
