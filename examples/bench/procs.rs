@@ -1,0 +1,201 @@
+//! The sandbox and the gateway as separate processes of the release binary, and what is read of them from `/proc`.
+
+use super::*;
+
+/// A child process, killed (by its own pid) when dropped.
+pub(crate) struct Proc {
+    pub(crate) name: &'static str,
+    pub(crate) child: Child,
+}
+
+impl Proc {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for the line in which a process started with `--listen 127.0.0.1:0` names the
+/// address it bound (`marker` then `http://ADDR/`), so that no port is picked in advance.
+pub(crate) async fn reported_address(
+    log: &Path,
+    marker: &str,
+    proc: &mut Proc,
+) -> anyhow::Result<SocketAddr> {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let found = text.lines().find_map(|line| {
+            let rest = &line[line.find(marker)? + marker.len()..];
+            rest[..rest.find('/')?].parse().ok()
+        });
+        if let Some(addr) = found {
+            return Ok(addr);
+        }
+        if let Some(status) = proc.child.try_wait()? {
+            bail!("{} exited during start-up: {status}", proc.name);
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            bail!("{} did not report its address", proc.name);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub(crate) fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    Ok(std::fs::File::create(dir.join(name))?)
+}
+
+pub(crate) async fn wait_until_up(
+    addr: SocketAddr,
+    path: &str,
+    proc: &mut Proc,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = proc.child.try_wait()? {
+            bail!("{} exited during start-up: {status}", proc.name);
+        }
+        let mut c = Conn::new(addr);
+        if let Ok((200, _)) = c.request("GET", path, "", b"").await {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            bail!("{} did not come up on {addr}", proc.name);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub(crate) struct Env {
+    pub(crate) bin: PathBuf,
+    pub(crate) logs: PathBuf,
+}
+
+pub(crate) struct Sandbox {
+    /// Kept for its `Drop`, which stops the process.
+    pub(crate) _proc: Proc,
+    pub(crate) addr: SocketAddr,
+}
+
+pub(crate) async fn start_sandbox(
+    env: &Env,
+    filters: Filters,
+    latency_ms: u64,
+    users: usize,
+) -> anyhow::Result<Sandbox> {
+    let name = format!("sandbox-{}-{latency_ms}ms.log", filters.name());
+    let log = log_file(&env.logs, &name)?;
+    let child = Command::new(&env.bin)
+        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .args(["--users", &users.to_string(), "--seed", "1"])
+        .args(["--latency-ms", &latency_ms.to_string()])
+        .args(["--filters", filters.name()])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {}", env.bin.display()))?;
+    let mut proc = Proc {
+        name: "sandbox",
+        child,
+    };
+    let addr = reported_address(
+        &env.logs.join(&name),
+        "(ActionKit emulator) at http://",
+        &mut proc,
+    )
+    .await?;
+    wait_until_up(addr, "/__sandbox/stats", &mut proc).await?;
+    Ok(Sandbox { _proc: proc, addr })
+}
+
+pub(crate) struct Gateway {
+    pub(crate) proc: Proc,
+    pub(crate) addr: SocketAddr,
+}
+
+pub(crate) async fn start_gateway(
+    env: &Env,
+    sandbox: SocketAddr,
+    config: Option<&Path>,
+    tag: &str,
+) -> anyhow::Result<Gateway> {
+    let name = format!("gateway-{tag}.log");
+    let log = log_file(&env.logs, &name)?;
+    let mut cmd = Command::new(&env.bin);
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    let child = cmd
+        .arg("serve")
+        .env("ACTIONKIT_URL", format!("http://{sandbox}"))
+        .env("ACTIONKIT_USERNAME", "sandbox")
+        .env("ACTIONKIT_PASSWORD", "sandbox")
+        .env("GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("GATEWAY_MODE", "development")
+        .env("GATEWAY_API_KEYS", bench_key_entry())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {}", env.bin.display()))?;
+    let mut proc = Proc {
+        name: "gateway",
+        child,
+    };
+    let addr = reported_address(&env.logs.join(&name), "GraphQL at http://", &mut proc).await?;
+    wait_until_up(addr, "/healthz", &mut proc).await?;
+    Ok(Gateway { proc, addr })
+}
+
+/// Sockets on this machine whose local port is `port` (the sandbox's side):
+/// `(established, time-wait)`. Few established and no time-wait means the gateway
+/// keeps its upstream connections alive and reuses them.
+pub(crate) fn sockets_to(port: u16) -> (usize, usize) {
+    let mut est = 0;
+    let mut tw = 0;
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (cols.get(1), cols.get(3)) else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port != Some(port) {
+                continue;
+            }
+            match *state {
+                "01" => est += 1,
+                "06" => tw += 1,
+                _ => {}
+            }
+        }
+    }
+    (est, tw)
+}
+
+/// `(VmRSS, VmHWM)` in MiB.
+pub(crate) fn memory(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

@@ -1,0 +1,5 @@
+mod fixtures;
+mod requests;
+mod resilience;
+mod sandbox;
+mod writes;

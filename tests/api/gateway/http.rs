@@ -1,0 +1,374 @@
+//! The HTTP surface: GraphQL over HTTP rules, GraphiQL, health.
+
+use crate::helpers::gateway::spawn;
+use serde_json::{json, Value};
+
+const GQL_JSON: &str = "application/graphql-response+json";
+
+#[tokio::test]
+async fn get_runs_queries_and_refuses_mutations() {
+    let gw = spawn(&[]).await;
+    let url = format!("http://{}/graphql", gw.addr);
+    let resp = gw
+        .http
+        .get(&url)
+        .query(&[("query", r#"{ user(id: "1") { id } }"#)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["user"]["id"], "1");
+
+    gw.reset_stats().await;
+    let resp = gw
+        .http
+        .get(&url)
+        .query(&[(
+            "query",
+            r#"mutation { clearActionCustomFields(actionId: "1") { id } }"#,
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "POST");
+    assert_eq!(gw.calls().await, 0, "a GET mutation reached ActionKit");
+}
+
+#[tokio::test]
+async fn simple_request_content_types_are_refused() {
+    let gw = spawn(&[]).await;
+    let url = format!("http://{}/graphql", gw.addr);
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let resp = gw
+            .http
+            .post(&url)
+            .header("content-type", ct)
+            .body(r#"{"query":"{ __typename }"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 415, "{ct}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    }
+    let resp = gw
+        .http
+        .post(&url)
+        .body(r#"{"query":"{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415, "no content type");
+}
+
+#[tokio::test]
+async fn request_errors_are_4xx_without_data_under_graphql_response_json() {
+    let gw = spawn(&[]).await;
+    let url = format!("http://{}/graphql", gw.addr);
+    for (query, accept, status) in [
+        ("{", GQL_JSON, 400),
+        ("{ nope }", GQL_JSON, 400),
+        ("{", "application/json", 200),
+        ("{ nope }", "application/json", 200),
+    ] {
+        let resp = gw
+            .http
+            .post(&url)
+            .header("accept", accept)
+            .json(&json!({"query": query}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{query} {accept}");
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(accept));
+        let body: Value = resp.json().await.unwrap();
+        assert!(body.get("data").is_none(), "{query}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    }
+    let resp = gw
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = gw
+        .http
+        .post(&url)
+        .header("accept", "text/html")
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 406);
+}
+
+#[tokio::test]
+async fn graphiql_is_served_without_a_cdn() {
+    let gw = spawn(&[]).await;
+    let resp = gw.get("/").await;
+    assert_eq!(resp.status(), 200);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("default-src 'self'"));
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("user(id: \\\"1\\\")"),
+        "example query missing"
+    );
+    assert!(
+        !html.contains("unpkg") && !html.contains("cdn"),
+        "third-party script in GraphiQL"
+    );
+    for asset in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+    ] {
+        assert!(html.contains(&format!("/graphiql/{asset}")));
+        let resp = gw.get(&format!("/graphiql/{asset}")).await;
+        assert_eq!(resp.status(), 200, "{asset}");
+        assert!(resp.bytes().await.unwrap().len() > 5_000);
+    }
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let gw = spawn(&[]).await;
+    let resp = gw.get("/healthz").await;
+    assert_eq!(resp.status(), 200);
+    let resp = gw.get("/readyz").await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn readiness_fails_when_actionkit_refuses_the_credential() {
+    use actionkit_graphql::app::{self, Upstream};
+    use actionkit_graphql::config::{Config, Mode};
+    let sb = crate::helpers::gateway::sandbox_config(&[]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = actionkit_graphql::sandbox::spawn(sb, listener)
+        .await
+        .unwrap();
+    let config = Config::default();
+    let upstream = Upstream {
+        url: url::Url::parse(&format!("http://{}", handle.addr)).unwrap(),
+        username: "sandbox".into(),
+        password: secrecy::SecretString::from("wrong-password".to_owned()),
+        akid_secret: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = app::spawn(
+        &config,
+        app::client_config(&config, upstream),
+        Mode::Development,
+        listener,
+    )
+    .await
+    .unwrap();
+    let resp = reqwest::get(format!("http://{}/readyz", gw.addr))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let text = resp.text().await.unwrap();
+    assert!(!text.contains("wrong-password"));
+    // And a query says so with a code, without the credential.
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{}/graphql", gw.addr))
+        .json(&json!({"query": r#"{ user(id: "1") { id } }"#}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UPSTREAM_UNAVAILABLE",
+        "{body}"
+    );
+    assert!(!body.to_string().contains("wrong-password"));
+    drop(handle);
+}
+
+#[tokio::test]
+async fn variable_coercion_failures_are_request_errors() {
+    let gw = spawn(&[]).await;
+    let url = format!("http://{}/graphql", gw.addr);
+    let query = r#"query Q($id: ID!) { user(id: $id) { id } }"#;
+    for (variables, accept, status) in [
+        (json!({}), GQL_JSON, 400),
+        (json!({"id": null}), GQL_JSON, 400),
+        (json!({}), "application/json", 200),
+    ] {
+        gw.reset_stats().await;
+        let resp = gw
+            .http
+            .post(&url)
+            .header("accept", accept)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{variables} {accept}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body.get("data").is_none(), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(gw.calls().await, 0, "a request error reached ActionKit");
+    }
+    let resp = gw
+        .http
+        .post(&url)
+        .header("accept", GQL_JSON)
+        .json(&json!({"query": query, "variables": {"id": "1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["user"]["id"], "1", "{body}");
+}
+
+#[tokio::test]
+async fn get_refuses_the_mutation_an_operation_name_selects() {
+    let gw = spawn(&[]).await;
+    let url = format!("http://{}/graphql", gw.addr);
+    let doc = r#"query Q { __typename } mutation M { __typename }"#;
+    let resp = gw
+        .http
+        .get(&url)
+        .query(&[("query", doc), ("operationName", "M")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "POST");
+    let resp = gw
+        .http
+        .get(&url)
+        .query(&[("query", doc), ("operationName", "Q")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["data"]["__typename"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn graphiql_page_allows_only_its_own_scripts_and_presets_a_harmless_header() {
+    let gw = spawn(&[]).await;
+    let resp = gw.get("/").await;
+    assert_eq!(resp.status(), 200);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let script_src = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("script-src"))
+        .expect("script-src");
+    assert!(!script_src.contains("unsafe-inline"), "{csp}");
+    assert!(script_src.contains("'sha256-"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    let html = resp.text().await.unwrap();
+    // The Authorization slot is preset, and the page drops it while it holds the
+    // placeholder, so GraphiQL works when the gateway has no API keys.
+    assert!(html.contains("Authorization"), "no Authorization slot");
+    assert!(
+        html.contains("withoutPlaceholder"),
+        "the placeholder would be sent"
+    );
+    // GraphiQL's introspection, as the page sends it, passes the depth limit.
+    let start = html
+        .find("var INTROSPECTION = ")
+        .expect("introspection query")
+        + 20;
+    let end = start + html[start..].find(";\n").unwrap();
+    let query: String = serde_json::from_str(&html[start..end].replace("<\\/", "</")).unwrap();
+    let body: Value = gw
+        .http
+        .post(format!("http://{}/graphql", gw.addr))
+        .json(&json!({"query": query, "operationName": "IntrospectionQuery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "User"), "{body}");
+    // Every type reference ends in a named type within the wrappers the query asks for.
+    let named = |ty: &Value, at: &str| {
+        let mut t = ty;
+        while t["name"].is_null() {
+            assert!(t["ofType"].is_object(), "{at}: wrapped deeper than asked");
+            t = &t["ofType"];
+        }
+    };
+    for t in types {
+        let name = t["name"].as_str().unwrap_or("?");
+        for f in t["fields"].as_array().into_iter().flatten() {
+            named(&f["type"], name);
+            for a in f["args"].as_array().into_iter().flatten() {
+                named(&a["type"], name);
+            }
+        }
+        for f in t["inputFields"].as_array().into_iter().flatten() {
+            named(&f["type"], name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn results_keep_the_field_order_of_the_selection_set() {
+    let gw = spawn(&[]).await;
+    let text = gw
+        .http
+        .post(format!("http://{}/graphql", gw.addr))
+        .json(&json!({"query": r#"{ user(id: "1") { lastName id email firstName } __typename }"#}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |key: &str| {
+        text.find(&format!("\"{key}\""))
+            .unwrap_or_else(|| panic!("{key} missing: {text}"))
+    };
+    assert!(
+        at("user") < at("lastName")
+            && at("lastName") < at("id")
+            && at("id") < at("email")
+            && at("email") < at("firstName")
+            && at("firstName") < at("__typename"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn deep_introspection_is_not_held_to_the_operation_depth_limit() {
+    // The shape of GraphiQL's and codegen tools' schema query: far deeper than 8.
+    let gw = spawn(&[]).await;
+    let q = "{ __schema { queryType { name } types { name fields { name args { name type { kind ofType { kind ofType { kind ofType { kind ofType { name } } } } } } } } } }";
+    let body = gw.gql(q, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+}

@@ -1,0 +1,7 @@
+mod batching;
+mod http;
+mod mutations;
+mod ops;
+mod proptest_inputs;
+mod queries;
+mod schema_sdl;

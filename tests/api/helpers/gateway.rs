@@ -1,0 +1,182 @@
+//! Spawns a sandbox and a gateway on 127.0.0.1:0 and talks to both over HTTP.
+
+use std::net::SocketAddr;
+
+use actionkit_graphql::app::{self, Upstream};
+use actionkit_graphql::config::{Config, Mode};
+use actionkit_graphql::sandbox::{self, SandboxConfig};
+use clap::Parser;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+struct SandboxFlags {
+    #[command(flatten)]
+    config: SandboxConfig,
+}
+
+/// The sandbox's settings from flags, as `actionkit-graphql sandbox` would read them.
+pub fn sandbox_config(flags: &[&str]) -> SandboxConfig {
+    let mut args = vec!["sandbox"];
+    args.extend_from_slice(flags);
+    SandboxFlags::parse_from(args).config
+}
+
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub sandbox: SocketAddr,
+    pub http: reqwest::Client,
+    /// Keeps the sandbox serving (dropping the handle stops it).
+    _sandbox: sandbox::SandboxHandle,
+}
+
+/// A gateway in development mode over a fresh sandbox started with `flags`.
+pub async fn spawn(flags: &[&str]) -> TestGateway {
+    spawn_with(flags, Config::default(), true).await
+}
+
+/// Like [`spawn`], with a gateway configuration, and with or without the AKID secret.
+pub async fn spawn_with(flags: &[&str], config: Config, with_akid_secret: bool) -> TestGateway {
+    spawn_mode(flags, config, with_akid_secret, Mode::Development)
+        .await
+        .unwrap()
+}
+
+/// Like [`spawn_with`], in the given mode; `Err` when the gateway refuses to start.
+pub async fn spawn_mode(
+    flags: &[&str],
+    config: Config,
+    with_akid_secret: bool,
+    mode: Mode,
+) -> anyhow::Result<TestGateway> {
+    let sb = sandbox_config(flags);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = sandbox::spawn(sb.clone(), listener).await.unwrap();
+    let upstream = Upstream {
+        url: url::Url::parse(&format!("http://{}", handle.addr)).unwrap(),
+        username: sb.username.clone(),
+        password: SecretString::from(sb.password.clone()),
+        akid_secret: with_akid_secret.then(|| SecretString::from(sb.akid_secret.clone())),
+    };
+    let client_config = app::client_config(&config, upstream);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = app::spawn(&config, client_config, mode, listener).await?;
+    Ok(TestGateway {
+        addr: gw.addr,
+        sandbox: handle.addr,
+        http: reqwest::Client::new(),
+        _sandbox: handle,
+    })
+}
+
+impl TestGateway {
+    /// POSTs a GraphQL request and returns the JSON body.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let resp = self
+            .http
+            .post(format!("http://{}/graphql", self.addr))
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            200,
+            "GraphQL over HTTP answered {}",
+            resp.status()
+        );
+        resp.json().await.unwrap()
+    }
+
+    /// POSTs a JSON body to `/graphql` with extra headers; returns status, headers and
+    /// the JSON body (`null` when the body is not JSON).
+    pub async fn post_json(
+        &self,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .http
+            .post(format!("http://{}/graphql", self.addr))
+            .json(&body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let h = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            h,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Like [`gql`], asserting that there are no errors, and returning `data`.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let body = self.gql(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// GETs a gateway path (e.g. `/healthz`).
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("http://{}{}", self.addr, path))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GETs a sandbox REST path (e.g. `/rest/v1/user/1/`) with the sandbox credential.
+    pub async fn rest(&self, path: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!("http://{}{}", self.sandbox, path))
+            .basic_auth("sandbox", Some("sandbox"))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(format!("http://{}/__sandbox/stats", self.sandbox))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Upstream calls since the last reset.
+    pub async fn calls(&self) -> u64 {
+        self.stats().await["requests"].as_u64().unwrap()
+    }
+
+    pub async fn reset_stats(&self) {
+        let resp = self
+            .http
+            .post(format!("http://{}/__sandbox/stats/reset", self.sandbox))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        let resp = self
+            .http
+            .post(format!("http://{}/__sandbox/faults", self.sandbox))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "faults: {}", resp.status());
+    }
+}

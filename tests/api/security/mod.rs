@@ -1,0 +1,4 @@
+mod auth;
+mod http;
+mod jwt;
+mod limits;

@@ -1,0 +1,126 @@
+//! Starting the real executable on 127.0.0.1:0 and learning its address from the line
+//! it logs at start (no free-port race: the process binds the port itself).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_actionkit-graphql");
+
+/// The executable with none of the gateway's settings inherited from the environment.
+pub fn command() -> Command {
+    let mut c = Command::new(BIN);
+    for var in [
+        "GATEWAY_CONFIG",
+        "GATEWAY_API_KEYS",
+        "GATEWAY_ALLOW_ANONYMOUS_READS",
+        "GATEWAY_MODE",
+        "GATEWAY_LISTEN",
+        "GATEWAY_DATA_DIR",
+        "GATEWAY_REDIS_URL",
+        "ACTIONKIT_URL",
+        "ACTIONKIT_USERNAME",
+        "ACTIONKIT_PASSWORD",
+        "ACTIONKIT_AKID_SECRET",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_SERVICE_NAME",
+        "RUST_LOG",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+/// What a started process reports as its address.
+#[derive(Clone, Copy)]
+pub enum Serves {
+    /// `serve`: the gateway's `GraphQL at http://ADDR/graphql` line.
+    Gateway,
+    /// `sandbox`: the emulator's `(ActionKit emulator) at http://ADDR/rest/v1/` line.
+    Sandbox,
+}
+
+impl Serves {
+    fn marker(self) -> &'static str {
+        match self {
+            Serves::Gateway => "GraphQL at http://",
+            Serves::Sandbox => "(ActionKit emulator) at http://",
+        }
+    }
+}
+
+/// A running executable; killed when dropped. Its standard error is kept in `log`.
+pub struct Running {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Running {
+    /// Starts `cmd` with `--listen 127.0.0.1:0` appended and waits (30 s at most) for
+    /// the line that names its address.
+    pub fn start(mut cmd: Command, serves: Serves) -> Running {
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let kept = log.clone();
+        let marker = serves.marker();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = address_after(&line, marker) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let mut log = kept.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => Running { child, addr, log },
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "the process did not report its address:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Everything the process wrote to standard error so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn address_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    rest[..rest.find('/')?].parse().ok()
+}

@@ -1,0 +1,13 @@
+//! Tests that run the real `actionkit-graphql` executable as a user would: the command
+//! line and configuration, logs, telemetry export and shutdown. `helpers` starts it on
+//! 127.0.0.1:0 and reads the address it reports.
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+
+mod cli_config;
+#[cfg(unix)]
+mod otlp_export;
+mod security_logs;
+#[cfg(unix)]
+mod shutdown;
