@@ -137,18 +137,30 @@ struct Args {
     /// A short run: 3 s per scenario, 1 s warm-up, 20 path samples, 10 s soak.
     #[arg(long)]
     quick: bool,
+    /// Run only the benchmark of taking actions (steady submits at each `--latency`,
+    /// then the spike), written into its own section of the `--write` file.
+    #[arg(long)]
+    submit: bool,
+    /// Submissions of the spike (0 skips it).
+    #[arg(long, default_value_t = 2000)]
+    spike_count: usize,
+    /// Seconds over which the spike's submissions are sent.
+    #[arg(long, default_value_t = 10)]
+    spike_seconds: u64,
 }
 
 mod http;
 mod load;
 mod procs;
 mod report;
+mod submit;
 mod upstream;
 
 use http::*;
 use load::*;
 use procs::*;
 use report::*;
+use submit::*;
 use upstream::*;
 
 // ----- the runs ----------------------------------------------------------------------------
@@ -294,11 +306,11 @@ async fn run_env(
     let duration = Duration::from_secs(args.duration);
     let warmup = Duration::from_secs(args.warmup);
     eprintln!("== {} filters, {latency_ms} ms upstream", filters.name());
-    let sandbox = start_sandbox(env, filters, latency_ms, args.users).await?;
+    let sandbox = start_sandbox(env, filters, latency_ms, args.users, &[]).await?;
     let data = discover(sandbox.addr, filters).await?;
     let tag = format!("{}-{latency_ms}ms", filters.name());
     let config = base_config(env, args.gateway_config.as_deref())?;
-    let gw = start_gateway(env, sandbox.addr, Some(&config), &tag).await?;
+    let gw = start_gateway(env, sandbox.addr, Some(&config), &tag, &[]).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (idle, _) = memory(gw.proc.pid());
     report.mem.push(MemRow {
@@ -380,7 +392,14 @@ async fn run_env(
 
     // Critical path, cold: a gateway whose page cache is always empty.
     let cold_cfg = cold_config(env, args.gateway_config.as_deref())?;
-    let gw = start_gateway(env, sandbox.addr, Some(&cold_cfg), &format!("{tag}-cold")).await?;
+    let gw = start_gateway(
+        env,
+        sandbox.addr,
+        Some(&cold_cfg),
+        &format!("{tag}-cold"),
+        &[],
+    )
+    .await?;
     let _ = sequential(gw.addr, 3, &data, 2).await;
     reset_stats(sandbox.addr).await?;
     let cold = sequential(gw.addr, args.path_samples, &data, 3).await;
@@ -412,9 +431,16 @@ async fn run_memory(args: &Args, env: &Env, report: &mut Report) -> anyhow::Resu
         return Ok(());
     }
     eprintln!("== memory (permissive, 0 ms)");
-    let sandbox = start_sandbox(env, Filters::Permissive, 0, args.users).await?;
+    let sandbox = start_sandbox(env, Filters::Permissive, 0, args.users, &[]).await?;
     let data = discover(sandbox.addr, Filters::Permissive).await?;
-    let gw = start_gateway(env, sandbox.addr, args.gateway_config.as_deref(), "memory").await?;
+    let gw = start_gateway(
+        env,
+        sandbox.addr,
+        args.gateway_config.as_deref(),
+        "memory",
+        &[],
+    )
+    .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (idle, hwm) = memory(gw.proc.pid());
     report.mem.push(MemRow {
@@ -537,6 +563,9 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if args.submit {
+        return rt.block_on(run_submit(&args, &env, &started, &load_before));
+    }
     let mut report = Report {
         rows: Vec::new(),
         paths: Vec::new(),
@@ -558,6 +587,43 @@ fn main() -> anyhow::Result<()> {
     println!("\n{results}");
     if let Some(path) = &args.write {
         write_results(path, &results)?;
+        eprintln!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--submit`: steady submits at each latency, then the spike.
+async fn run_submit(
+    args: &Args,
+    env: &Env,
+    started: &str,
+    load_before: &str,
+) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for &latency in &args.latency {
+        rows.push(steady(args, env, latency).await?);
+    }
+    let spike = if args.spike_count > 0 {
+        Some(spike(env, args.spike_count, args.spike_seconds).await?)
+    } else {
+        None
+    };
+    let mut results = format!(
+        "Run {started} UTC, commit `{}`; load average before {load_before}, after {}. Command: `cargo run --release --example bench -- {}`.\n\n",
+        sh("git", &["rev-parse", "--short", "HEAD"]),
+        loadavg(),
+        std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+    );
+    results.push_str(&render_submit(&rows, spike.as_ref()));
+    println!("\n{results}");
+    if let Some(path) = &args.write {
+        write_section(
+            path,
+            SUBMIT_START,
+            SUBMIT_END,
+            "Taking actions: latest results",
+            &results,
+        )?;
         eprintln!("results written to {}", path.display());
     }
     Ok(())

@@ -85,35 +85,46 @@ pub(crate) struct Sandbox {
     pub(crate) addr: SocketAddr,
 }
 
+/// Starts `cmd` (which listens on 127.0.0.1:0) with its output in `logs/<log>`, and
+/// waits for the address it reports after `marker` and for `ready_path` to answer 200.
+async fn spawn_logged(
+    env: &Env,
+    mut cmd: Command,
+    name: &'static str,
+    log: &str,
+    marker: &str,
+    ready_path: &str,
+) -> anyhow::Result<(Proc, SocketAddr)> {
+    let file = log_file(&env.logs, log)?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("cannot start {}", env.bin.display()))?;
+    let mut proc = Proc { name, child };
+    let addr = reported_address(&env.logs.join(log), marker, &mut proc).await?;
+    wait_until_up(addr, ready_path, &mut proc).await?;
+    Ok((proc, addr))
+}
+
+/// The sandbox with `extra` flags (`--max-concurrent N`, ...).
 pub(crate) async fn start_sandbox(
     env: &Env,
     filters: Filters,
     latency_ms: u64,
     users: usize,
+    extra: &[&str],
 ) -> anyhow::Result<Sandbox> {
-    let name = format!("sandbox-{}-{latency_ms}ms.log", filters.name());
-    let log = log_file(&env.logs, &name)?;
-    let child = Command::new(&env.bin)
-        .args(["sandbox", "--listen", "127.0.0.1:0"])
+    let mut cmd = Command::new(&env.bin);
+    cmd.args(["sandbox", "--listen", "127.0.0.1:0"])
         .args(["--users", &users.to_string(), "--seed", "1"])
         .args(["--latency-ms", &latency_ms.to_string()])
         .args(["--filters", filters.name()])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start {}", env.bin.display()))?;
-    let mut proc = Proc {
-        name: "sandbox",
-        child,
-    };
-    let addr = reported_address(
-        &env.logs.join(&name),
-        "(ActionKit emulator) at http://",
-        &mut proc,
-    )
-    .await?;
-    wait_until_up(addr, "/__sandbox/stats", &mut proc).await?;
+        .args(extra);
+    let log = format!("sandbox-{}-{latency_ms}ms.log", filters.name());
+    let marker = "(ActionKit emulator) at http://";
+    let (proc, addr) = spawn_logged(env, cmd, "sandbox", &log, marker, "/__sandbox/stats").await?;
     Ok(Sandbox { _proc: proc, addr })
 }
 
@@ -122,37 +133,29 @@ pub(crate) struct Gateway {
     pub(crate) addr: SocketAddr,
 }
 
+/// The gateway against `sandbox`, with `extra_env` laid over the benchmark's settings.
 pub(crate) async fn start_gateway(
     env: &Env,
     sandbox: SocketAddr,
     config: Option<&Path>,
     tag: &str,
+    extra_env: &[(&str, String)],
 ) -> anyhow::Result<Gateway> {
-    let name = format!("gateway-{tag}.log");
-    let log = log_file(&env.logs, &name)?;
     let mut cmd = Command::new(&env.bin);
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
     }
-    let child = cmd
-        .arg("serve")
+    cmd.arg("serve")
         .env("ACTIONKIT_URL", format!("http://{sandbox}"))
         .env("ACTIONKIT_USERNAME", "sandbox")
         .env("ACTIONKIT_PASSWORD", "sandbox")
         .env("GATEWAY_LISTEN", "127.0.0.1:0")
         .env("GATEWAY_MODE", "development")
         .env("GATEWAY_API_KEYS", bench_key_entry())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start {}", env.bin.display()))?;
-    let mut proc = Proc {
-        name: "gateway",
-        child,
-    };
-    let addr = reported_address(&env.logs.join(&name), "GraphQL at http://", &mut proc).await?;
-    wait_until_up(addr, "/healthz", &mut proc).await?;
+        .envs(extra_env.iter().map(|(k, v)| (k, v)));
+    let log = format!("gateway-{tag}.log");
+    let (proc, addr) =
+        spawn_logged(env, cmd, "gateway", &log, "GraphQL at http://", "/healthz").await?;
     Ok(Gateway { proc, addr })
 }
 

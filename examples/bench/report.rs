@@ -279,15 +279,25 @@ pub(crate) fn targets(args: &Args, report: &Report) -> String {
 }
 
 pub(crate) fn write_results(path: &Path, results: &str) -> anyhow::Result<()> {
+    write_section(path, RESULTS_START, RESULTS_END, "Latest results", results)
+}
+
+/// Replaces what stands between `start` and `end` in the Markdown file `path` (or adds
+/// the section under `heading` when the markers are not there yet).
+pub(crate) fn write_section(
+    path: &Path,
+    start: &str,
+    end: &str,
+    heading: &str,
+    results: &str,
+) -> anyhow::Result<()> {
     let existing = std::fs::read_to_string(path).unwrap_or_default();
-    let block = format!("{RESULTS_START}\n{results}{RESULTS_END}");
-    let text = match (existing.find(RESULTS_START), existing.find(RESULTS_END)) {
-        (Some(a), Some(b)) if a < b => format!(
-            "{}{block}{}",
-            &existing[..a],
-            &existing[b + RESULTS_END.len()..]
-        ),
-        _ => format!("{existing}\n## Latest results\n\n{block}\n"),
+    let block = format!("{start}\n{results}{end}");
+    let text = match (existing.find(start), existing.find(end)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{block}{}", &existing[..a], &existing[b + end.len()..])
+        }
+        _ => format!("{existing}\n## {heading}\n\n{block}\n"),
     };
     std::fs::write(path, text)?;
     Ok(())
