@@ -32,10 +32,10 @@ pub(crate) const MAX_PAGE: u64 = 100;
 pub(crate) struct FirstPage<T> {
     route: &'static str,
     pub(crate) objects: Vec<T>,
-    plan: Plan,
+    rest: RestOfCollection,
 }
 
-enum Plan {
+enum RestOfCollection {
     Done,
     Parallel {
         template: OffsetTemplate,
@@ -50,10 +50,10 @@ enum Plan {
 impl<T> FirstPage<T> {
     /// Calls still needed to read the rest (an estimate when walking sequentially).
     pub(crate) fn remaining_calls(&self) -> usize {
-        match &self.plan {
-            Plan::Done => 0,
-            Plan::Parallel { offsets, .. } => offsets.len(),
-            Plan::Sequential { estimate, .. } => *estimate,
+        match &self.rest {
+            RestOfCollection::Done => 0,
+            RestOfCollection::Parallel { offsets, .. } => offsets.len(),
+            RestOfCollection::Sequential { estimate, .. } => *estimate,
         }
     }
 }
@@ -68,8 +68,8 @@ impl Client {
     ) -> Result<FirstPage<T>, Error> {
         let page: Collection<T> = self.inner.transport.get_json(route, path, deadline).await?;
         let got = page.objects.len() as u64;
-        let plan = match &page.meta.next {
-            None => Plan::Done,
+        let rest = match &page.meta.next {
+            None => RestOfCollection::Done,
             Some(link) => {
                 let next = self.link(link)?;
                 let limit = page.meta.limit.unwrap_or(got);
@@ -78,12 +78,12 @@ impl Client {
                     // (A `total_count` that says there is nothing after this page while
                     // `next` says there is: trust `next`, walking it below.)
                     (Some(template), Some(total)) if limit > 0 && offset + limit < total => {
-                        Plan::Parallel {
+                        RestOfCollection::Parallel {
                             template,
                             offsets: (offset + limit..total).step_by(limit as usize).collect(),
                         }
                     }
-                    (_, total) => Plan::Sequential {
+                    (_, total) => RestOfCollection::Sequential {
                         next,
                         estimate: match total {
                             Some(total) if limit > 0 => {
@@ -98,7 +98,7 @@ impl Client {
         Ok(FirstPage {
             route,
             objects: page.objects,
-            plan,
+            rest,
         })
     }
 
@@ -111,11 +111,11 @@ impl Client {
         let FirstPage {
             route,
             mut objects,
-            plan,
+            rest,
         } = first;
-        let mut next = match plan {
-            Plan::Done => None,
-            Plan::Parallel { template, offsets } => {
+        let mut next = match rest {
+            RestOfCollection::Done => None,
+            RestOfCollection::Parallel { template, offsets } => {
                 let t = &self.inner.transport;
                 let pages = try_join_all(offsets.iter().map(|&o| {
                     let path = template.with_offset(o);
@@ -129,7 +129,7 @@ impl Client {
                 }
                 last_next.map(|l| self.link(&l)).transpose()?
             }
-            Plan::Sequential { next, .. } => Some(next),
+            RestOfCollection::Sequential { next, .. } => Some(next),
         };
         // Walk whatever is left one link at a time (no total known, or rows added).
         while let Some(path) = next.take() {

@@ -31,7 +31,7 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-pub(crate) fn enc(value: &str) -> String {
+pub(crate) fn encode_query_value(value: &str) -> String {
     utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
@@ -106,7 +106,7 @@ impl Client {
             ));
         }
         let deadline = self.deadline();
-        let path = format!("/rest/v1/user/?email={}", enc(email));
+        let path = format!("/rest/v1/user/?email={}", encode_query_value(email));
         let users: Vec<User> = self
             .bounded(deadline, async {
                 Ok(self
@@ -373,7 +373,7 @@ impl Client {
         let page_filter = match &filter.page_name {
             None => String::new(),
             Some(name) if self.capabilities().action_page_name => {
-                format!("&page__name={}", enc(name))
+                format!("&page__name={}", encode_query_value(name))
             }
             Some(name) => match self.page_ref(name, deadline).await? {
                 None => return Ok(None),
@@ -464,7 +464,7 @@ impl Client {
                 "page name must be a non-empty string".into(),
             ));
         }
-        let path = format!("/rest/v1/page/?name={}", enc(name));
+        let path = format!("/rest/v1/page/?name={}", encode_query_value(name));
         let pages: Vec<Page> = self
             .first_page("/rest/v1/page/", &path, deadline)
             .await?
@@ -551,9 +551,12 @@ mod tests {
 
     #[test]
     fn query_values_escape_plus_and_separators() {
-        assert_eq!(enc("foo+1@example.com"), "foo%2B1%40example.com");
-        assert_eq!(enc("a&b=c#d e"), "a%26b%3Dc%23d%20e");
-        assert_eq!(enc("save-the_bees.2"), "save-the_bees.2");
+        assert_eq!(
+            encode_query_value("foo+1@example.com"),
+            "foo%2B1%40example.com"
+        );
+        assert_eq!(encode_query_value("a&b=c#d e"), "a%26b%3Dc%23d%20e");
+        assert_eq!(encode_query_value("save-the_bees.2"), "save-the_bees.2");
     }
 
     #[test]
@@ -583,7 +586,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn encoded_values_decode_back_and_cannot_break_the_query(s in "\\PC{0,40}") {
-            let e = enc(&s);
+            let e = encode_query_value(&s);
             proptest::prop_assert!(!e.contains(['&', '=', '+', '#', ' ', '?']));
             let back = percent_encoding::percent_decode_str(&e).decode_utf8().expect("utf8");
             proptest::prop_assert_eq!(back, s);

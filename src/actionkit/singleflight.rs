@@ -50,13 +50,13 @@ enum Role {
 }
 
 /// Removes the leader's flight when the leader finishes or is dropped.
-struct Landing<'a> {
+struct FlightGuard<'a> {
     sf: &'a Singleflight,
     key: &'a str,
     id: u64,
 }
 
-impl Drop for Landing<'_> {
+impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
         let mut flights = self.sf.flights.lock().unwrap_or_else(|e| e.into_inner());
         if flights.get(self.key).is_some_and(|f| f.id == self.id) {
@@ -96,7 +96,7 @@ impl Singleflight {
             };
             match role {
                 Role::Lead(id, tx) => {
-                    let _landing = Landing { sf: self, key, id };
+                    let _landing = FlightGuard { sf: self, key, id };
                     let Some(fetch) = fetch.take() else {
                         // Unreachable: a caller leads at most once, then returns.
                         return Err(Error::Transport("singleflight led twice".into()));

@@ -140,7 +140,7 @@ fn validate_value(name: &str, value: &str) -> Result<(), Error> {
 
 /// An action as read for a write: the model, its raw `fields` (multi-valued fields
 /// stay arrays, so they go back unchanged) and the path to PATCH.
-struct ForWrite {
+struct ActionForWrite {
     action: Action,
     fields: serde_json::Map<String, serde_json::Value>,
     patch_route: &'static str,
@@ -237,7 +237,11 @@ impl Client {
         Ok(after)
     }
 
-    async fn read_for_write(&self, id: ActionId, deadline: Instant) -> Result<ForWrite, Error> {
+    async fn read_for_write(
+        &self,
+        id: ActionId,
+        deadline: Instant,
+    ) -> Result<ActionForWrite, Error> {
         let body = self
             .inner
             .transport
@@ -275,7 +279,7 @@ impl Client {
             ),
             _ => ("/rest/v1/action/{id}/", format!("/rest/v1/action/{id}/")),
         };
-        Ok(ForWrite {
+        Ok(ActionForWrite {
             action,
             fields: raw.fields.unwrap_or_default(),
             patch_route,
@@ -285,7 +289,7 @@ impl Client {
 
     async fn patch_fields(
         &self,
-        target: &ForWrite,
+        target: &ActionForWrite,
         fields: serde_json::Map<String, serde_json::Value>,
         deadline: Instant,
     ) -> Result<(), Error> {

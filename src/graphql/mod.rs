@@ -83,7 +83,7 @@ pub struct Executed(Arc<AtomicBool>);
 
 impl Executed {
     /// True once the operation got past parsing and validation.
-    pub fn ran(&self) -> bool {
+    pub fn got_past_validation(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 }

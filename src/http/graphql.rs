@@ -365,7 +365,7 @@ async fn execute_operation(
     ));
     let outcome = run.await;
     let elapsed = started.elapsed();
-    let ran = executed.ran();
+    let ran = executed.got_past_validation();
     let result_label = match &outcome {
         Err(_) => "deadline",
         Ok(_) if !ran => "request_error",

@@ -76,9 +76,9 @@ impl ActionType {
 }
 
 /// What every action type resolves the same way.
-struct Common<'a>(&'a Action);
+struct SharedActionFields<'a>(&'a Action);
 
-impl Common<'_> {
+impl SharedActionFields<'_> {
     fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -117,7 +117,7 @@ macro_rules! action_type {
         impl $name {
             /// The action's ActionKit id.
             async fn id(&self) -> ID {
-                Common(&self.0).id()
+                SharedActionFields(&self.0).id()
             }
             /// The kind of action.
             #[graphql(name = "type")]
@@ -142,11 +142,11 @@ macro_rules! action_type {
             }
             /// The member who took the action.
             async fn user(&self, ctx: &Context<'_>) -> GqlResult<UserNode> {
-                Common(&self.0).user(ctx).await
+                SharedActionFields(&self.0).user(ctx).await
             }
             /// The page the action was taken on.
             async fn page(&self, ctx: &Context<'_>) -> GqlResult<PageNode> {
-                Common(&self.0).page(ctx).await
+                SharedActionFields(&self.0).page(ctx).await
             }
             /// The action's custom fields, sorted by name.
             async fn custom_fields(&self) -> Vec<CustomField> {
@@ -154,7 +154,7 @@ macro_rules! action_type {
             }
             /// One custom field by name, or null when the action does not have it.
             async fn custom_field(&self, name: String) -> Option<CustomField> {
-                Common(&self.0).custom_field(&name)
+                SharedActionFields(&self.0).custom_field(&name)
             }
             $($extra)*
         }

@@ -3,7 +3,7 @@
 use actionkit_graphql::sandbox::{self, SandboxConfig, SandboxHandle};
 use serde_json::Value;
 
-pub struct Sb {
+pub struct RunningSandbox {
     pub handle: SandboxHandle,
     pub http: reqwest::Client,
     pub base: String,
@@ -16,7 +16,7 @@ pub fn config() -> SandboxConfig {
     }
 }
 
-pub async fn start(config: SandboxConfig) -> Sb {
+pub async fn start(config: SandboxConfig) -> RunningSandbox {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let handle = sandbox::spawn(config, listener).await.unwrap();
     let base = format!("http://{}", handle.addr);
@@ -24,10 +24,10 @@ pub async fn start(config: SandboxConfig) -> Sb {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    Sb { handle, http, base }
+    RunningSandbox { handle, http, base }
 }
 
-impl Sb {
+impl RunningSandbox {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -4,7 +4,7 @@ use crate::helpers::sandbox::*;
 use actionkit_graphql::sandbox::{FilterMode, SandboxConfig};
 use serde_json::Value;
 
-async fn sb(mode: FilterMode) -> Sb {
+async fn sb(mode: FilterMode) -> RunningSandbox {
     start(SandboxConfig {
         filters: mode,
         ..config()
@@ -89,7 +89,7 @@ const PERMISSIVE_ONLY: &[&str] = &[
     "/rest/v1/action/?id__gt=100",
 ];
 
-async fn check(sb: &Sb, path: &str, want: u16, mode: &str) {
+async fn check(sb: &RunningSandbox, path: &str, want: u16, mode: &str) {
     let (status, body) = sb.status(path).await;
     assert_eq!(status, want, "{mode} {path}: {body}");
     let v: Value = serde_json::from_str(&body).unwrap();

@@ -202,7 +202,13 @@ struct Resp {
     text: String,
 }
 
-async fn call(sb: &Sb, method: Method, path: &str, body: Option<Value>, auth: bool) -> Resp {
+async fn call(
+    sb: &RunningSandbox,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    auth: bool,
+) -> Resp {
     let mut rb = sb.http.request(method, sb.url(path));
     if auth {
         rb = rb.basic_auth("sandbox", Some("sandbox"));
@@ -230,7 +236,7 @@ async fn call(sb: &Sb, method: Method, path: &str, body: Option<Value>, auth: bo
 }
 
 /// A sandbox object of `list_path` whose keys in `non_null` are all non-null.
-async fn find_object(sb: &Sb, list_path: &str, non_null: &[&str]) -> Value {
+async fn find_object(sb: &RunningSandbox, list_path: &str, non_null: &[&str]) -> Value {
     let mut path = list_path.to_string();
     loop {
         let page = sb.json(&path).await;

@@ -116,7 +116,7 @@ async fn stats_count_and_reset() {
     assert_eq!(s["by_route"], json!({"GET /rest/v1/userpublic/{akid}/": 1}));
 }
 
-async fn set_faults(sb: &Sb, f: Value) -> Value {
+async fn set_faults(sb: &RunningSandbox, f: Value) -> Value {
     let r = sb
         .http
         .post(sb.url("/__sandbox/faults"))
@@ -128,7 +128,7 @@ async fn set_faults(sb: &Sb, f: Value) -> Value {
     r.json().await.unwrap()
 }
 
-async fn statuses(sb: &Sb, n: usize) -> Vec<u16> {
+async fn statuses(sb: &RunningSandbox, n: usize) -> Vec<u16> {
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(

@@ -6,7 +6,7 @@ use actionkit_graphql::sandbox::{FieldsPatch, SandboxConfig};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-async fn send(sb: &Sb, method: Method, path: &str, body: &str) -> reqwest::Response {
+async fn send(sb: &RunningSandbox, method: Method, path: &str, body: &str) -> reqwest::Response {
     sb.req(method, path)
         .header("content-type", "application/json")
         .body(body.to_string())
@@ -37,7 +37,7 @@ async fn assert_empty(r: reqwest::Response, status: u16, what: &str) {
 }
 
 /// A survey action of user 1 (it has a multi-valued `issues` field and `q_priority`).
-async fn survey_action(sb: &Sb) -> (u64, String) {
+async fn survey_action(sb: &RunningSandbox) -> (u64, String) {
     let v = sb.json("/rest/v1/surveyaction/?user=1&_limit=1").await;
     let o = &v["objects"][0];
     (
@@ -495,7 +495,7 @@ async fn users_and_deletes() {
 }
 
 /// Everything observable that a bad request could have touched.
-async fn snapshot(sb: &Sb) -> Vec<Value> {
+async fn snapshot(sb: &RunningSandbox) -> Vec<Value> {
     let mut out = Vec::new();
     for p in [
         "/rest/v1/user/1/",
