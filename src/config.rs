@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// How strict the gateway is with clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Introspection off, error messages without configured numbers.
@@ -20,7 +20,7 @@ pub enum Mode {
 }
 
 /// The whole configuration (the TOML file's shape).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the gateway listens.
@@ -35,7 +35,7 @@ pub struct Config {
 }
 
 /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// The collector's OTLP/HTTP base URL, e.g. `http://collector:4318`; spans are
@@ -58,11 +58,12 @@ impl Default for TelemetryConfig {
 }
 
 /// Client authentication and the guards in front of GraphQL (see docs/security.md).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
     /// Client keys, each `name:scopes:sha256hex` (scopes `read`, `write`, `self`
     /// joined by `+`); the hash is `actionkit-graphql hash-key`'s output.
+    #[serde(serialize_with = "masked_keys")]
     pub api_keys: Vec<String>,
     /// Let requests without a key read (never write). Needed to serve a real instance
     /// without keys.
@@ -89,7 +90,7 @@ pub struct SecurityConfig {
 }
 
 /// JWT verification (RS256/ES256).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JwtConfig {
     /// Required `iss`.
@@ -123,7 +124,7 @@ impl Default for JwtConfig {
 }
 
 /// What to do with operations that are not in the trusted-documents manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrustedMode {
     /// No manifest: any document is run.
@@ -135,7 +136,7 @@ pub enum TrustedMode {
 }
 
 /// Trusted documents (persisted operations).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrustedDocumentsConfig {
     pub mode: TrustedMode,
@@ -167,55 +168,6 @@ impl Default for SecurityConfig {
     }
 }
 
-impl SecurityConfig {
-    /// The settings for `check-config`: key names and scopes, never the hashes.
-    fn masked(&self) -> serde_json::Value {
-        let keys: Vec<String> = self
-            .api_keys
-            .iter()
-            .filter(|k| !k.trim().is_empty())
-            .map(|k| {
-                let mut parts = k.splitn(3, ':');
-                let name = parts.next().unwrap_or("");
-                let scopes = parts.next().unwrap_or("");
-                format!("{name}:{scopes}:***")
-            })
-            .collect();
-        let td = &self.trusted_documents;
-        serde_json::json!({
-            "api_keys": keys,
-            "allow_anonymous_reads": self.allow_anonymous_reads,
-            "cors_origins": self.cors_origins,
-            "akid_header": self.akid_header,
-            "max_body_bytes": self.max_body_bytes,
-            "max_tokens": self.max_tokens,
-            "max_aliases": self.max_aliases,
-            "max_directives": self.max_directives,
-            "rate_limit_per_minute": self.rate_limit_per_minute,
-            "rate_limit_burst": self.rate_limit_burst,
-            "trusted_documents": {
-                "mode": match td.mode {
-                    TrustedMode::Off => "off",
-                    TrustedMode::LogUnknown => "log-unknown",
-                    TrustedMode::Enforce => "enforce",
-                },
-                "manifest": td.manifest.as_ref().map(|p| p.display().to_string()),
-                "exempt_keys": td.exempt_keys,
-                "reload_interval_ms": td.reload_interval_ms,
-            },
-            "jwt": self.jwt.as_ref().map(|j| serde_json::json!({
-                "issuer": j.issuer,
-                "audience": j.audience,
-                "jwks_url": j.jwks_url,
-                "key_file": j.key_file.as_ref().map(|p| p.display().to_string()),
-                "algorithms": j.algorithms,
-                "scopes_claim": j.scopes_claim,
-                "leeway_secs": j.leeway_secs,
-            })),
-        })
-    }
-}
-
 impl Default for TrustedDocumentsConfig {
     fn default() -> Self {
         TrustedDocumentsConfig {
@@ -228,14 +180,16 @@ impl Default for TrustedDocumentsConfig {
 }
 
 /// The ActionKit instance and how to talk to it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ActionKitConfig {
     /// `https://<instance-host>`.
     pub url: Option<String>,
     pub username: Option<String>,
+    #[serde(serialize_with = "masked_secret")]
     pub password: Option<SecretString>,
     /// The instance's AKID hash secret, to verify AKIDs locally.
+    #[serde(serialize_with = "masked_secret")]
     pub akid_secret: Option<SecretString>,
     /// Requests in flight to ActionKit, process-wide.
     pub max_in_flight: usize,
@@ -254,7 +208,7 @@ pub struct ActionKitConfig {
 }
 
 /// The GraphQL layer's settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GraphqlConfig {
     /// How long loaders wait for sibling keys before sending a batch, in microseconds.
@@ -336,44 +290,35 @@ impl GraphqlConfig {
 }
 
 impl Config {
-    /// The effective settings as TOML, with every secret replaced by `"***"`.
+    /// The effective settings as TOML, with every secret replaced by `"***"` (the
+    /// fields that hold secrets say so with `serialize_with`, so a new setting is
+    /// printed without another edit here).
     pub fn to_masked_toml(&self) -> String {
-        let mask = |s: &Option<SecretString>| s.as_ref().map(|_| "***".to_owned());
-        let value = serde_json::json!({
-            "listen": self.listen.to_string(),
-            "mode": self.mode.map(|m| format!("{m:?}").to_lowercase()),
-            "actionkit": {
-                "url": self.actionkit.url,
-                "username": self.actionkit.username,
-                "password": mask(&self.actionkit.password),
-                "akid_secret": mask(&self.actionkit.akid_secret),
-                "max_in_flight": self.actionkit.max_in_flight,
-                "connect_timeout_ms": self.actionkit.connect_timeout_ms,
-                "request_timeout_ms": self.actionkit.request_timeout_ms,
-                "operation_deadline_ms": self.actionkit.operation_deadline_ms,
-                "max_retries": self.actionkit.max_retries,
-                "breaker_failure_threshold": self.actionkit.breaker_failure_threshold,
-                "breaker_open_ms": self.actionkit.breaker_open_ms,
-                "breaker_max_open_ms": self.actionkit.breaker_max_open_ms,
-            },
-            "graphql": {
-                "loader_delay_us": self.graphql.loader_delay_us,
-                "page_cache_ttl_secs": self.graphql.page_cache_ttl_secs,
-                "max_depth": self.graphql.max_depth,
-                "max_complexity": self.graphql.max_complexity,
-                "operation_deadline_ms": self.graphql.operation_deadline_ms,
-                "max_concurrent_operations": self.graphql.max_concurrent_operations,
-                "max_queued_operations": self.graphql.max_queued_operations,
-                "queue_timeout_ms": self.graphql.queue_timeout_ms,
-            },
-            "security": self.security.masked(),
-            "telemetry": {
-                "otlp_endpoint": self.telemetry.otlp_endpoint,
-                "service_name": self.telemetry.service_name,
-                "sample_ratio": self.telemetry.sample_ratio,
-            },
-        });
-        toml::to_string(&strip_nulls(value)).unwrap_or_default()
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// The file's settings (if any) over the defaults, then every environment variable
+    /// of the form `GATEWAY_<SECTION>__<KEY>` over those: the TOML path in upper case,
+    /// with `__` between its parts (`GATEWAY_ACTIONKIT__MAX_IN_FLIGHT=4` is
+    /// `[actionkit] max_in_flight = 4`, `GATEWAY_SECURITY__JWT__ISSUER=...` is
+    /// `[security.jwt] issuer`). Values are read as TOML values (`4`, `true`,
+    /// `[\"a\", \"b\"]`), else as strings. The named variables of `cli.rs`
+    /// (`GATEWAY_LISTEN`, `ACTIONKIT_URL`, ...) and the flags are laid over this.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        use figment::providers::{Env, Format, Toml};
+        let mut figment = figment::Figment::new();
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        let env = Env::prefixed("GATEWAY_")
+            .filter(|key| key.as_str().contains("__"))
+            .split("__");
+        figment
+            .merge(env)
+            .extract()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))
     }
 
     /// Reads a TOML file over the defaults.
@@ -388,17 +333,22 @@ impl Config {
     }
 }
 
-/// TOML has no null: unset values are left out.
-fn strip_nulls(v: serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(m) => serde_json::Value::Object(
-            m.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, strip_nulls(v)))
-                .collect(),
-        ),
-        other => other,
+/// A secret as `check-config` prints it.
+fn masked_secret<S: Serializer>(secret: &Option<SecretString>, out: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => out.serialize_some("***"),
+        None => out.serialize_none(),
     }
+}
+
+/// Client keys as `check-config` prints them: name and scopes, never the hash.
+fn masked_keys<S: Serializer>(keys: &[String], out: S) -> Result<S::Ok, S::Error> {
+    out.collect_seq(keys.iter().filter(|k| !k.trim().is_empty()).map(|k| {
+        let mut parts = k.splitn(3, ':');
+        let name = parts.next().unwrap_or("");
+        let scopes = parts.next().unwrap_or("");
+        format!("{name}:{scopes}:***")
+    }))
 }
 
 #[cfg(test)]

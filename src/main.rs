@@ -192,10 +192,7 @@ fn effective_config(
     config_path: Option<&std::path::Path>,
     args: &ServeArgs,
 ) -> anyhow::Result<Config> {
-    let mut config = match config_path {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
+    let mut config = Config::load(config_path)?;
     args.apply(&mut config);
     Ok(config)
 }

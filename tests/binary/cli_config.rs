@@ -84,3 +84,50 @@ fn serve_without_an_instance_stops_with_a_clear_message() {
         "{err}"
     );
 }
+
+#[test]
+fn every_setting_has_a_variable_by_one_rule() {
+    // GATEWAY_<SECTION>__<KEY>: the TOML path, upper case, `__` between its parts; it
+    // sits between the file and the named variables and flags.
+    let file = write_config("[actionkit]\nmax_in_flight = 5\nrequest_timeout_ms = 1234\n");
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .env("GATEWAY_ACTIONKIT__MAX_IN_FLIGHT", "3")
+        .env(
+            "GATEWAY_SECURITY__TRUSTED_DOCUMENTS__RELOAD_INTERVAL_MS",
+            "77",
+        )
+        .env("GATEWAY_SECURITY__CORS_ORIGINS", "[\"https://a.example\"]")
+        .env("GATEWAY_SECURITY__API_KEYS", "[\"web:read:0123abcd\"]")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("max_in_flight = 3"), "{text}");
+    assert!(text.contains("request_timeout_ms = 1234"), "{text}");
+    assert!(text.contains("reload_interval_ms = 77"), "{text}");
+    assert!(
+        text.contains("cors_origins = [\"https://a.example\"]"),
+        "{text}"
+    );
+    // Keys are printed with name and scopes only, whichever way they came.
+    assert!(text.contains("api_keys = [\"web:read:***\"]"), "{text}");
+    assert!(!text.contains("0123abcd"), "{text}");
+
+    let out = bin()
+        .args(["check-config"])
+        .env("GATEWAY_ACTIONKIT__MAX_INFLIGHT", "3")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("max_inflight") || err.contains("MAX_INFLIGHT"),
+        "{err}"
+    );
+}
