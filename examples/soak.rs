@@ -121,15 +121,9 @@ async fn main() -> anyhow::Result<()> {
     config.actionkit.request_timeout_ms = 1_000;
     config.actionkit.operation_deadline_ms = 3_000;
     config.graphql.operation_deadline_ms = DEADLINE_MS;
-    let upstream = Upstream {
-        url: url::Url::parse(&format!("http://{}", handle.addr))?,
-        username: sb.username.clone(),
-        password: secrecy::SecretString::from(sb.password.clone()),
-        akid_secret: Some(secrecy::SecretString::from(sb.akid_secret.clone())),
-    };
-    let cc = app::client_config(&config, upstream);
+    let upstream = Upstream::sandbox(handle.addr, &sb, true)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let gw = app::spawn(&config, cc, Mode::Production, listener).await?;
+    let gw = app::start(&config, Mode::Production, upstream, listener).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_millis(DEADLINE_MS) + SLACK * 5)
         .build()?;

@@ -1,18 +1,25 @@
 //! Starting the gateway: from configuration to a client, a schema and a listening
-//! router. Used by `main.rs` and by the integration tests alike.
+//! router, with the startup checks (client authentication configured, the credential
+//! accepted by the instance). `main.rs` calls [`run`]; the integration tests call
+//! [`start`], which is the same path without the signal handling.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::actionkit::{Client, ClientConfig};
-use crate::config::{Config, Mode};
+use crate::actionkit::{Client, ClientConfig, Error as UpstreamError};
+use crate::config::{ActionKitConfig, Config, Mode};
 use crate::graphql::{build_schema, GraphqlSettings, PageCache};
 use crate::http::{router, AppState};
+use crate::sandbox::{self, SandboxConfig};
+
+/// How long operations in flight may run after a shutdown signal (kept under
+/// Kubernetes' default 30 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// Where the gateway's upstream is and with what credential.
 pub struct Upstream {
@@ -20,10 +27,65 @@ pub struct Upstream {
     pub username: String,
     pub password: SecretString,
     pub akid_secret: Option<SecretString>,
+    /// A sandbox holds demo data: serving it without client keys is allowed.
+    pub is_sandbox: bool,
+}
+
+impl Upstream {
+    /// A sandbox listening on `addr` as the upstream, with its credential; with
+    /// `verify_akids_locally`, also its AKID secret, as a real instance's would be given.
+    pub fn sandbox(
+        addr: SocketAddr,
+        config: &SandboxConfig,
+        verify_akids_locally: bool,
+    ) -> anyhow::Result<Upstream> {
+        Ok(Upstream {
+            url: url::Url::parse(&format!("http://{addr}"))?,
+            username: config.username.clone(),
+            password: SecretString::from(config.password.clone()),
+            akid_secret: verify_akids_locally
+                .then(|| SecretString::from(config.akid_secret.clone())),
+            is_sandbox: true,
+        })
+    }
+
+    /// The instance the configuration names, or an error that says what is missing.
+    pub fn from_config(ak: &ActionKitConfig) -> anyhow::Result<Upstream> {
+        let missing: Vec<&str> = [
+            ("ACTIONKIT_URL", ak.url.is_none()),
+            ("ACTIONKIT_USERNAME", ak.username.is_none()),
+            ("ACTIONKIT_PASSWORD", ak.password.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(name, missing)| missing.then_some(name))
+        .collect();
+        if !missing.is_empty() {
+            bail!(
+                "to serve against ActionKit, set {} (or use `serve --sandbox` to try the gateway on demo data)",
+                missing.join(", ")
+            );
+        }
+        let raw_url = ak.url.clone().unwrap_or_default();
+        let url = url::Url::parse(&raw_url)
+            .with_context(|| format!("ACTIONKIT_URL {raw_url:?} is not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            bail!("ACTIONKIT_URL must be an http(s) URL such as https://act.example.org");
+        }
+        Ok(Upstream {
+            url,
+            username: ak.username.clone().unwrap_or_default(),
+            password: ak
+                .password
+                .clone()
+                .unwrap_or_else(|| SecretString::from(String::new())),
+            akid_secret: ak.akid_secret.clone(),
+            is_sandbox: false,
+        })
+    }
 }
 
 /// Builds the client configuration from the file/env settings and the upstream.
-pub fn client_config(config: &Config, upstream: Upstream) -> ClientConfig {
+fn client_config(config: &Config, upstream: Upstream) -> ClientConfig {
     let ak = &config.actionkit;
     let mut cc = ClientConfig::new(upstream.url, upstream.username, upstream.password);
     cc.max_in_flight = ak.max_in_flight.max(1);
@@ -48,7 +110,7 @@ pub struct RunningGateway {
 }
 
 /// Builds the state of the gateway: client (probed), schema, caches.
-pub async fn build_state(
+async fn build_state(
     config: &Config,
     client_config: ClientConfig,
     mode: Mode,
@@ -90,7 +152,7 @@ pub async fn build_state(
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves.
-pub async fn serve(
+async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -102,16 +164,129 @@ pub async fn serve(
         .await
 }
 
-/// Starts a gateway in the background (tests, `serve`).
-pub async fn spawn(
+/// Starts a gateway in the background after every startup check: refuses to serve a
+/// real instance without client authentication, and stops when the instance refuses
+/// the credential or cannot be reached.
+pub async fn start(
     config: &Config,
-    client_config: ClientConfig,
     mode: Mode,
+    upstream: Upstream,
     listener: TcpListener,
 ) -> anyhow::Result<RunningGateway> {
-    let state = build_state(config, client_config, mode).await?;
+    start_with(config, mode, upstream, listener, true).await
+}
+
+/// [`start`] without asking the instance whether it takes the credential: for tests
+/// of what the gateway does when the instance goes away or the credential is revoked
+/// after it started.
+pub async fn start_unchecked(
+    config: &Config,
+    mode: Mode,
+    upstream: Upstream,
+    listener: TcpListener,
+) -> anyhow::Result<RunningGateway> {
+    start_with(config, mode, upstream, listener, false).await
+}
+
+async fn start_with(
+    config: &Config,
+    mode: Mode,
+    upstream: Upstream,
+    listener: TcpListener,
+    check_upstream: bool,
+) -> anyhow::Result<RunningGateway> {
+    let state = checked_state(config, mode, upstream, check_upstream).await?;
     let client = state.client.clone();
     let addr = listener.local_addr()?;
     let task = tokio::spawn(serve(state, listener, std::future::pending()));
     Ok(RunningGateway { addr, client, task })
+}
+
+async fn checked_state(
+    config: &Config,
+    mode: Mode,
+    upstream: Upstream,
+    check_upstream: bool,
+) -> anyhow::Result<AppState> {
+    // Before anything reaches ActionKit: no client authentication, no start.
+    crate::http::auth::startup_check(&config.security, upstream.is_sandbox)
+        .map_err(anyhow::Error::msg)?;
+    let state = build_state(config, client_config(config, upstream), mode).await?;
+    if check_upstream {
+        match state.client.check_credentials().await {
+            Ok(()) => {}
+            Err(UpstreamError::Unauthorized) => bail!(
+                "ActionKit refused ACTIONKIT_USERNAME/ACTIONKIT_PASSWORD (HTTP 401); check the staff account and its API permissions"
+            ),
+            Err(e) => bail!("cannot reach ActionKit: {e}"),
+        }
+    }
+    Ok(state)
+}
+
+/// `serve`: the gateway on `config.listen` in front of the configured instance, or of
+/// an embedded sandbox started with `sandbox`, until `shutdown` resolves; then
+/// operations in flight may finish for up to 25 s.
+pub async fn run(
+    config: Config,
+    sandbox: Option<SandboxConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mode = config.mode.unwrap_or(if sandbox.is_some() {
+        Mode::Development
+    } else {
+        Mode::Production
+    });
+    // The embedded sandbox serves until this function returns.
+    let mut embedded = None;
+    let upstream = match sandbox {
+        Some(sb) => {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let handle = sandbox::spawn(sb.clone(), listener).await?;
+            tracing::info!(
+                "embedded sandbox at http://{}/rest/v1/ (username {:?}, password {:?}, {} users)",
+                handle.addr,
+                sb.username,
+                sb.password,
+                sb.users
+            );
+            // The gateway verifies the sandbox's AKIDs locally, with the sandbox's
+            // secret, as it would with a real instance's.
+            let upstream = Upstream::sandbox(handle.addr, &sb, true)?;
+            embedded = Some(handle);
+            upstream
+        }
+        None => Upstream::from_config(&config.actionkit)?,
+    };
+    let state = checked_state(&config, mode, upstream, true).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        ?mode,
+        "gateway listening: GraphiQL at http://{addr}/ , GraphQL at http://{addr}/graphql"
+    );
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing operations in flight");
+        let _ = stop_tx.send(true);
+    };
+    let server = serve(state, listener, signal);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        _ = async {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("operations still in flight after {SHUTDOWN_GRACE:?}; exiting");
+        }
+    }
+    if let Some(handle) = embedded {
+        handle.shutdown().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
 }

@@ -4,17 +4,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use secrecy::SecretString;
 use tokio::net::TcpListener;
 
-use actionkit_graphql::actionkit::Error as UpstreamError;
-use actionkit_graphql::app::{self, Upstream};
+use actionkit_graphql::app;
 use actionkit_graphql::cli::{Cli, Command, SandboxArgs, ServeArgs};
-use actionkit_graphql::config::{Config, Mode};
+use actionkit_graphql::config::Config;
 use actionkit_graphql::{graphql, sandbox, telemetry};
-
-/// How long operations in flight may run after a shutdown signal.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -63,7 +58,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => match serve_config {
-                Some(config) => serve(config, args).await,
+                Some(config) => {
+                    let sandbox = args.sandbox.then_some(args.sandbox_config);
+                    app::run(config, sandbox, shutdown_signal()).await
+                }
                 None => bail!("the configuration was not loaded"),
             },
             Command::Sandbox(args) => run_sandbox(args).await,
@@ -154,7 +152,6 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: no new connections; finishing operations in flight");
 }
 
 async fn healthcheck(url: &str) -> anyhow::Result<()> {
@@ -200,110 +197,5 @@ fn effective_config(
 fn check_config(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
     let config = effective_config(config_path.as_deref(), &args)?;
     print!("{}", config.to_masked_toml());
-    Ok(())
-}
-
-async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
-    let mode = config.mode.unwrap_or(if args.sandbox {
-        Mode::Development
-    } else {
-        Mode::Production
-    });
-
-    // The embedded sandbox serves for as long as its handle lives.
-    let mut _sandbox = None;
-    let upstream = if args.sandbox {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let sb = args.sandbox_config.clone();
-        let handle = sandbox::spawn(sb.clone(), listener).await?;
-        tracing::info!(
-            "embedded sandbox at http://{}/rest/v1/ (username {:?}, password {:?}, {} users)",
-            handle.addr,
-            sb.username,
-            sb.password,
-            sb.users
-        );
-        let url = url::Url::parse(&format!("http://{}", handle.addr))?;
-        _sandbox = Some(handle);
-        Upstream {
-            url,
-            username: sb.username.clone(),
-            password: SecretString::from(sb.password.clone()),
-            // The gateway verifies the sandbox's AKIDs locally, with the sandbox's secret,
-            // as it would with a real instance's.
-            akid_secret: Some(SecretString::from(sb.akid_secret.clone())),
-        }
-    } else {
-        let ak = &config.actionkit;
-        let missing: Vec<&str> = [
-            ("ACTIONKIT_URL", ak.url.is_none()),
-            ("ACTIONKIT_USERNAME", ak.username.is_none()),
-            ("ACTIONKIT_PASSWORD", ak.password.is_none()),
-        ]
-        .into_iter()
-        .filter_map(|(name, missing)| missing.then_some(name))
-        .collect();
-        if !missing.is_empty() {
-            bail!(
-                "to serve against ActionKit, set {} (or use `serve --sandbox` to try the gateway on demo data)",
-                missing.join(", ")
-            );
-        }
-        let raw_url = ak.url.clone().unwrap_or_default();
-        let url = url::Url::parse(&raw_url)
-            .with_context(|| format!("ACTIONKIT_URL {raw_url:?} is not a URL"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            bail!("ACTIONKIT_URL must be an http(s) URL such as https://act.example.org");
-        }
-        Upstream {
-            url,
-            username: ak.username.clone().unwrap_or_default(),
-            password: ak
-                .password
-                .clone()
-                .unwrap_or_else(|| SecretString::from(String::new())),
-            akid_secret: ak.akid_secret.clone(),
-        }
-    };
-
-    // Before anything reaches ActionKit: no client authentication, no start.
-    actionkit_graphql::http::auth::startup_check(&config.security, args.sandbox)
-        .map_err(anyhow::Error::msg)?;
-    let client_config = app::client_config(&config, upstream);
-    let state = app::build_state(&config, client_config, mode).await?;
-    match state.client.check_credentials().await {
-        Ok(()) => {}
-        Err(UpstreamError::Unauthorized) => {
-            bail!("ActionKit refused ACTIONKIT_USERNAME/ACTIONKIT_PASSWORD (HTTP 401); check the staff account and its API permissions")
-        }
-        Err(e) => bail!("cannot reach ActionKit: {e}"),
-    }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(
-        ?mode,
-        "gateway listening: GraphiQL at http://{addr}/ , GraphQL at http://{addr}/graphql"
-    );
-    // On SIGTERM/SIGINT: stop accepting, let operations in flight finish, but no longer
-    // than the grace period (kept under Kubernetes' default 30 s).
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let signal = async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    };
-    let server = app::serve(state, listener, signal);
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => result?,
-        _ = async {
-            let _ = stop_rx.wait_for(|stopped| *stopped).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::warn!("operations still in flight after {SHUTDOWN_GRACE:?}; exiting");
-        }
-    }
-    tracing::info!("stopped");
     Ok(())
 }

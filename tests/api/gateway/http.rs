@@ -161,25 +161,26 @@ async fn readiness_fails_when_actionkit_refuses_the_credential() {
     use actionkit_graphql::config::{Config, Mode};
     let sb = crate::helpers::gateway::sandbox_config(&[]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = actionkit_graphql::sandbox::spawn(sb, listener)
+    let handle = actionkit_graphql::sandbox::spawn(sb.clone(), listener)
         .await
         .unwrap();
     let config = Config::default();
-    let upstream = Upstream {
-        url: url::Url::parse(&format!("http://{}", handle.addr)).unwrap(),
-        username: "sandbox".into(),
-        password: secrecy::SecretString::from("wrong-password".to_owned()),
-        akid_secret: None,
-    };
+    let mut upstream = Upstream::sandbox(handle.addr, &sb, false).unwrap();
+    upstream.password = secrecy::SecretString::from("wrong-password".to_owned());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = app::spawn(
-        &config,
-        app::client_config(&config, upstream),
-        Mode::Development,
-        listener,
-    )
-    .await
-    .unwrap();
+    // The whole startup refuses a credential the instance refuses...
+    let refused = app::start(&config, Mode::Development, upstream, listener).await;
+    assert!(refused.is_err());
+    let message = format!("{:#}", refused.err().unwrap());
+    assert!(message.contains("refused"), "{message}");
+    assert!(!message.contains("wrong-password"), "{message}");
+    // ...and a gateway whose credential is revoked after it started is not ready.
+    let mut upstream = Upstream::sandbox(handle.addr, &sb, false).unwrap();
+    upstream.password = secrecy::SecretString::from("wrong-password".to_owned());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = app::start_unchecked(&config, Mode::Development, upstream, listener)
+        .await
+        .unwrap();
     let resp = reqwest::get(format!("http://{}/readyz", gw.addr))
         .await
         .unwrap();

@@ -6,7 +6,6 @@ use actionkit_graphql::app::{self, Upstream};
 use actionkit_graphql::config::{Config, Mode};
 use actionkit_graphql::sandbox::{self, SandboxConfig};
 use clap::Parser;
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -53,15 +52,9 @@ pub async fn spawn_mode(
     let sb = sandbox_config(flags);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let handle = sandbox::spawn(sb.clone(), listener).await.unwrap();
-    let upstream = Upstream {
-        url: url::Url::parse(&format!("http://{}", handle.addr)).unwrap(),
-        username: sb.username.clone(),
-        password: SecretString::from(sb.password.clone()),
-        akid_secret: with_akid_secret.then(|| SecretString::from(sb.akid_secret.clone())),
-    };
-    let client_config = app::client_config(&config, upstream);
+    let upstream = Upstream::sandbox(handle.addr, &sb, with_akid_secret)?;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = app::spawn(&config, client_config, mode, listener).await?;
+    let gw = app::start(&config, mode, upstream, listener).await?;
     Ok(TestGateway {
         addr: gw.addr,
         sandbox: handle.addr,

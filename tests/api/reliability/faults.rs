@@ -262,22 +262,15 @@ async fn an_unreachable_instance_is_upstream_unavailable_within_the_deadline() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead = listener.local_addr().unwrap();
     drop(listener);
-    let upstream = actionkit_graphql::app::Upstream {
-        url: url::Url::parse(&format!("http://{dead}")).unwrap(),
-        username: "sandbox".into(),
-        password: secrecy::SecretString::from("sandbox"),
-        akid_secret: None,
-    };
-    let cc = actionkit_graphql::app::client_config(&c, upstream);
+    let sb = crate::helpers::gateway::sandbox_config(&[]);
+    let upstream = actionkit_graphql::app::Upstream::sandbox(dead, &sb, false).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = actionkit_graphql::app::spawn(
-        &c,
-        cc,
-        actionkit_graphql::config::Mode::Development,
-        listener,
-    )
-    .await
-    .unwrap();
+    let mode = actionkit_graphql::config::Mode::Development;
+    // Startup refuses an instance it cannot reach; this test is about one that goes
+    // away after the start.
+    let running = actionkit_graphql::app::start_unchecked(&c, mode, upstream, listener)
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let started = Instant::now();
     let resp = http

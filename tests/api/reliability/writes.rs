@@ -206,15 +206,9 @@ async fn a_write_with_an_unknown_outcome_is_reported_and_can_be_repeated_safely(
         let mut config = Config::default();
         config.actionkit.request_timeout_ms = 500;
         config.actionkit.operation_deadline_ms = 2_000;
-        let upstream = Upstream {
-            url: url::Url::parse(&format!("http://{via}")).unwrap(),
-            username: sb.username.clone(),
-            password: secrecy::SecretString::from(sb.password.clone()),
-            akid_secret: None,
-        };
-        let cc = app::client_config(&config, upstream);
+        let upstream = Upstream::sandbox(via, &sb, false).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gw = app::spawn(&config, cc, Mode::Development, listener)
+        let gw = app::start(&config, Mode::Development, upstream, listener)
             .await
             .unwrap();
         let http = reqwest::Client::new();
