@@ -1,5 +1,8 @@
-//! The command line: `serve`, `sandbox`, `print-schema`. Every flag can also be given
-//! as an environment variable; flags and variables override the `--config` file.
+//! The command line: `serve` (the gateway), `sandbox` (the ActionKit emulator alone),
+//! `print-schema`, `hash-key`, `trusted-documents`, `check-config` and `healthcheck`.
+//! The flags of `serve` can also be given as the environment variables they name;
+//! they override the `GATEWAY_<SECTION>__<KEY>` variables, which override the
+//! `--config` file (see `config.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
