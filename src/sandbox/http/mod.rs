@@ -1,6 +1,7 @@
 //! The HTTP side: one fallback handler that does what ActionKit's stack does, in order:
 //! stats, concurrency cap (429), injected faults, latency, trailing-slash redirect,
-//! basic auth, body limit, then the resource.
+//! basic auth, body limit, then the resource (`dispatch.rs`), then the after-write
+//! faults on a write that was applied.
 //!
 //! Choices for points the reference leaves UNCONFIRMED:
 //! - Bad filter / ordering / `_limit`: 400 `{"error": "<Tastypie's message>"}`.
