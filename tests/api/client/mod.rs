@@ -2,4 +2,6 @@ mod fixtures;
 mod requests;
 mod resilience;
 mod sandbox;
+mod submit_requests;
+mod submit_sandbox;
 mod writes;

@@ -1,6 +1,7 @@
 mod filters;
 mod fixtures;
 mod knobs;
+mod processing;
 mod reads;
 mod robustness;
 mod scale;
