@@ -1,4 +1,5 @@
-//! An ActionKit REST emulator (see `../shared/reference/actionkit-rest.md`), served over
+//! An ActionKit REST emulator (written from ActionKit's manual, public clients and the
+//! responses recorded in `tests/fixtures/actionkit-recorded/`), served over
 //! HTTP from an in-memory store. It shares no code with the client in `actionkit/`.
 //!
 //! Layout:

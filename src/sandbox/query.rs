@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use serde_json::{json, Value};
 
-use super::resources::{self, Kind, Res, Spec, Val};
+use super::resources::{self, FieldKind, FieldValue, FilterSpec, Resource};
 use super::store::{parse_time, Store};
 use super::FilterMode;
 
@@ -38,7 +38,7 @@ pub const LOOKUPS: [&str; 22] = [
 
 /// A literal from the query string, typed after the field it is compared with.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Lit {
+pub enum Literal {
     Null,
     Int(i64),
     Str(String),
@@ -47,20 +47,20 @@ pub enum Lit {
 }
 
 #[derive(Debug, Clone)]
-pub struct Cond {
+pub struct Condition {
     /// `[field]` or `[relation, field]`.
     pub path: Vec<String>,
     /// The resource of the last path element.
-    pub target: Res,
+    pub target: Resource,
     pub op: &'static str,
-    pub lits: Vec<Lit>,
+    pub lits: Vec<Literal>,
 }
 
 #[derive(Debug)]
 pub struct ListQuery {
     pub limit: usize,
     pub offset: usize,
-    pub conds: Vec<Cond>,
+    pub conds: Vec<Condition>,
     pub order: Vec<(String, bool)>,
     /// Other params, in request order, for the `next`/`previous` links.
     pub carry: Vec<(String, String)>,
@@ -93,7 +93,7 @@ fn parse_count(name: &str, v: &str) -> Result<usize, BadRequest> {
 }
 
 pub fn parse_list_query(
-    res: Res,
+    res: Resource,
     mode: FilterMode,
     pairs: &[(String, String)],
 ) -> Result<ListQuery, BadRequest> {
@@ -153,19 +153,19 @@ pub fn parse_list_query(
     })
 }
 
-fn spec_allows(spec: Spec, op: &str) -> bool {
+fn spec_allows(spec: FilterSpec, op: &str) -> bool {
     match spec {
-        Spec::All | Spec::AllWithRelations => true,
-        Spec::Ops(ops) => ops.contains(&op),
+        FilterSpec::All | FilterSpec::AllWithRelations => true,
+        FilterSpec::Ops(ops) => ops.contains(&op),
     }
 }
 
 fn compile(
-    res: Res,
-    table: &[(&'static str, Spec)],
+    res: Resource,
+    table: &[(&'static str, FilterSpec)],
     key: &str,
     values: &[String],
-) -> Result<Cond, BadRequest> {
+) -> Result<Condition, BadRequest> {
     let mut parts: Vec<&str> = key.split("__").collect();
     let op: &'static str = match parts.last().and_then(|l| LOOKUPS.iter().find(|o| *o == l)) {
         Some(op) if parts.len() > 1 => {
@@ -192,7 +192,7 @@ fn compile(
         }
         [rel, field] => {
             let joined = format!("{rel}__{field}");
-            let Some(Kind::Rel(to)) = resources::field_kind(res, rel) else {
+            let Some(FieldKind::Rel(to)) = resources::field_kind(res, rel) else {
                 return bad(format!("The '{rel}' field does not allow filtering."));
             };
             if let Some(spec) = lookup(&joined) {
@@ -203,7 +203,7 @@ fn compile(
                 }
             } else {
                 match lookup(rel) {
-                    Some(Spec::AllWithRelations) => {}
+                    Some(FilterSpec::AllWithRelations) => {}
                     Some(_) => {
                         return bad(format!(
                             "Lookups are not allowed more than one level deep on the '{rel}' field."
@@ -217,7 +217,7 @@ fn compile(
                     "No matching '{field}' field on the '{rel}' resource."
                 ));
             };
-            if matches!(kind, Kind::Rel(_) | Kind::Other(_)) {
+            if matches!(kind, FieldKind::Rel(_) | FieldKind::Other(_)) {
                 return bad(format!(
                     "Lookups are not allowed more than one level deep on the '{field}' field."
                 ));
@@ -231,7 +231,7 @@ fn compile(
             ))
         }
     };
-    if matches!(kind, Kind::Other(_)) {
+    if matches!(kind, FieldKind::Other(_)) {
         return bad(format!("The '{key}' field does not allow filtering."));
     }
     if matches!(op, "regex" | "iregex" | "search") {
@@ -262,7 +262,7 @@ fn compile(
             })?,
         );
     }
-    Ok(Cond {
+    Ok(Condition {
         path: parts.iter().map(|s| s.to_string()).collect(),
         target,
         op,
@@ -270,19 +270,19 @@ fn compile(
     })
 }
 
-fn literal(kind: Kind, op: &str, raw: &str) -> Option<Lit> {
+fn literal(kind: FieldKind, op: &str, raw: &str) -> Option<Literal> {
     if op == "isnull" {
         return match raw {
-            "true" | "True" | "1" => Some(Lit::Bool(true)),
-            "false" | "False" | "0" => Some(Lit::Bool(false)),
+            "true" | "True" | "1" => Some(Literal::Bool(true)),
+            "false" | "False" | "0" => Some(Literal::Bool(false)),
             _ => None,
         };
     }
     if matches!(raw, "none" | "None" | "nil") {
-        return Some(Lit::Null);
+        return Some(Literal::Null);
     }
     if matches!(op, "year" | "month" | "day" | "week_day") {
-        return raw.trim().parse().ok().map(Lit::Int);
+        return raw.trim().parse().ok().map(Literal::Int);
     }
     if matches!(
         op,
@@ -294,40 +294,42 @@ fn literal(kind: Kind, op: &str, raw: &str) -> Option<Lit> {
             | "iendswith"
             | "iexact"
     ) {
-        return Some(Lit::Str(raw.to_string()));
+        return Some(Literal::Str(raw.to_string()));
     }
     match kind {
-        Kind::Int => raw.trim().parse().ok().map(Lit::Int),
-        Kind::Rel(_) => {
+        FieldKind::Int => raw.trim().parse().ok().map(Literal::Int),
+        FieldKind::Rel(_) => {
             let t = raw.trim().trim_end_matches('/');
             let last = t.rsplit('/').next().unwrap_or(t);
-            last.parse().ok().map(Lit::Int)
+            last.parse().ok().map(Literal::Int)
         }
-        Kind::Bool => match raw {
-            "true" | "True" | "1" => Some(Lit::Bool(true)),
-            "false" | "False" | "0" => Some(Lit::Bool(false)),
+        FieldKind::Bool => match raw {
+            "true" | "True" | "1" => Some(Literal::Bool(true)),
+            "false" | "False" | "0" => Some(Literal::Bool(false)),
             _ => None,
         },
-        Kind::Time => parse_time(raw).map(Lit::Time),
-        Kind::Str | Kind::Other(_) => Some(Lit::Str(raw.to_string())),
+        FieldKind::Time => parse_time(raw).map(Literal::Time),
+        FieldKind::Str | FieldKind::Other(_) => Some(Literal::Str(raw.to_string())),
     }
 }
 
-fn val_str(v: &Val) -> String {
+fn val_str(v: &FieldValue) -> String {
     match v {
-        Val::Null => String::new(),
-        Val::Int(i) | Val::Time(i) => i.to_string(),
-        Val::Str(s) => s.to_string(),
-        Val::Bool(b) => b.to_string(),
+        FieldValue::Null => String::new(),
+        FieldValue::Int(i) | FieldValue::Time(i) => i.to_string(),
+        FieldValue::Str(s) => s.to_string(),
+        FieldValue::Bool(b) => b.to_string(),
     }
 }
 
-fn cmp_lit(v: &Val, l: &Lit) -> Option<Ordering> {
+fn cmp_lit(v: &FieldValue, l: &Literal) -> Option<Ordering> {
     match (v, l) {
-        (Val::Int(a), Lit::Int(b)) | (Val::Time(a), Lit::Time(b)) => Some(a.cmp(b)),
-        (Val::Str(a), Lit::Str(b)) => Some(a.as_ref().cmp(b.as_str())),
-        (Val::Bool(a), Lit::Bool(b)) => Some(a.cmp(b)),
-        (Val::Null, Lit::Null) => Some(Ordering::Equal),
+        (FieldValue::Int(a), Literal::Int(b)) | (FieldValue::Time(a), Literal::Time(b)) => {
+            Some(a.cmp(b))
+        }
+        (FieldValue::Str(a), Literal::Str(b)) => Some(a.as_ref().cmp(b.as_str())),
+        (FieldValue::Bool(a), Literal::Bool(b)) => Some(a.cmp(b)),
+        (FieldValue::Null, Literal::Null) => Some(Ordering::Equal),
         _ => None,
     }
 }
@@ -343,13 +345,13 @@ fn civil(t: i64) -> (i64, i64, i64, i64) {
     (y, m, d, wd)
 }
 
-fn apply(v: &Val, op: &str, lits: &[Lit]) -> bool {
+fn apply(v: &FieldValue, op: &str, lits: &[Literal]) -> bool {
     let first = lits.first();
     let lower = |s: &str| s.to_lowercase();
     match op {
         "exact" => first.is_some_and(|l| cmp_lit(v, l) == Some(Ordering::Equal)),
         "in" => lits.iter().any(|l| cmp_lit(v, l) == Some(Ordering::Equal)),
-        "isnull" => matches!(first, Some(Lit::Bool(b)) if *b == matches!(v, Val::Null)),
+        "isnull" => matches!(first, Some(Literal::Bool(b)) if *b == matches!(v, FieldValue::Null)),
         "gt" | "gte" | "lt" | "lte" => {
             first.and_then(|l| cmp_lit(v, l)).is_some_and(|o| match op {
                 "gt" => o == Ordering::Greater,
@@ -366,7 +368,7 @@ fn apply(v: &Val, op: &str, lits: &[Lit]) -> bool {
             _ => false,
         },
         "year" | "month" | "day" | "week_day" => match (v, first) {
-            (Val::Time(t), Some(Lit::Int(n))) => {
+            (FieldValue::Time(t), Some(Literal::Int(n))) => {
                 let (y, m, d, wd) = civil(*t);
                 *n == match op {
                     "year" => y,
@@ -378,10 +380,10 @@ fn apply(v: &Val, op: &str, lits: &[Lit]) -> bool {
             _ => false,
         },
         _ => {
-            if matches!(v, Val::Null) {
+            if matches!(v, FieldValue::Null) {
                 return false;
             }
-            let Some(Lit::Str(pat)) = first else {
+            let Some(Literal::Str(pat)) = first else {
                 return false;
             };
             let hay = val_str(v);
@@ -399,7 +401,7 @@ fn apply(v: &Val, op: &str, lits: &[Lit]) -> bool {
     }
 }
 
-fn matches(st: &Store, res: Res, id: u32, c: &Cond) -> bool {
+fn matches(st: &Store, res: Resource, id: u32, c: &Condition) -> bool {
     let Some(first) = c.path.first() else {
         return false;
     };
@@ -408,7 +410,7 @@ fn matches(st: &Store, res: Res, id: u32, c: &Cond) -> bool {
     };
     let v = if let Some(sub) = c.path.get(1) {
         match v {
-            Val::Int(rid) if rid > 0 && rid <= u32::MAX as i64 => {
+            FieldValue::Int(rid) if rid > 0 && rid <= u32::MAX as i64 => {
                 let rid = rid as u32;
                 if !resources::exists(st, c.target, rid) {
                     return false;
@@ -418,7 +420,7 @@ fn matches(st: &Store, res: Res, id: u32, c: &Cond) -> bool {
                     None => return false,
                 }
             }
-            _ => Val::Null,
+            _ => FieldValue::Null,
         }
     } else {
         v
@@ -426,7 +428,7 @@ fn matches(st: &Store, res: Res, id: u32, c: &Cond) -> bool {
     apply(&v, c.op, &c.lits)
 }
 
-fn ids_of(c: &Cond) -> Option<Vec<u32>> {
+fn ids_of(c: &Condition) -> Option<Vec<u32>> {
     if c.path.len() != 1 || !matches!(c.op, "exact" | "in") {
         return None;
     }
@@ -434,7 +436,7 @@ fn ids_of(c: &Cond) -> Option<Vec<u32>> {
         c.lits
             .iter()
             .filter_map(|l| match l {
-                Lit::Int(i) if *i > 0 && *i <= u32::MAX as i64 => Some(*i as u32),
+                Literal::Int(i) if *i > 0 && *i <= u32::MAX as i64 => Some(*i as u32),
                 _ => None,
             })
             .collect(),
@@ -442,7 +444,7 @@ fn ids_of(c: &Cond) -> Option<Vec<u32>> {
 }
 
 /// The ids matching the filters, before ordering (ascending id).
-fn candidates(st: &Store, res: Res, conds: &[Cond]) -> Vec<u32> {
+fn candidates(st: &Store, res: Resource, conds: &[Condition]) -> Vec<u32> {
     let by = |name: &str| {
         conds
             .iter()
@@ -456,14 +458,14 @@ fn candidates(st: &Store, res: Res, conds: &[Cond]) -> Vec<u32> {
                 c.path.len() == 2 && c.path[0] == rel && c.path[1] == field && c.op == "exact"
             })
             .and_then(|c| match c.lits.first() {
-                Some(Lit::Str(s)) => Some(s.clone()),
+                Some(Literal::Str(s)) => Some(s.clone()),
                 _ => None,
             })
     };
     let mut ids: Option<Vec<u32>> = None;
     if let Some(ids_) = by("id").and_then(ids_of) {
         ids = Some(ids_);
-    } else if matches!(res, Res::Action(_) | Res::Order) {
+    } else if matches!(res, Resource::Action(_) | Resource::Order) {
         if let Some(users) = by("user").and_then(ids_of) {
             ids = Some(
                 users
@@ -499,9 +501,9 @@ fn candidates(st: &Store, res: Res, conds: &[Cond]) -> Vec<u32> {
                     .collect(),
             );
         }
-    } else if res == Res::User {
+    } else if res == Resource::User {
         if let Some(c) = by("email").filter(|c| c.op == "exact") {
-            if let Some(Lit::Str(e)) = c.lits.first() {
+            if let Some(Literal::Str(e)) = c.lits.first() {
                 ids = Some(st.user_by_email(e).into_iter().collect());
             }
         }
@@ -519,25 +521,24 @@ fn candidates(st: &Store, res: Res, conds: &[Cond]) -> Vec<u32> {
     ids
 }
 
-fn cmp_val(a: &Option<Val>, b: &Option<Val>) -> Ordering {
-    fn rank(v: &Option<Val>) -> u8 {
+fn cmp_val(a: &Option<FieldValue>, b: &Option<FieldValue>) -> Ordering {
+    fn rank(v: &Option<FieldValue>) -> u8 {
         match v {
-            None | Some(Val::Null) => 0,
+            None | Some(FieldValue::Null) => 0,
             _ => 1,
         }
     }
     match (a, b) {
-        (Some(Val::Int(x)), Some(Val::Int(y))) | (Some(Val::Time(x)), Some(Val::Time(y))) => {
-            x.cmp(y)
-        }
-        (Some(Val::Str(x)), Some(Val::Str(y))) => x.cmp(y),
-        (Some(Val::Bool(x)), Some(Val::Bool(y))) => x.cmp(y),
+        (Some(FieldValue::Int(x)), Some(FieldValue::Int(y)))
+        | (Some(FieldValue::Time(x)), Some(FieldValue::Time(y))) => x.cmp(y),
+        (Some(FieldValue::Str(x)), Some(FieldValue::Str(y))) => x.cmp(y),
+        (Some(FieldValue::Bool(x)), Some(FieldValue::Bool(y))) => x.cmp(y),
         _ => rank(a).cmp(&rank(b)),
     }
 }
 
 /// Runs a list query; returns the page of ids and the total count.
-pub fn run(st: &Store, res: Res, q: &ListQuery) -> (Vec<u32>, usize) {
+pub fn run(st: &Store, res: Resource, q: &ListQuery) -> (Vec<u32>, usize) {
     let mut ids = candidates(st, res, &q.conds);
     if !q.order.is_empty() {
         ids.sort_by(|a, b| {
@@ -559,7 +560,7 @@ pub fn run(st: &Store, res: Res, q: &ListQuery) -> (Vec<u32>, usize) {
     (page, total)
 }
 
-fn link(res: Res, offset: usize, limit: usize, carry: &[(String, String)]) -> String {
+fn link(res: Resource, offset: usize, limit: usize, carry: &[(String, String)]) -> String {
     let mut ser = url::form_urlencoded::Serializer::new(String::new());
     ser.append_pair("_offset", &offset.to_string());
     ser.append_pair("_limit", &limit.to_string());
@@ -570,7 +571,7 @@ fn link(res: Res, offset: usize, limit: usize, carry: &[(String, String)]) -> St
 }
 
 /// `{"meta": ..., "objects": [...]}`.
-pub fn envelope(res: Res, q: &ListQuery, total: usize, objects: Vec<Value>) -> Value {
+pub fn envelope(res: Resource, q: &ListQuery, total: usize, objects: Vec<Value>) -> Value {
     let next = if q.offset + q.limit < total {
         json!(link(res, q.offset + q.limit, q.limit, &q.carry))
     } else {

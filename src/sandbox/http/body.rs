@@ -5,10 +5,10 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::respond::{error, validation};
-use super::Ctx;
+use super::RequestFacts;
 
 /// A JSON object or a form-encoded body (repeated keys -> array).
-pub(super) fn parse_body(ctx: &Ctx, body: &[u8]) -> Result<Map<String, Value>, Response> {
+pub(super) fn parse_body(ctx: &RequestFacts, body: &[u8]) -> Result<Map<String, Value>, Response> {
     if ctx
         .content_type
         .starts_with("application/x-www-form-urlencoded")

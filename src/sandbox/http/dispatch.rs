@@ -8,12 +8,12 @@ use serde_json::{json, Map, Value};
 use super::pages::page_write;
 use super::respond::{bad_request, empty, json_resp, not_allowed};
 use super::writes::{create, delete, update};
-use super::Ctx;
+use super::RequestFacts;
 use crate::sandbox::query;
-use crate::sandbox::resources::{self, Res};
+use crate::sandbox::resources::{self, Resource};
 
 pub(super) fn dispatch(
-    ctx: &Ctx,
+    ctx: &RequestFacts,
     method: &Method,
     segs: &[String],
     pairs: &[(String, String)],
@@ -31,7 +31,7 @@ pub(super) fn dispatch(
             return not_allowed(&["get"]);
         }
         let mut m = Map::new();
-        for r in Res::all() {
+        for r in Resource::all() {
             let n = r.name();
             m.insert(
                 n.clone(),
@@ -47,7 +47,7 @@ pub(super) fn dispatch(
     if segs[0] == "userpublic" {
         return userpublic(ctx, method, &segs);
     }
-    let Some(res) = Res::parse(segs[0]) else {
+    let Some(res) = Resource::parse(segs[0]) else {
         return empty(StatusCode::NOT_FOUND);
     };
     match segs.len() {
@@ -74,7 +74,7 @@ pub(super) fn dispatch(
         2 => {
             let st = ctx.app.read();
             let id = match res {
-                Res::AllowedUserField => st
+                Resource::AllowedUserField => st
                     .allowed_user_fields
                     .iter()
                     .position(|f| f.name == segs[1])
@@ -88,7 +88,7 @@ pub(super) fn dispatch(
             }
             let Some(id) = id else {
                 // PUT to a page id that does not exist is a create (Tastypie), see `page_write`.
-                if matches!(res, Res::Page(Some(_))) && *method == Method::PUT {
+                if matches!(res, Resource::Page(Some(_))) && *method == Method::PUT {
                     return page_write(ctx, res, None, body, true);
                 }
                 return empty(StatusCode::NOT_FOUND);
@@ -110,7 +110,7 @@ pub(super) fn dispatch(
     }
 }
 
-pub(super) fn list(ctx: &Ctx, res: Res, pairs: &[(String, String)]) -> Response {
+pub(super) fn list(ctx: &RequestFacts, res: Resource, pairs: &[(String, String)]) -> Response {
     let q = match query::parse_list_query(res, ctx.app.config.filters, pairs) {
         Ok(q) => q,
         Err(e) => return bad_request(e),
@@ -124,7 +124,7 @@ pub(super) fn list(ctx: &Ctx, res: Res, pairs: &[(String, String)]) -> Response 
     json_resp(StatusCode::OK, &query::envelope(res, &q, total, objects))
 }
 
-pub(super) fn userpublic(ctx: &Ctx, method: &Method, segs: &[&str]) -> Response {
+pub(super) fn userpublic(ctx: &RequestFacts, method: &Method, segs: &[&str]) -> Response {
     if method != Method::GET {
         return not_allowed(&["get"]);
     }

@@ -204,7 +204,7 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
 }
 
 /// Request facts the resource code needs.
-struct Ctx<'a> {
+struct RequestFacts<'a> {
     app: &'a App,
     base: String,
     peer: SocketAddr,
@@ -254,7 +254,7 @@ async fn rest(app: &App, peer: SocketAddr, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return empty(StatusCode::PAYLOAD_TOO_LARGE),
     };
-    let ctx = Ctx {
+    let ctx = RequestFacts {
         app,
         base,
         peer,

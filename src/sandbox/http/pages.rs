@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use super::body::{id_from_ref, parse_body, string_of};
 use super::respond::{not_allowed, validation, write_answer};
-use super::Ctx;
-use crate::sandbox::resources::{self, Res};
+use super::RequestFacts;
+use crate::sandbox::resources::{self, Resource};
 use crate::sandbox::store::*;
 
 pub(super) fn valid_slug(s: &str) -> bool {
@@ -18,9 +18,15 @@ pub(super) fn valid_slug(s: &str) -> bool {
 
 /// POST `/<type>page/`, PUT/PATCH `/<type>page/<id>/`. A PUT to a missing id is a
 /// create, as in Tastypie (hence `name` required, like the recorded 400).
-pub(super) fn page_write(ctx: &Ctx, res: Res, id: Option<u32>, body: &[u8], put: bool) -> Response {
+pub(super) fn page_write(
+    ctx: &RequestFacts,
+    res: Resource,
+    id: Option<u32>,
+    body: &[u8],
+    put: bool,
+) -> Response {
     let resname = res.name();
-    let Res::Page(Some(ptype)) = res else {
+    let Resource::Page(Some(ptype)) = res else {
         return not_allowed(res.list_methods());
     };
     let id = {

@@ -32,7 +32,7 @@ use serde_json::{json, Map, Value};
 use super::body::{field_values, id_from_ref, parse_body, scalar_string, valid_field_name};
 use super::respond::{json_resp, with_location};
 use super::users::valid_email;
-use super::Ctx;
+use super::RequestFacts;
 use crate::sandbox::resources;
 use crate::sandbox::store::*;
 
@@ -128,13 +128,13 @@ fn one_error(field: &str, msg: &str) -> Response {
 }
 
 /// `POST /rest/v1/action/`: action processing.
-pub(super) fn process_action(ctx: &Ctx, body: &[u8]) -> Response {
+pub(super) fn process_action(ctx: &RequestFacts, body: &[u8]) -> Response {
     match process(ctx, body) {
         Ok(r) | Err(r) => r,
     }
 }
 
-fn process(ctx: &Ctx, body: &[u8]) -> Result<Response, Response> {
+fn process(ctx: &RequestFacts, body: &[u8]) -> Result<Response, Response> {
     let m = parse_body(ctx, body)?;
     let sub = read_submission(&m)?;
     let mut st = ctx.app.write();
@@ -496,7 +496,7 @@ fn update_user(
 
 /// Step 5c: the action and its custom field rows.
 fn create_action(
-    ctx: &Ctx,
+    ctx: &RequestFacts,
     st: &mut Store,
     sub: &Submission,
     user: u32,
@@ -550,7 +550,13 @@ fn create_action(
 }
 
 /// Step 6: 201, `Location`, and the body for an authenticated or anonymous caller.
-fn answer(ctx: &Ctx, st: &Store, page_name: &str, action_id: u32, ptype: PageType) -> Response {
+fn answer(
+    ctx: &RequestFacts,
+    st: &Store,
+    page_name: &str,
+    action_id: u32,
+    ptype: PageType,
+) -> Response {
     let akid = st
         .action(action_id)
         .map(|a| resources::action_akid(st, a))

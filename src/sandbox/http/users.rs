@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::body::{parse_body, parse_fields, string_of};
 use super::respond::{empty, json_resp, validation, with_location, write_answer};
-use super::Ctx;
+use super::RequestFacts;
 use crate::sandbox::store::*;
 
 pub(super) fn valid_email(e: &str) -> bool {
@@ -22,7 +22,7 @@ pub(super) fn valid_email(e: &str) -> bool {
 }
 
 /// PUT/PATCH `/user/<id>/` (`id` Some) or POST `/user/` (`id` None).
-pub(super) fn user_write(ctx: &Ctx, id: Option<u32>, body: &[u8], put: bool) -> Response {
+pub(super) fn user_write(ctx: &RequestFacts, id: Option<u32>, body: &[u8], put: bool) -> Response {
     let r = "user";
     if let Some(id) = id {
         if ctx.app.read().user(id).is_none() {

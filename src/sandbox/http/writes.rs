@@ -11,8 +11,8 @@ use super::pages::page_write;
 use super::processing::process_action;
 use super::respond::{empty, not_allowed, validation, with_location};
 use super::users::user_write;
-use super::Ctx;
-use crate::sandbox::resources::{self, Res};
+use super::RequestFacts;
+use crate::sandbox::resources::{self, Resource};
 use crate::sandbox::store::*;
 use crate::sandbox::FieldsPatch;
 
@@ -74,7 +74,13 @@ pub(super) fn apply_action_fields(
     }
 }
 
-pub(super) fn update(ctx: &Ctx, res: Res, id: u32, put: bool, body: &[u8]) -> Response {
+pub(super) fn update(
+    ctx: &RequestFacts,
+    res: Resource,
+    id: u32,
+    put: bool,
+    body: &[u8],
+) -> Response {
     let ok = if put {
         StatusCode::NO_CONTENT
     } else {
@@ -82,13 +88,13 @@ pub(super) fn update(ctx: &Ctx, res: Res, id: u32, put: bool, body: &[u8]) -> Re
     };
     let resname = res.name();
     match res {
-        Res::Page(Some(_)) => {
+        Resource::Page(Some(_)) => {
             if !put && !resources::exists(&ctx.app.read(), res, id) {
                 return empty(StatusCode::NOT_FOUND);
             }
             return page_write(ctx, res, Some(id), body, put);
         }
-        Res::User => return user_write(ctx, Some(id), body, put),
+        Resource::User => return user_write(ctx, Some(id), body, put),
         _ => {}
     }
     {
@@ -102,7 +108,7 @@ pub(super) fn update(ctx: &Ctx, res: Res, id: u32, put: bool, body: &[u8]) -> Re
         Err(r) => return r,
     };
     match res {
-        Res::Action(_) => {
+        Resource::Action(_) => {
             let fields = match m.get("fields") {
                 Some(v) => match parse_fields(&resname, v) {
                     Ok(f) => Some(f),
@@ -165,7 +171,7 @@ pub(super) fn update(ctx: &Ctx, res: Res, id: u32, put: bool, body: &[u8]) -> Re
             }
             empty(ok)
         }
-        Res::ActionField => {
+        Resource::ActionField => {
             let name = match m.get("name").map(|v| string_of(&resname, "name", v)) {
                 Some(Ok(n)) if valid_field_name(&n) => Some(n),
                 Some(Ok(_)) => {
@@ -206,30 +212,30 @@ pub(super) fn update(ctx: &Ctx, res: Res, id: u32, put: bool, body: &[u8]) -> Re
     }
 }
 
-pub(super) fn delete(ctx: &Ctx, res: Res, id: u32) -> Response {
+pub(super) fn delete(ctx: &RequestFacts, res: Resource, id: u32) -> Response {
     let mut st = ctx.app.write();
     if !resources::exists(&st, res, id) {
         return empty(StatusCode::NOT_FOUND);
     }
     match res {
-        Res::Action(_) => st.delete_action(id),
-        Res::ActionField => st.delete_actionfield(id),
+        Resource::Action(_) => st.delete_action(id),
+        Resource::ActionField => st.delete_actionfield(id),
         _ => return not_allowed(res.detail_methods()),
     }
     empty(StatusCode::NO_CONTENT)
 }
 
-pub(super) fn create(ctx: &Ctx, res: Res, body: &[u8]) -> Response {
+pub(super) fn create(ctx: &RequestFacts, res: Resource, body: &[u8]) -> Response {
     match res {
-        Res::Action(None) => process_action(ctx, body),
-        Res::ActionField => create_actionfield(ctx, body),
-        Res::User => user_write(ctx, None, body, false),
-        Res::Page(Some(_)) => page_write(ctx, res, None, body, false),
+        Resource::Action(None) => process_action(ctx, body),
+        Resource::ActionField => create_actionfield(ctx, body),
+        Resource::User => user_write(ctx, None, body, false),
+        Resource::Page(Some(_)) => page_write(ctx, res, None, body, false),
         _ => not_allowed(res.list_methods()),
     }
 }
 
-pub(super) fn create_actionfield(ctx: &Ctx, body: &[u8]) -> Response {
+pub(super) fn create_actionfield(ctx: &RequestFacts, body: &[u8]) -> Response {
     let r = "actionfield";
     let m = match parse_body(ctx, body) {
         Ok(m) => m,

@@ -3,23 +3,23 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{fields, Kind, Res};
+use super::{fields, FieldKind, Resource};
 use crate::sandbox::FilterMode;
 
 /// A `filtering` entry, rendered as ActionKit does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spec {
+pub enum FilterSpec {
     All,
     AllWithRelations,
     Ops(&'static [&'static str]),
 }
 
-impl Spec {
+impl FilterSpec {
     pub fn to_json(self) -> Value {
         match self {
-            Spec::All => json!("all"),
-            Spec::AllWithRelations => json!("all with relations"),
-            Spec::Ops(ops) => json!(ops),
+            FilterSpec::All => json!("all"),
+            FilterSpec::AllWithRelations => json!("all with relations"),
+            FilterSpec::Ops(ops) => json!(ops),
         }
     }
 }
@@ -31,79 +31,82 @@ const ID_PERMISSIVE: &[&str] = &["exact", "in", "gt", "gte", "lt", "lte"];
 /// The `filtering` table of a resource in a mode. A key `rel__field` (e.g. `page__name`)
 /// allows that one traversal with the listed operators, for instances that allow a
 /// traversal without `"all with relations"` on the relation.
-pub fn filtering(res: Res, mode: FilterMode) -> Vec<(&'static str, Spec)> {
+pub fn filtering(res: Resource, mode: FilterMode) -> Vec<(&'static str, FilterSpec)> {
     let permissive = mode == FilterMode::Permissive;
-    let mut v: Vec<(&'static str, Spec)> = match res {
-        Res::User => {
+    let mut v: Vec<(&'static str, FilterSpec)> = match res {
+        Resource::User => {
             let mut v = vec![
-                ("country", Spec::All),
-                ("email", Spec::Ops(EXACT)),
-                ("language", Spec::AllWithRelations),
-                ("last_name", Spec::All),
-                ("source", Spec::All),
-                ("state", Spec::All),
-                ("subscription_status", Spec::Ops(EXACT_IN)),
-                ("zip", Spec::All),
+                ("country", FilterSpec::All),
+                ("email", FilterSpec::Ops(EXACT)),
+                ("language", FilterSpec::AllWithRelations),
+                ("last_name", FilterSpec::All),
+                ("source", FilterSpec::All),
+                ("state", FilterSpec::All),
+                ("subscription_status", FilterSpec::Ops(EXACT_IN)),
+                ("zip", FilterSpec::All),
             ];
             if permissive {
-                v.push(("id", Spec::Ops(ID_PERMISSIVE)));
+                v.push(("id", FilterSpec::Ops(ID_PERMISSIVE)));
             }
             v
         }
-        Res::Action(_) => {
+        Resource::Action(_) => {
             let mut v = vec![
-                ("created_at", Spec::All),
-                ("updated_at", Spec::All),
-                ("status", Spec::All),
-                ("source", Spec::All),
+                ("created_at", FilterSpec::All),
+                ("updated_at", FilterSpec::All),
+                ("status", FilterSpec::All),
+                ("source", FilterSpec::All),
             ];
             if permissive {
                 v.extend([
-                    ("id", Spec::Ops(ID_PERMISSIVE)),
-                    ("user", Spec::AllWithRelations),
-                    ("page", Spec::AllWithRelations),
+                    ("id", FilterSpec::Ops(ID_PERMISSIVE)),
+                    ("user", FilterSpec::AllWithRelations),
+                    ("page", FilterSpec::AllWithRelations),
                 ]);
             } else {
                 v.extend([
-                    ("id", Spec::Ops(EXACT)),
-                    ("user", Spec::Ops(EXACT)),
-                    ("page", Spec::Ops(EXACT)),
-                    ("page__name", Spec::Ops(EXACT)),
+                    ("id", FilterSpec::Ops(EXACT)),
+                    ("user", FilterSpec::Ops(EXACT)),
+                    ("page", FilterSpec::Ops(EXACT)),
+                    ("page__name", FilterSpec::Ops(EXACT)),
                 ]);
             }
             v
         }
-        Res::Page(_) => vec![
+        Resource::Page(_) => vec![
             (
                 "id",
-                Spec::Ops(if permissive { ID_PERMISSIVE } else { EXACT }),
+                FilterSpec::Ops(if permissive { ID_PERMISSIVE } else { EXACT }),
             ),
-            ("name", Spec::All),
-            ("title", Spec::All),
-            ("type", Spec::All),
-            ("hidden", Spec::All),
-            ("status", Spec::All),
-            ("created_at", Spec::All),
-            ("updated_at", Spec::All),
+            ("name", FilterSpec::All),
+            ("title", FilterSpec::All),
+            ("type", FilterSpec::All),
+            ("hidden", FilterSpec::All),
+            ("status", FilterSpec::All),
+            ("created_at", FilterSpec::All),
+            ("updated_at", FilterSpec::All),
         ],
-        Res::ActionField => vec![
-            ("id", Spec::Ops(EXACT_IN)),
-            ("parent", Spec::Ops(EXACT_IN)),
-            ("name", Spec::All),
+        Resource::ActionField => vec![
+            ("id", FilterSpec::Ops(EXACT_IN)),
+            ("parent", FilterSpec::Ops(EXACT_IN)),
+            ("name", FilterSpec::All),
         ],
-        Res::Tag => vec![("id", Spec::Ops(EXACT_IN)), ("name", Spec::All)],
-        Res::Language => vec![
-            ("id", Spec::Ops(EXACT_IN)),
-            ("iso_code", Spec::All),
-            ("name", Spec::All),
+        Resource::Tag => vec![("id", FilterSpec::Ops(EXACT_IN)), ("name", FilterSpec::All)],
+        Resource::Language => vec![
+            ("id", FilterSpec::Ops(EXACT_IN)),
+            ("iso_code", FilterSpec::All),
+            ("name", FilterSpec::All),
         ],
-        Res::Phone => vec![("user", Spec::Ops(EXACT_IN)), ("type", Spec::All)],
-        Res::AllowedUserField => vec![("name", Spec::All)],
-        Res::Order => vec![
-            ("id", Spec::Ops(EXACT_IN)),
-            ("user", Spec::AllWithRelations),
-            ("status", Spec::All),
-            ("created_at", Spec::All),
+        Resource::Phone => vec![
+            ("user", FilterSpec::Ops(EXACT_IN)),
+            ("type", FilterSpec::All),
+        ],
+        Resource::AllowedUserField => vec![("name", FilterSpec::All)],
+        Resource::Order => vec![
+            ("id", FilterSpec::Ops(EXACT_IN)),
+            ("user", FilterSpec::AllWithRelations),
+            ("status", FilterSpec::All),
+            ("created_at", FilterSpec::All),
         ],
     };
     v.sort_by_key(|(n, _)| *n);
@@ -111,21 +114,21 @@ pub fn filtering(res: Res, mode: FilterMode) -> Vec<(&'static str, Spec)> {
 }
 
 /// Fields allowed in `order_by`.
-pub fn ordering(res: Res) -> &'static [&'static str] {
+pub fn ordering(res: Resource) -> &'static [&'static str] {
     match res {
-        Res::User => &["created_at", "email", "id", "last_name", "updated_at"],
-        Res::Action(_) => &["created_at", "id", "page", "updated_at", "user"],
-        Res::Page(_) => &["created_at", "id", "name", "title", "type", "updated_at"],
-        Res::ActionField => &["id", "name"],
-        Res::Tag => &["id", "name"],
-        Res::Language => &["id", "name"],
-        Res::Phone => &["id"],
-        Res::AllowedUserField => &["name"],
-        Res::Order => &["created_at", "id"],
+        Resource::User => &["created_at", "email", "id", "last_name", "updated_at"],
+        Resource::Action(_) => &["created_at", "id", "page", "updated_at", "user"],
+        Resource::Page(_) => &["created_at", "id", "name", "title", "type", "updated_at"],
+        Resource::ActionField => &["id", "name"],
+        Resource::Tag => &["id", "name"],
+        Resource::Language => &["id", "name"],
+        Resource::Phone => &["id"],
+        Resource::AllowedUserField => &["name"],
+        Resource::Order => &["created_at", "id"],
     }
 }
 
-pub fn schema(res: Res, mode: FilterMode) -> Value {
+pub fn schema(res: Resource, mode: FilterMode) -> Value {
     let mut f = Map::new();
     for (name, kind) in fields(res) {
         let readonly = matches!(name, "id" | "resource_uri" | "token" | "actions" | "type");
@@ -135,10 +138,10 @@ pub fn schema(res: Res, mode: FilterMode) -> Value {
                 "blank": false,
                 "default": "",
                 "help_text": format!("{name} ({})", kind.schema_type()),
-                "nullable": matches!(kind, Kind::Rel(_)) && name != "user" && name != "page" && name != "parent",
+                "nullable": matches!(kind, FieldKind::Rel(_)) && name != "user" && name != "page" && name != "parent",
                 "readonly": readonly,
                 "type": kind.schema_type(),
-                "unique": name == "id" || (res == Res::User && name == "email") || (matches!(res, Res::Page(_)) && name == "name"),
+                "unique": name == "id" || (res == Resource::User && name == "email") || (matches!(res, Resource::Page(_)) && name == "name"),
             }),
         );
     }

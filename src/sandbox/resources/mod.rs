@@ -15,7 +15,7 @@ use super::store::*;
 
 /// A resource the sandbox serves. `None` type = the generic resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Res {
+pub enum Resource {
     User,
     Action(Option<PageType>),
     Page(Option<PageType>),
@@ -27,23 +27,23 @@ pub enum Res {
     Order,
 }
 
-impl Res {
-    pub fn parse(name: &str) -> Option<Res> {
+impl Resource {
+    pub fn parse(name: &str) -> Option<Resource> {
         Some(match name {
-            "user" => Res::User,
-            "action" => Res::Action(None),
-            "page" => Res::Page(None),
-            "actionfield" => Res::ActionField,
-            "tag" => Res::Tag,
-            "language" => Res::Language,
-            "phone" => Res::Phone,
-            "alloweduserfield" => Res::AllowedUserField,
-            "order" => Res::Order,
+            "user" => Resource::User,
+            "action" => Resource::Action(None),
+            "page" => Resource::Page(None),
+            "actionfield" => Resource::ActionField,
+            "tag" => Resource::Tag,
+            "language" => Resource::Language,
+            "phone" => Resource::Phone,
+            "alloweduserfield" => Resource::AllowedUserField,
+            "order" => Resource::Order,
             _ => {
                 if let Some(t) = name.strip_suffix("action").and_then(PageType::from_slug) {
-                    Res::Action(Some(t))
+                    Resource::Action(Some(t))
                 } else if let Some(t) = name.strip_suffix("page").and_then(PageType::from_slug) {
-                    Res::Page(Some(t))
+                    Resource::Page(Some(t))
                 } else {
                     return None;
                 }
@@ -53,59 +53,59 @@ impl Res {
 
     pub fn name(self) -> String {
         match self {
-            Res::User => "user".into(),
-            Res::Action(None) => "action".into(),
-            Res::Action(Some(t)) => format!("{}action", t.slug()),
-            Res::Page(None) => "page".into(),
-            Res::Page(Some(t)) => format!("{}page", t.slug()),
-            Res::ActionField => "actionfield".into(),
-            Res::Tag => "tag".into(),
-            Res::Language => "language".into(),
-            Res::Phone => "phone".into(),
-            Res::AllowedUserField => "alloweduserfield".into(),
-            Res::Order => "order".into(),
+            Resource::User => "user".into(),
+            Resource::Action(None) => "action".into(),
+            Resource::Action(Some(t)) => format!("{}action", t.slug()),
+            Resource::Page(None) => "page".into(),
+            Resource::Page(Some(t)) => format!("{}page", t.slug()),
+            Resource::ActionField => "actionfield".into(),
+            Resource::Tag => "tag".into(),
+            Resource::Language => "language".into(),
+            Resource::Phone => "phone".into(),
+            Resource::AllowedUserField => "alloweduserfield".into(),
+            Resource::Order => "order".into(),
         }
     }
 
     /// Every resource, in the root listing's order.
-    pub fn all() -> Vec<Res> {
+    pub fn all() -> Vec<Resource> {
         let mut v = vec![
-            Res::User,
-            Res::Action(None),
-            Res::Page(None),
-            Res::ActionField,
+            Resource::User,
+            Resource::Action(None),
+            Resource::Page(None),
+            Resource::ActionField,
         ];
-        v.extend(PageType::ALL.iter().map(|t| Res::Action(Some(*t))));
-        v.extend(PageType::ALL.iter().map(|t| Res::Page(Some(*t))));
+        v.extend(PageType::ALL.iter().map(|t| Resource::Action(Some(*t))));
+        v.extend(PageType::ALL.iter().map(|t| Resource::Page(Some(*t))));
         v.extend([
-            Res::Tag,
-            Res::Language,
-            Res::Phone,
-            Res::AllowedUserField,
-            Res::Order,
+            Resource::Tag,
+            Resource::Language,
+            Resource::Phone,
+            Resource::AllowedUserField,
+            Resource::Order,
         ]);
         v
     }
 
     pub fn list_methods(self) -> &'static [&'static str] {
         match self {
-            Res::User => &["get", "post"],
-            Res::Action(None) => &["get", "post"],
-            Res::Action(Some(_)) => &["get"],
-            Res::Page(None) => &["get"],
-            Res::Page(Some(_)) => &["get", "post"],
-            Res::ActionField => &["get", "post"],
+            Resource::User => &["get", "post"],
+            Resource::Action(None) => &["get", "post"],
+            Resource::Action(Some(_)) => &["get"],
+            Resource::Page(None) => &["get"],
+            Resource::Page(Some(_)) => &["get", "post"],
+            Resource::ActionField => &["get", "post"],
             _ => &["get"],
         }
     }
 
     pub fn detail_methods(self) -> &'static [&'static str] {
         match self {
-            Res::User => &["get", "put", "patch"],
-            Res::Action(_) => &["get", "put", "patch", "delete"],
-            Res::Page(None) => &["get"],
-            Res::Page(Some(_)) => &["get", "put", "patch"],
-            Res::ActionField => &["get", "put", "patch", "delete"],
+            Resource::User => &["get", "put", "patch"],
+            Resource::Action(_) => &["get", "put", "patch", "delete"],
+            Resource::Page(None) => &["get"],
+            Resource::Page(Some(_)) => &["get", "put", "patch"],
+            Resource::ActionField => &["get", "put", "patch", "delete"],
             _ => &["get"],
         }
     }
@@ -113,34 +113,34 @@ impl Res {
 
 /// The type of a field, for filter values and the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum FieldKind {
     Int,
     Str,
     Bool,
     Time,
-    Rel(Res),
+    Rel(Resource),
     /// Shown in the schema, not filterable.
     Other(&'static str),
 }
 
-impl Kind {
+impl FieldKind {
     fn schema_type(self) -> &'static str {
         match self {
-            Kind::Int => "integer",
-            Kind::Str => "string",
-            Kind::Bool => "boolean",
-            Kind::Time => "datetime",
-            Kind::Rel(_) => "related",
-            Kind::Other(t) => t,
+            FieldKind::Int => "integer",
+            FieldKind::Str => "string",
+            FieldKind::Bool => "boolean",
+            FieldKind::Time => "datetime",
+            FieldKind::Rel(_) => "related",
+            FieldKind::Other(t) => t,
         }
     }
 }
 
 /// The fields of a resource with their kinds (schema `fields`, filter targets).
-pub fn fields(res: Res) -> Vec<(&'static str, Kind)> {
-    use Kind::*;
-    let mut v: Vec<(&'static str, Kind)> = match res {
-        Res::User => {
+pub fn fields(res: Resource) -> Vec<(&'static str, FieldKind)> {
+    use FieldKind::*;
+    let mut v: Vec<(&'static str, FieldKind)> = match res {
+        Resource::User => {
             let mut v = vec![
                 ("id", Int),
                 ("email", Str),
@@ -148,8 +148,8 @@ pub fn fields(res: Res) -> Vec<(&'static str, Kind)> {
                 ("updated_at", Time),
                 ("rand_id", Int),
                 ("token", Str),
-                ("lang", Rel(Res::Language)),
-                ("language", Rel(Res::Language)),
+                ("lang", Rel(Resource::Language)),
+                ("language", Rel(Resource::Language)),
                 ("fields", Other("dict")),
                 ("phones", Other("list")),
                 ("actions", Other("string")),
@@ -157,11 +157,11 @@ pub fn fields(res: Res) -> Vec<(&'static str, Kind)> {
             v.extend(USER_STR_FIELDS.iter().map(|f| (*f, Str)));
             v
         }
-        Res::Action(t) => {
+        Resource::Action(t) => {
             let mut v = vec![
                 ("id", Int),
-                ("user", Rel(Res::User)),
-                ("page", Rel(Res::Page(None))),
+                ("user", Rel(Resource::User)),
+                ("page", Rel(Resource::Page(None))),
                 ("created_at", Time),
                 ("updated_at", Time),
                 ("status", Str),
@@ -169,7 +169,7 @@ pub fn fields(res: Res) -> Vec<(&'static str, Kind)> {
                 ("type", Str),
                 ("ip_address", Str),
                 ("mailing", Int),
-                ("referring_user", Rel(Res::User)),
+                ("referring_user", Rel(Resource::User)),
                 ("referring_mailing", Int),
                 ("link", Int),
                 ("opq_id", Str),
@@ -181,14 +181,14 @@ pub fn fields(res: Res) -> Vec<(&'static str, Kind)> {
                 ("fields", Other("dict")),
             ];
             match t {
-                Some(PageType::Donation) => v.push(("order", Rel(Res::Order))),
+                Some(PageType::Donation) => v.push(("order", Rel(Resource::Order))),
                 Some(PageType::EventCreate) => v.push(("event", Other("related"))),
                 Some(PageType::EventSignup) => v.push(("signup", Other("related"))),
                 _ => {}
             }
             v
         }
-        Res::Page(_) => vec![
+        Resource::Page(_) => vec![
             ("id", Int),
             ("name", Str),
             ("title", Str),
@@ -202,43 +202,43 @@ pub fn fields(res: Res) -> Vec<(&'static str, Kind)> {
             ("allow_multiple_responses", Bool),
             ("created_at", Time),
             ("updated_at", Time),
-            ("language", Rel(Res::Language)),
+            ("language", Rel(Resource::Language)),
             ("list", Other("related")),
             ("tags", Other("related")),
             ("fields", Other("dict")),
         ],
-        Res::ActionField => vec![
+        Resource::ActionField => vec![
             ("id", Int),
-            ("parent", Rel(Res::Action(None))),
+            ("parent", Rel(Resource::Action(None))),
             ("name", Str),
             ("value", Str),
         ],
-        Res::Tag => vec![("id", Int), ("name", Str)],
-        Res::Language => vec![
+        Resource::Tag => vec![("id", Int), ("name", Str)],
+        Resource::Language => vec![
             ("id", Int),
             ("iso_code", Str),
             ("name", Str),
             ("hidden", Bool),
         ],
-        Res::Phone => vec![
+        Resource::Phone => vec![
             ("id", Int),
-            ("user", Rel(Res::User)),
+            ("user", Rel(Resource::User)),
             ("phone", Str),
             ("normalized_phone", Str),
             ("type", Str),
             ("source", Str),
             ("created_at", Time),
         ],
-        Res::AllowedUserField => vec![
+        Resource::AllowedUserField => vec![
             ("name", Str),
             ("display_name", Str),
             ("field_type", Str),
             ("allow_multiple", Bool),
         ],
-        Res::Order => vec![
+        Resource::Order => vec![
             ("id", Int),
-            ("user", Rel(Res::User)),
-            ("action", Rel(Res::Action(None))),
+            ("user", Rel(Resource::User)),
+            ("action", Rel(Resource::Action(None))),
             ("status", Str),
             ("total", Str),
             ("currency", Str),
@@ -249,7 +249,7 @@ pub fn fields(res: Res) -> Vec<(&'static str, Kind)> {
     v
 }
 
-pub fn field_kind(res: Res, name: &str) -> Option<Kind> {
+pub fn field_kind(res: Resource, name: &str) -> Option<FieldKind> {
     fields(res)
         .into_iter()
         .find(|(n, _)| *n == name)

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{money, Res};
+use super::{money, Resource};
 use crate::sandbox::store::*;
 
 // ---- representations ------------------------------------------------------
@@ -38,12 +38,12 @@ pub fn render_fields(st: &Store, rows: impl Iterator<Item = (Sym, Sym)>) -> Valu
 }
 
 /// Renders an object of `res` (which must exist).
-pub fn render(st: &Store, res: Res, id: u32) -> Value {
+pub fn render(st: &Store, res: Resource, id: u32) -> Value {
     match res {
-        Res::User => render_user(st, id),
-        Res::Action(t) => render_action(st, id, t.is_some()),
-        Res::Page(t) => render_page(st, id, t.is_some()),
-        Res::ActionField => match st.actionfield(id) {
+        Resource::User => render_user(st, id),
+        Resource::Action(t) => render_action(st, id, t.is_some()),
+        Resource::Page(t) => render_page(st, id, t.is_some()),
+        Resource::ActionField => match st.actionfield(id) {
             Some(f) => {
                 let ptype = st
                     .action(f.parent)
@@ -59,11 +59,11 @@ pub fn render(st: &Store, res: Res, id: u32) -> Value {
             }
             None => Value::Null,
         },
-        Res::Tag => match st.tags.get((id as usize).wrapping_sub(1)) {
+        Resource::Tag => match st.tags.get((id as usize).wrapping_sub(1)) {
             Some(t) => json!({"name": &*t.name, "resource_uri": uri("tag", id)}),
             None => Value::Null,
         },
-        Res::Language => match LANGUAGES.iter().find(|l| l.id == id) {
+        Resource::Language => match LANGUAGES.iter().find(|l| l.id == id) {
             Some(l) => json!({
                 "created_at": "2010-01-26T11:34:42",
                 "hidden": false,
@@ -77,7 +77,7 @@ pub fn render(st: &Store, res: Res, id: u32) -> Value {
             }),
             None => Value::Null,
         },
-        Res::Phone => match st.phones.get((id as usize).wrapping_sub(1)) {
+        Resource::Phone => match st.phones.get((id as usize).wrapping_sub(1)) {
             Some(p) => json!({
                 "created_at": fmt_secs(p.created_at),
                 "id": id,
@@ -91,29 +91,31 @@ pub fn render(st: &Store, res: Res, id: u32) -> Value {
             }),
             None => Value::Null,
         },
-        Res::AllowedUserField => match st.allowed_user_fields.get((id as usize).wrapping_sub(1)) {
-            Some(f) => json!({
-                "allow_multiple": f.allow_multiple,
-                "always_show": false,
-                "choices": [],
-                "created_at": fmt_secs(f.created_at),
-                "description": "",
-                "display_name": f.display_name,
-                "field_choices": "",
-                "field_default": "",
-                "field_length": null,
-                "field_regex": "",
-                "field_type": f.field_type,
-                "hidden": false,
-                "name": f.name,
-                "order_index": 0,
-                "required": false,
-                "resource_uri": uri("alloweduserfield", f.name),
-                "updated_at": fmt_secs(f.created_at),
-            }),
-            None => Value::Null,
-        },
-        Res::Order => {
+        Resource::AllowedUserField => {
+            match st.allowed_user_fields.get((id as usize).wrapping_sub(1)) {
+                Some(f) => json!({
+                    "allow_multiple": f.allow_multiple,
+                    "always_show": false,
+                    "choices": [],
+                    "created_at": fmt_secs(f.created_at),
+                    "description": "",
+                    "display_name": f.display_name,
+                    "field_choices": "",
+                    "field_default": "",
+                    "field_length": null,
+                    "field_regex": "",
+                    "field_type": f.field_type,
+                    "hidden": false,
+                    "name": f.name,
+                    "order_index": 0,
+                    "required": false,
+                    "resource_uri": uri("alloweduserfield", f.name),
+                    "updated_at": fmt_secs(f.created_at),
+                }),
+                None => Value::Null,
+            }
+        }
+        Resource::Order => {
             let mut o = render_order(st, id);
             if let Value::Object(m) = &mut o {
                 m.insert(

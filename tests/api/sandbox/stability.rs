@@ -4,7 +4,7 @@
 //! (Last change: pages got `required_fields` and goals, tracker issue 15; users,
 //! actions, action fields and phones are as before.)
 
-use actionkit_graphql::sandbox::resources::{render, Res};
+use actionkit_graphql::sandbox::resources::{render, Resource};
 use actionkit_graphql::sandbox::seed;
 use sha2::{Digest, Sha256};
 
@@ -13,13 +13,13 @@ fn default_demo_data_is_stable() {
     let st = seed::generate(1, 300, "sandbox-akid-secret".into());
     let mut h = Sha256::new();
     for id in 1..=300u32 {
-        h.update(render(&st, Res::User, id).to_string());
+        h.update(render(&st, Resource::User, id).to_string());
     }
     for id in (1..=st.actions.len() as u32).step_by(97) {
-        h.update(render(&st, Res::Action(None), id).to_string());
+        h.update(render(&st, Resource::Action(None), id).to_string());
     }
     for id in 1..=st.pages.len() as u32 {
-        h.update(render(&st, Res::Page(None), id).to_string());
+        h.update(render(&st, Resource::Page(None), id).to_string());
     }
     h.update(format!("{} {}", st.actions.len(), st.actionfields.len()));
     let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
