@@ -29,7 +29,7 @@
 //!
 //! Files: `config.rs` (settings), `transport.rs` (one HTTP exchange: auth, cap,
 //! retries, deadline, tracing, status mapping), `pagination.rs` (collections and
-//! windows), `capabilities.rs` (the schema probe), `akid.rs`, `reads.rs`, `writes.rs`,
+//! windows), `capabilities.rs` (the schema probe), `akid.rs`, `reads/` (users, actions, pages), `submit.rs` (processing actions), `writes.rs`,
 //! `submit.rs` (action processing, page forms, allowed user fields),
 //! `accounting.rs` (call counters), `wire.rs` (the collection envelope), `models.rs`,
 //! `breaker.rs` (the circuit breaker every attempt passes through).
