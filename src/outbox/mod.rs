@@ -384,19 +384,28 @@ fn classify(e: &UpstreamError) -> Outcome {
             code: "REFUSED".into(),
             message: "The gateway could not send this submission to ActionKit.".into(),
         }]),
-        UpstreamError::RateLimited | UpstreamError::CircuitOpen => Outcome::NotCreated {
-            overloaded: true,
-            pause: true,
-        },
+        // `Timeout` from `submit_action`: no slot under the client's cap in time,
+        // nothing was sent (sent-and-unanswered is `WriteOutcomeUnknown`).
+        UpstreamError::RateLimited | UpstreamError::CircuitOpen | UpstreamError::Timeout => {
+            Outcome::NotCreated {
+                overloaded: true,
+                pause: true,
+            }
+        }
         UpstreamError::Transport(_) | UpstreamError::Unauthorized | UpstreamError::NotFound => {
             Outcome::NotCreated {
                 overloaded: false,
                 pause: true,
             }
         }
+        // Another 4xx (405, 409, 413, ...): nothing was created. More likely a setting
+        // than the input, so it is retried with backoff (and shows in the record).
+        UpstreamError::Status { status } if (400..500).contains(status) => Outcome::NotCreated {
+            overloaded: false,
+            pause: false,
+        },
         // Sent and not answered, or answered in a way that does not say: look first.
         UpstreamError::WriteOutcomeUnknown
-        | UpstreamError::Timeout
         | UpstreamError::Status { .. }
         | UpstreamError::Decode { .. } => Outcome::Unknown,
     }
