@@ -303,3 +303,47 @@ async fn outbox_unusable_data_directories_stop_the_gateway_with_a_clear_error() 
     let err = start(busy.0.clone()).await.unwrap();
     assert!(err.contains("in use by another gateway process"), "{err}");
 }
+
+#[tokio::test]
+async fn outbox_after_write_faults_are_found_and_not_sent_again() {
+    // The sandbox creates the action, then answers 500, drops the connection, or holds
+    // the answer past the client's timeout: the worker looks, finds the action, and
+    // never sends it again. Exactly one action, one POST.
+    let env = Env::start(sandbox(20)).await;
+    let dir = TempDir::new("after-write");
+    let mut cc = env.client_config.clone();
+    cc.request_timeout = Duration::from_millis(400);
+    let client = actionkit_graphql::actionkit::Client::new(cc).unwrap();
+    client.probe().await;
+    let ob = actionkit_graphql::outbox::Outbox::open(client, settings(&dir.0))
+        .await
+        .unwrap();
+    let cases = [
+        ("e500", json!({"error_500_after_write": 1.0})),
+        ("drop", json!({"drop_after_write": 1.0})),
+        ("slow", json!({"slow_after_write": 1.0, "slow_ms": 900})),
+    ];
+    for (name, faults) in cases {
+        let email = format!("after.write.{name}@example.org");
+        env.rest.set_faults(faults).await;
+        let posts_before = posts(&env).await;
+        let r = ob.submit("k", signature(&email), None).await.unwrap();
+        env.rest.set_faults(json!({})).await;
+        assert_eq!(r.state, SubmissionState::Queued, "{name}: {r:?}");
+        assert!(ob.stored(&r.id).await.unwrap().unwrap().outcome_unknown);
+        let done = settled(&ob, &r.id, Duration::from_secs(30)).await;
+        assert_eq!(done.state, SubmissionState::Processed, "{name}: {done:?}");
+        assert!(done.action_id.is_some());
+        assert_eq!(env.rest.actions_of(&email).await, 1, "{name}");
+        assert_eq!(posts(&env).await, posts_before + 1, "{name}: sent again");
+        let stored = ob.stored(&r.id).await.unwrap().unwrap();
+        assert_eq!(stored.attempts, 1, "{name}");
+        assert!(!stored.outcome_unknown);
+    }
+}
+
+async fn posts(env: &Env) -> u64 {
+    env.rest.stats().await["by_route"]["POST /rest/v1/action/"]
+        .as_u64()
+        .unwrap_or(0)
+}
