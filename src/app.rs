@@ -17,9 +17,13 @@ use crate::graphql::{build_schema, GraphqlSettings, PageCache};
 use crate::http::{router, AppState};
 use crate::sandbox::{self, SandboxConfig};
 
+use crate::outbox::{Outbox, OutboxSettings};
+
 /// How long operations in flight may run after a shutdown signal (kept under
 /// Kubernetes' default 30 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+/// How long the outbox's deliveries in flight may run after the server stopped.
+const OUTBOX_GRACE: Duration = Duration::from_secs(4);
 
 /// Where the gateway's upstream is and with what credential.
 pub struct Upstream {
@@ -102,14 +106,81 @@ fn client_config(config: &Config, upstream: Upstream) -> ClientConfig {
     cc
 }
 
+/// The outbox's settings from the configuration. Without a data directory (a gateway
+/// built from the library: tests, examples) the store goes to a new temporary
+/// directory that is removed when the outbox closes; the binary always has one
+/// (`--data-dir`, `GATEWAY_DATA_DIR`, `[outbox] data_dir`, or the default).
+pub fn outbox_settings(config: &Config, client_config: &ClientConfig) -> OutboxSettings {
+    let o = &config.outbox;
+    let (dir, temporary) = match &o.data_dir {
+        Some(dir) => (dir.clone(), false),
+        None => {
+            sweep_temporary_stores();
+            (
+                std::env::temp_dir().join(format!(
+                    "{TEMP_PREFIX}{}-{}",
+                    std::process::id(),
+                    crate::outbox::new_id()
+                )),
+                true,
+            )
+        }
+    };
+    let mut s = OutboxSettings::new(dir);
+    s.temporary = temporary;
+    s.answer_within = Duration::from_millis(o.answer_within_ms);
+    s.duplicate_window = Duration::from_secs(o.duplicate_window_secs);
+    // Under the client's cap, so that reads still get through while it drains.
+    let cap = client_config.max_in_flight.max(1);
+    s.worker_concurrency = o.worker_concurrency.clamp(1, cap);
+    s.send_at_once = cap;
+    s.unknown_settle = Duration::from_millis(o.unknown_settle_ms);
+    s.max_backoff = Duration::from_millis(o.max_backoff_ms.max(1));
+    s.upstream = o.upstream_name.clone().unwrap_or_else(|| {
+        let mut url = client_config.base_url.clone();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_query(None);
+        url.to_string()
+    });
+    s
+}
+
+const TEMP_PREFIX: &str = "actionkit-graphql-outbox-";
+
+/// Removes the temporary stores of processes that are gone (a test process exits
+/// without dropping its gateways, so their stores are not removed on close).
+fn sweep_temporary_stores() {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
 /// A gateway serving in a background task.
 pub struct RunningGateway {
     pub addr: SocketAddr,
     pub client: Client,
+    pub outbox: Outbox,
     pub task: JoinHandle<std::io::Result<()>>,
 }
 
-/// Builds the state of the gateway: client (probed), schema, caches.
+/// Builds the state of the gateway: client (probed), outbox (its store opened, its
+/// worker started), schema, caches.
 async fn build_state(
     config: &Config,
     client_config: ClientConfig,
@@ -122,8 +193,18 @@ async fn build_state(
     )?;
     // The recorder first, so that the client's gauges (breaker state) are recorded.
     crate::http::metrics::handle();
+    let outbox_settings = outbox_settings(config, &client_config);
     let client = Client::new(client_config).context("cannot build the ActionKit client")?;
     client.probe().await;
+    let data_dir = outbox_settings.data_dir.clone();
+    let outbox = Outbox::open(client.clone(), outbox_settings)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the submission store in {} (set --data-dir / GATEWAY_DATA_DIR)",
+                data_dir.display()
+            )
+        })?;
     let settings = GraphqlSettings {
         loader_delay: config.graphql.loader_delay(),
         introspection: mode == Mode::Development,
@@ -137,7 +218,7 @@ async fn build_state(
             expose: mode == Mode::Development,
         },
     };
-    let schema = build_schema(Some(client.clone()), &settings);
+    let schema = build_schema(Some(client.clone()), Some(outbox.clone()), &settings);
     let pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
     let mut state = AppState::new(
         schema,
@@ -146,7 +227,8 @@ async fn build_state(
         settings.loader_delay,
         config.graphql.operation_deadline(),
     )
-    .with_security(security);
+    .with_security(security)
+    .with_outbox(outbox);
     state.shed = crate::http::Shedder::from_config(&config.graphql);
     Ok(state)
 }
@@ -197,9 +279,18 @@ async fn start_with(
 ) -> anyhow::Result<RunningGateway> {
     let state = checked_state(config, mode, upstream, check_upstream).await?;
     let client = state.client.clone();
+    let outbox = state
+        .outbox
+        .clone()
+        .context("the gateway's state has no outbox")?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(serve(state, listener, std::future::pending()));
-    Ok(RunningGateway { addr, client, task })
+    Ok(RunningGateway {
+        addr,
+        client,
+        outbox,
+        task,
+    })
 }
 
 async fn checked_state(
@@ -228,7 +319,7 @@ async fn checked_state(
 /// an embedded sandbox started with `sandbox`, until `shutdown` resolves; then
 /// operations in flight may finish for up to 25 s.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     sandbox: Option<SandboxConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -254,11 +345,22 @@ pub async fn run(
             // secret, as it would with a real instance's.
             let upstream = Upstream::sandbox(handle.addr, &sb, true)?;
             embedded = Some(handle);
+            // The embedded sandbox's port changes at every start; its store is the
+            // sandbox's.
+            config.outbox.upstream_name = Some("sandbox".into());
             upstream
         }
         None => Upstream::from_config(&config.actionkit)?,
     };
     let state = checked_state(&config, mode, upstream, true).await?;
+    let outbox = state.outbox.clone();
+    if let Some(dir) = &config.outbox.data_dir {
+        tracing::info!(
+            data_dir = %dir.display(),
+            queued = outbox.as_ref().map(|o| o.queue_depth()),
+            "submission store open"
+        );
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -282,6 +384,16 @@ pub async fn run(
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => {
             tracing::warn!("operations still in flight after {SHUTDOWN_GRACE:?}; exiting");
+        }
+    }
+    // The outbox's worker finishes the deliveries in progress; what is queued stays
+    // stored for the next start.
+    if let Some(outbox) = outbox {
+        if tokio::time::timeout(OUTBOX_GRACE, outbox.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("deliveries still in flight after {OUTBOX_GRACE:?}; exiting (they are looked up at the next start)");
         }
     }
     if let Some(handle) = embedded {

@@ -1,5 +1,6 @@
 //! The gateway's HTTP surface: `/graphql` (POST, and GET for queries), GraphiQL at `/`,
-//! `/healthz` (alive) and `/readyz` (ActionKit reachable with the credential).
+//! `/healthz` (alive) and `/readyz` (ActionKit reachable with the credential, the
+//! submission store writable).
 
 pub mod auth;
 mod graphiql;
@@ -22,6 +23,7 @@ pub use shed::Shedder;
 
 use crate::actionkit::Client;
 use crate::graphql::{GatewaySchema, PageCache};
+use crate::outbox::Outbox;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
@@ -36,6 +38,8 @@ pub struct AppState {
     pub security: Arc<auth::Security>,
     /// Admission control of `/graphql` (off unless set, see `shed.rs`).
     pub shed: Arc<Shedder>,
+    /// The submission outbox (`/readyz` checks its store); `build_state` sets it.
+    pub outbox: Option<Outbox>,
 }
 
 impl AppState {
@@ -55,7 +59,14 @@ impl AppState {
             readiness: Arc::new(health::Readiness::default()),
             security: Arc::new(auth::Security::closed()),
             shed: Shedder::disabled(),
+            outbox: None,
         }
+    }
+
+    /// Sets the submission outbox.
+    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 
     /// Sets the guards of `/graphql` (see [`auth::Security::from_config`]).

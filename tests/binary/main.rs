@@ -4,10 +4,15 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+/// The outbox tests' helpers (temporary data directories, the sandbox's REST).
+#[path = "../api/helpers/outbox.rs"]
+mod outbox_support;
 
 mod cli_config;
 #[cfg(unix)]
 mod otlp_export;
+#[cfg(unix)]
+mod outbox_sigkill;
 mod security_logs;
 #[cfg(unix)]
 mod shutdown;

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod gateway;
+pub mod outbox;
 pub mod sandbox;
 
 /// Responses recorded from real ActionKit instances (a copy kept in the repository, with
