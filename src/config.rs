@@ -9,6 +9,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+/// The largest request body accepted on `/graphql` unless configured otherwise
+/// (`security.max_body_bytes`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// How strict the gateway is with clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -31,7 +35,73 @@ pub struct Config {
     pub actionkit: ActionKitConfig,
     pub graphql: GraphqlConfig,
     pub security: SecurityConfig,
+    pub server: ServerConfig,
     pub telemetry: TelemetryConfig,
+}
+
+/// How the gateway treats client connections (see docs/security.md, "Attacks and
+/// defences"): slow or idle clients are closed, open connections are capped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Longest time a client may take to send a request's headers, from the first
+    /// byte (or from connecting) to the blank line; then the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// Longest time a kept-alive connection may sit idle between requests.
+    pub idle_timeout_ms: u64,
+    /// Open client connections at most. At the cap, the connection idle (or sending
+    /// its headers) the longest is closed to make room; when every connection has a
+    /// request in flight, a new one is refused (HTTP 429, `Retry-After: 1`). Unset:
+    /// three quarters of the process's open-file limit, at most 4096, so that client
+    /// connections alone never exhaust the descriptors.
+    pub max_connections: Option<usize>,
+    /// Longest time a client may take to send a `/graphql` request body (HTTP 408
+    /// after it).
+    pub body_read_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 75_000,
+            max_connections: None,
+            body_read_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms.max(1))
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms.max(1))
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms.max(1))
+    }
+    /// The connection cap: as configured, or from the open-file limit.
+    pub fn max_connections(&self) -> usize {
+        match self.max_connections {
+            Some(n) => n.max(1),
+            None => (open_file_limit().unwrap_or(1024) / 4 * 3).clamp(64, 4096),
+        }
+    }
+}
+
+/// The soft limit on open files of this process (Linux: `/proc/self/limits`).
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    match soft {
+        "unlimited" => Some(usize::MAX),
+        n => n.parse().ok(),
+    }
 }
 
 /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
@@ -77,6 +147,11 @@ pub struct SecurityConfig {
     pub max_tokens: usize,
     pub max_aliases: usize,
     pub max_directives: usize,
+    /// Fields per document once fragments are expanded (`__typename` included),
+    /// counted before anything else walks the document.
+    pub max_fields: usize,
+    /// Fragment spreads per document once fragments are expanded.
+    pub max_fragment_spreads: usize,
     /// Sustained requests per minute per key (anonymous callers: per address).
     /// Unset: 600, except in an open sandbox (no keys, development) where it is off.
     /// 0 turns it off.
@@ -106,6 +181,9 @@ pub struct JwtConfig {
     pub scopes_claim: String,
     /// Clock skew allowed on `exp`/`nbf`, in seconds.
     pub leeway_secs: u64,
+    /// Shortest time between two JWKS fetches; a key id still unknown after a fetch
+    /// is refused without another fetch for this long.
+    pub jwks_min_refresh_secs: u64,
 }
 
 impl Default for JwtConfig {
@@ -118,6 +196,7 @@ impl Default for JwtConfig {
             algorithms: vec!["RS256".into(), "ES256".into()],
             scopes_claim: "scope".into(),
             leeway_secs: 30,
+            jwks_min_refresh_secs: 30,
         }
     }
 }
@@ -155,10 +234,12 @@ impl Default for SecurityConfig {
             allow_anonymous_reads: false,
             cors_origins: Vec::new(),
             akid_header: "x-akid".into(),
-            max_body_bytes: 256 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_tokens: 1000,
             max_aliases: 15,
             max_directives: 50,
+            max_fields: 2000,
+            max_fragment_spreads: 500,
             rate_limit_per_minute: None,
             rate_limit_burst: 100,
             trusted_documents: TrustedDocumentsConfig::default(),
@@ -191,6 +272,8 @@ impl SecurityConfig {
             "max_tokens": self.max_tokens,
             "max_aliases": self.max_aliases,
             "max_directives": self.max_directives,
+            "max_fields": self.max_fields,
+            "max_fragment_spreads": self.max_fragment_spreads,
             "rate_limit_per_minute": self.rate_limit_per_minute,
             "rate_limit_burst": self.rate_limit_burst,
             "trusted_documents": {
@@ -211,6 +294,7 @@ impl SecurityConfig {
                 "algorithms": j.algorithms,
                 "scopes_claim": j.scopes_claim,
                 "leeway_secs": j.leeway_secs,
+                "jwks_min_refresh_secs": j.jwks_min_refresh_secs,
             })),
         })
     }
@@ -265,6 +349,9 @@ pub struct GraphqlConfig {
     pub page_cache_ttl_secs: u64,
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// ActionKit calls one operation may cause, estimated before it runs (ids × nested
+    /// lists × aliases; see `graphql/upstream_cost.rs`).
+    pub max_upstream_calls: u64,
     /// Deadline of one GraphQL operation, in milliseconds.
     pub operation_deadline_ms: u64,
     /// GraphQL operations executing at once; 0 turns load shedding off.
@@ -284,6 +371,7 @@ impl Default for Config {
             actionkit: ActionKitConfig::default(),
             graphql: GraphqlConfig::default(),
             security: SecurityConfig::default(),
+            server: ServerConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -315,6 +403,7 @@ impl Default for GraphqlConfig {
             page_cache_ttl_secs: 300,
             max_depth: 8,
             max_complexity: 10_000,
+            max_upstream_calls: 200,
             operation_deadline_ms: 20_000,
             max_concurrent_operations: 256,
             max_queued_operations: 512,
@@ -361,12 +450,19 @@ impl Config {
                 "page_cache_ttl_secs": self.graphql.page_cache_ttl_secs,
                 "max_depth": self.graphql.max_depth,
                 "max_complexity": self.graphql.max_complexity,
+                "max_upstream_calls": self.graphql.max_upstream_calls,
                 "operation_deadline_ms": self.graphql.operation_deadline_ms,
                 "max_concurrent_operations": self.graphql.max_concurrent_operations,
                 "max_queued_operations": self.graphql.max_queued_operations,
                 "queue_timeout_ms": self.graphql.queue_timeout_ms,
             },
             "security": self.security.masked(),
+            "server": {
+                "header_read_timeout_ms": self.server.header_read_timeout_ms,
+                "idle_timeout_ms": self.server.idle_timeout_ms,
+                "max_connections": self.server.max_connections(),
+                "body_read_timeout_ms": self.server.body_read_timeout_ms,
+            },
             "telemetry": {
                 "otlp_endpoint": self.telemetry.otlp_endpoint,
                 "service_name": self.telemetry.service_name,
@@ -405,6 +501,21 @@ fn strip_nulls(v: serde_json::Value) -> serde_json::Value {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn the_connection_cap_follows_the_descriptor_limit_unless_set() {
+        let mut server = ServerConfig::default();
+        let auto = server.max_connections();
+        assert!((64..=4096).contains(&auto), "{auto}");
+        if let Some(limit) = open_file_limit() {
+            assert!(
+                auto <= limit,
+                "{auto} connections under {limit} descriptors"
+            );
+        }
+        server.max_connections = Some(10);
+        assert_eq!(server.max_connections(), 10);
+    }
 
     #[test]
     fn unknown_keys_are_named() {

@@ -296,7 +296,9 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     };
-    let server = app::serve(state, listener, signal);
+    let connections =
+        actionkit_graphql::http::server::ConnectionSettings::from_config(&config.server);
+    let server = app::serve(state, listener, connections, signal);
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result?,

@@ -1,12 +1,23 @@
 //! The gateway's HTTP surface: `/graphql` (POST, and GET for queries), GraphiQL at `/`,
-//! `/healthz` (alive) and `/readyz` (ActionKit reachable with the credential).
+//! `/healthz` (alive), `/readyz` (ActionKit reachable with the credential) and
+//! `/metrics` (Prometheus).
+//!
+//! In front of `/graphql`: the guard (`auth.rs`: key or JWT, rate limit, the body
+//! read whole with a size and time limit, trusted documents), then the shedder
+//! (`shed.rs`), then the handler (`graphql.rs`), which checks the document's cost
+//! before the schema sees it. Every error answer is built by `errors.rs`. The
+//! connections themselves (header and idle timeouts, the connection cap) are handled
+//! by `server.rs`.
 
 pub mod auth;
+mod body;
+pub mod errors;
 mod graphiql;
 pub(crate) mod graphql;
 mod health;
 pub mod jwt;
 pub mod metrics;
+pub mod server;
 mod shed;
 pub mod trusted;
 
@@ -21,6 +32,7 @@ pub use graphiql::EXAMPLE_QUERY;
 pub use shed::Shedder;
 
 use crate::actionkit::Client;
+use crate::graphql::limits::OperationLimits;
 use crate::graphql::{GatewaySchema, PageCache};
 
 /// Everything a request handler needs; cheap to clone.
@@ -36,6 +48,8 @@ pub struct AppState {
     pub security: Arc<auth::Security>,
     /// Admission control of `/graphql` (off unless set, see `shed.rs`).
     pub shed: Arc<Shedder>,
+    /// What an operation may cost, checked by the handler before the schema runs.
+    pub limits: OperationLimits,
 }
 
 impl AppState {
@@ -55,6 +69,7 @@ impl AppState {
             readiness: Arc::new(health::Readiness::default()),
             security: Arc::new(auth::Security::closed()),
             shed: Shedder::disabled(),
+            limits: OperationLimits::default(),
         }
     }
 
@@ -64,9 +79,6 @@ impl AppState {
         self
     }
 }
-
-/// The largest request body accepted on `/graphql`.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// The gateway's router.
 pub fn router(state: AppState) -> Router {
@@ -88,7 +100,9 @@ pub fn router(state: AppState) -> Router {
             security.clone(),
             auth::guard,
         ))
-        .layer(DefaultBodyLimit::max(security.max_body_bytes));
+        // The guard has read the body whole, within `security.max_body_bytes`
+        // (`body.rs`); the handler's extractor must not apply another limit.
+        .layer(DefaultBodyLimit::disable());
     let router = Router::new()
         .merge(graphql_routes)
         .route("/", get(graphiql::page))
@@ -103,7 +117,6 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .layer(axum::middleware::from_fn(metrics::track))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     if security.cors_origins.is_empty() {
         return router;
