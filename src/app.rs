@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 
 use crate::actionkit::{Client, ClientConfig, Error as UpstreamError};
 use crate::config::{ActionKitConfig, Config, Mode};
+use crate::graphql::limits::OperationLimits;
 use crate::graphql::{build_schema, GraphqlSettings, PageCache};
+use crate::http::server::ConnectionSettings;
 use crate::http::{router, AppState};
 use crate::sandbox::{self, SandboxConfig};
 
@@ -215,11 +217,15 @@ async fn build_state(
             max_tokens: config.security.max_tokens,
             max_aliases: config.security.max_aliases,
             max_directives: config.security.max_directives,
+            max_fields: config.security.max_fields,
+            max_fragment_spreads: config.security.max_fragment_spreads,
             expose: mode == Mode::Development,
         },
     };
     let schema = build_schema(Some(client.clone()), Some(outbox.clone()), &settings);
     let pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
+    let mut security = security;
+    security.body_read_timeout = config.server.body_read_timeout();
     let mut state = AppState::new(
         schema,
         client,
@@ -230,20 +236,23 @@ async fn build_state(
     .with_security(security)
     .with_outbox(outbox);
     state.shed = crate::http::Shedder::from_config(&config.graphql);
+    state.limits = OperationLimits {
+        document: settings.limits,
+        max_complexity: config.graphql.max_complexity as u64,
+        max_upstream_calls: config.graphql.max_upstream_calls,
+    };
     Ok(state)
 }
 
-/// Serves the gateway on `listener` until `shutdown` resolves.
+/// Serves the gateway on `listener` until `shutdown` resolves, with the connection
+/// settings of `[server]` (header and idle timeouts, the connection cap).
 async fn serve(
     state: AppState,
     listener: TcpListener,
+    connections: ConnectionSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The peer address keys anonymous callers' rate limit.
-    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::http::server::serve(listener, router(state), connections, shutdown).await
 }
 
 /// Starts a gateway in the background after every startup check: refuses to serve a
@@ -284,7 +293,8 @@ async fn start_with(
         .clone()
         .context("the gateway's state has no outbox")?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(serve(state, listener, std::future::pending()));
+    let connections = ConnectionSettings::from_config(&config.server);
+    let task = tokio::spawn(serve(state, listener, connections, std::future::pending()));
     Ok(RunningGateway {
         addr,
         client,
@@ -375,7 +385,8 @@ pub async fn run(
         tracing::info!("shutting down: no new connections; finishing operations in flight");
         let _ = stop_tx.send(true);
     };
-    let server = serve(state, listener, signal);
+    let connections = ConnectionSettings::from_config(&config.server);
+    let server = serve(state, listener, connections, signal);
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result?,

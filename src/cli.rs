@@ -121,6 +121,22 @@ pub struct ServeArgs {
     /// [default: ~/.local/share/actionkit-graphql, its sandbox/ with --sandbox].
     #[arg(long, env = "GATEWAY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Longest time a client may take to send a request's headers, in milliseconds
+    /// [default: 10000].
+    #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT_MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Longest idle time of a kept-alive client connection, in milliseconds
+    /// [default: 75000].
+    #[arg(long, env = "GATEWAY_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// Open client connections at most [default: 3/4 of the open-file limit, at most
+    /// 4096].
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Longest time a client may take to send a request body, in milliseconds
+    /// [default: 30000].
+    #[arg(long, env = "GATEWAY_BODY_READ_TIMEOUT_MS")]
+    pub body_read_timeout_ms: Option<u64>,
     /// Settings of the embedded sandbox (with --sandbox).
     #[command(flatten)]
     pub sandbox_config: SandboxConfig,
@@ -176,6 +192,19 @@ impl ServeArgs {
         }
         if config.outbox.data_dir.is_none() {
             config.outbox.data_dir = Some(crate::config::default_data_dir(self.sandbox));
+        }
+        let server = &mut config.server;
+        if let Some(ms) = self.header_read_timeout_ms {
+            server.header_read_timeout_ms = ms;
+        }
+        if let Some(ms) = self.idle_timeout_ms {
+            server.idle_timeout_ms = ms;
+        }
+        if let Some(n) = self.max_connections {
+            server.max_connections = Some(n);
+        }
+        if let Some(ms) = self.body_read_timeout_ms {
+            server.body_read_timeout_ms = ms;
         }
         let ak = &mut config.actionkit;
         if let Some(url) = &self.actionkit_url {

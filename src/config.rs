@@ -9,6 +9,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize, Serializer};
 
+/// The largest request body accepted on `/graphql` unless configured otherwise
+/// (`security.max_body_bytes`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// How strict the gateway is with clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -31,6 +35,7 @@ pub struct Config {
     pub actionkit: ActionKitConfig,
     pub graphql: GraphqlConfig,
     pub security: SecurityConfig,
+    pub server: ServerConfig,
     pub telemetry: TelemetryConfig,
     pub outbox: OutboxConfig,
 }
@@ -100,6 +105,71 @@ pub fn default_data_dir(sandbox: bool) -> std::path::PathBuf {
     }
 }
 
+/// How the gateway treats client connections (see docs/security.md, "Attacks and
+/// defences"): slow or idle clients are closed, open connections are capped.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Longest time a client may take to send a request's headers, from the first
+    /// byte (or from connecting) to the blank line; then the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// Longest time a kept-alive connection may sit idle between requests.
+    pub idle_timeout_ms: u64,
+    /// Open client connections at most. At the cap, the connection idle (or sending
+    /// its headers) the longest is closed to make room; when every connection has a
+    /// request in flight, a new one is refused (HTTP 429, `Retry-After: 1`). Unset:
+    /// three quarters of the process's open-file limit, at most 4096, so that client
+    /// connections alone never exhaust the descriptors.
+    pub max_connections: Option<usize>,
+    /// Longest time a client may take to send a `/graphql` request body (HTTP 408
+    /// after it).
+    pub body_read_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 75_000,
+            max_connections: None,
+            body_read_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms.max(1))
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms.max(1))
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms.max(1))
+    }
+    /// The connection cap: as configured, or from the open-file limit.
+    pub fn max_connections(&self) -> usize {
+        match self.max_connections {
+            Some(n) => n.max(1),
+            None => (open_file_limit().unwrap_or(1024) / 4 * 3).clamp(64, 4096),
+        }
+    }
+}
+
+/// The soft limit on open files of this process (Linux: `/proc/self/limits`).
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    match soft {
+        "unlimited" => Some(usize::MAX),
+        n => n.parse().ok(),
+    }
+}
+
 /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -144,6 +214,11 @@ pub struct SecurityConfig {
     pub max_tokens: usize,
     pub max_aliases: usize,
     pub max_directives: usize,
+    /// Fields per document once fragments are expanded (`__typename` included),
+    /// counted before anything else walks the document.
+    pub max_fields: usize,
+    /// Fragment spreads per document once fragments are expanded.
+    pub max_fragment_spreads: usize,
     /// Sustained requests per minute per key (anonymous callers: per address).
     /// Unset: 600, except in an open sandbox (no keys, development) where it is off.
     /// 0 turns it off.
@@ -173,6 +248,9 @@ pub struct JwtConfig {
     pub scopes_claim: String,
     /// Clock skew allowed on `exp`/`nbf`, in seconds.
     pub leeway_secs: u64,
+    /// Shortest time between two JWKS fetches; a key id still unknown after a fetch
+    /// is refused without another fetch for this long.
+    pub jwks_min_refresh_secs: u64,
 }
 
 impl Default for JwtConfig {
@@ -185,6 +263,7 @@ impl Default for JwtConfig {
             algorithms: vec!["RS256".into(), "ES256".into()],
             scopes_claim: "scope".into(),
             leeway_secs: 30,
+            jwks_min_refresh_secs: 30,
         }
     }
 }
@@ -222,10 +301,12 @@ impl Default for SecurityConfig {
             allow_anonymous_reads: false,
             cors_origins: Vec::new(),
             akid_header: "x-akid".into(),
-            max_body_bytes: 256 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_tokens: 1000,
             max_aliases: 15,
             max_directives: 50,
+            max_fields: 2000,
+            max_fragment_spreads: 500,
             rate_limit_per_minute: None,
             rate_limit_burst: 100,
             trusted_documents: TrustedDocumentsConfig::default(),
@@ -285,6 +366,9 @@ pub struct GraphqlConfig {
     pub page_cache_ttl_secs: u64,
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// ActionKit calls one operation may cause, estimated before it runs (ids × nested
+    /// lists × aliases; see `graphql/upstream_cost.rs`).
+    pub max_upstream_calls: u64,
     /// Deadline of one GraphQL operation, in milliseconds.
     pub operation_deadline_ms: u64,
     /// GraphQL operations executing at once; 0 turns load shedding off.
@@ -304,6 +388,7 @@ impl Default for Config {
             actionkit: ActionKitConfig::default(),
             graphql: GraphqlConfig::default(),
             security: SecurityConfig::default(),
+            server: ServerConfig::default(),
             telemetry: TelemetryConfig::default(),
             outbox: OutboxConfig::default(),
         }
@@ -336,6 +421,7 @@ impl Default for GraphqlConfig {
             page_cache_ttl_secs: 300,
             max_depth: 8,
             max_complexity: 10_000,
+            max_upstream_calls: 200,
             operation_deadline_ms: 20_000,
             max_concurrent_operations: 256,
             max_queued_operations: 512,
@@ -422,6 +508,21 @@ fn masked_keys<S: Serializer>(keys: &[String], out: S) -> Result<S::Ok, S::Error
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn the_connection_cap_follows_the_descriptor_limit_unless_set() {
+        let mut server = ServerConfig::default();
+        let auto = server.max_connections();
+        assert!((64..=4096).contains(&auto), "{auto}");
+        if let Some(limit) = open_file_limit() {
+            assert!(
+                auto <= limit,
+                "{auto} connections under {limit} descriptors"
+            );
+        }
+        server.max_connections = Some(10);
+        assert_eq!(server.max_connections(), 10);
+    }
 
     #[test]
     fn unknown_keys_are_named() {

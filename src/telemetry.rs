@@ -83,6 +83,34 @@ pub fn init(json: bool, otel: Option<&TelemetryConfig>) -> anyhow::Result<Teleme
     Ok(Telemetry { provider })
 }
 
+/// A client-supplied string (an operation name, a JWT subject) as log lines show it:
+/// control characters (newlines, ANSI escapes) and bidirectional overrides written as
+/// escapes (`\n`, `\u{1b}`), and cut after 200 characters, so that it can neither
+/// start a forged log line nor repaint or reorder the real one. Log client strings
+/// through it (`operation = %Untrusted(name)`).
+pub struct Untrusted<'a>(pub &'a str);
+
+/// Longest part of an untrusted string a log line shows.
+const UNTRUSTED_MAX_CHARS: usize = 200;
+
+impl std::fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for (i, c) in self.0.chars().enumerate() {
+            if i == UNTRUSTED_MAX_CHARS {
+                return f.write_str("…");
+            }
+            let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The URL spans are POSTed to: the OTLP/HTTP base URL with `/v1/traces`, as the
 /// OpenTelemetry specification defines `OTEL_EXPORTER_OTLP_ENDPOINT`.
 pub fn traces_url(endpoint: &str) -> anyhow::Result<String> {
@@ -129,7 +157,20 @@ fn provider(endpoint: &str, cfg: &TelemetryConfig) -> anyhow::Result<SdkTracerPr
 
 #[cfg(test)]
 mod tests {
-    use super::traces_url;
+    use super::{traces_url, Untrusted};
+
+    #[test]
+    fn untrusted_strings_cannot_forge_a_line() {
+        let forged = "Op\n2025-01-01T00:00:00Z  INFO admin logged in\x1b[2K\r\u{202e}";
+        let shown = Untrusted(forged).to_string();
+        assert!(!shown.contains('\n') && !shown.contains('\x1b') && !shown.contains('\r'));
+        assert!(!shown.contains('\u{202e}'));
+        assert!(shown.starts_with("Op\\n2025"), "{shown}");
+        assert!(shown.contains("\\u{1b}[2K"), "{shown}");
+        assert_eq!(Untrusted("Plain_Name1").to_string(), "Plain_Name1");
+        let long = "x".repeat(5000);
+        assert_eq!(Untrusted(&long).to_string().chars().count(), 201);
+    }
 
     #[test]
     fn traces_go_to_v1_traces_under_the_base_url() {

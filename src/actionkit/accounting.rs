@@ -36,12 +36,24 @@ pub struct UpstreamCounter {
     retries: AtomicU64,
     /// Time spent in upstream calls, summed over calls (parallel calls add up).
     micros: AtomicU64,
+    /// Who the calls are made for: the client shares its in-flight slots fairly
+    /// between callers (see `fair.rs`). `None`: the unnamed caller.
+    caller: Option<Arc<str>>,
 }
 
 impl UpstreamCounter {
     /// A fresh counter, shareable across tasks.
     pub fn new() -> Arc<UpstreamCounter> {
         Arc::new(UpstreamCounter::default())
+    }
+
+    /// A fresh counter whose calls are made on behalf of `caller` (an API key's name,
+    /// say): callers get fair shares of the client's requests in flight.
+    pub fn for_caller(caller: impl Into<Arc<str>>) -> Arc<UpstreamCounter> {
+        Arc::new(UpstreamCounter {
+            caller: Some(caller.into()),
+            ..UpstreamCounter::default()
+        })
     }
 
     /// HTTP requests sent, retries included.
@@ -79,6 +91,16 @@ impl UpstreamCounter {
 pub(crate) fn record_time(elapsed: std::time::Duration) {
     let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let _ = CURRENT.try_with(|c| c.micros.fetch_add(micros, Ordering::Relaxed));
+}
+
+/// The caller the current scope's calls are made for (the unnamed caller outside
+/// any scope, or in a scope without one).
+pub(crate) fn current_caller() -> Arc<str> {
+    CURRENT
+        .try_with(|c| c.caller.clone())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Arc::from(""))
 }
 
 /// A snapshot of the client's process-wide totals.

@@ -1,9 +1,10 @@
 //! The ActionKit REST client: the only code in the crate that knows ActionKit's URLs,
 //! JSON and authentication. Everything above it speaks in typed ids and models.
 //!
-//! It caps requests in flight process-wide, retries reads that ActionKit says may
-//! succeed later, follows `meta.next`, batches with `__in` filters where the instance
-//! allows them (learned by [`Client::probe`]) and serializes writes per action.
+//! It caps requests in flight process-wide (a freed slot goes to the caller holding the
+//! fewest, so one caller cannot starve the others), retries reads that ActionKit says
+//! may succeed later, follows `meta.next`, batches with `__in` filters where the
+//! instance allows them (learned by [`Client::probe`]) and serializes writes per action.
 //!
 //! Upstream calls per operation (`c` = capability found by the probe; all fan-outs and
 //! later pages run in parallel under the cap, `max_in_flight`, default 8):
@@ -29,9 +30,10 @@
 //!
 //! Files: `config.rs` (settings), `transport.rs` (one HTTP exchange: auth, cap,
 //! retries, deadline, tracing, status mapping), `pagination.rs` (collections and
-//! windows), `capabilities.rs` (the schema probe), `akid.rs`, `reads/` (users, actions, pages), `submit.rs` (processing actions), `writes.rs`,
-//! `submit.rs` (action processing, page forms, allowed user fields),
-//! `accounting.rs` (call counters), `wire.rs` (the collection envelope), `models.rs`,
+//! windows), `capabilities.rs` (the schema probe), `akid.rs`, `reads/` (users, actions,
+//! pages), `submit.rs` (action processing, page forms, allowed user fields), `writes.rs`,
+//! `accounting.rs` (call counters), `fair.rs` (the in-flight cap, shared fairly between
+//! callers), `wire.rs` (the collection envelope), `models.rs`,
 //! `breaker.rs` (the circuit breaker every attempt passes through).
 
 mod accounting;
@@ -41,6 +43,7 @@ mod capabilities;
 mod client;
 mod config;
 mod error;
+mod fair;
 pub mod models;
 mod page_names;
 mod pagination;

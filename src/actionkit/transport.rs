@@ -17,7 +17,6 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYP
 use reqwest::Method;
 use secrecy::ExposeSecret as _;
 use serde::de::DeserializeOwned;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
@@ -25,6 +24,7 @@ use super::accounting::{self, CallTotals, UpstreamCounter};
 use super::breaker::{Breaker, BreakerState, Health};
 use super::config::{ClientConfig, RetryPolicy};
 use super::error::{bad_request_messages, Error};
+use super::fair::FairPermits;
 use super::singleflight::Singleflight;
 
 /// Which failures a request may be repeated after.
@@ -92,7 +92,8 @@ pub(crate) struct Transport {
     /// `scheme://host[:port][/prefix]`, no trailing slash.
     base: String,
     auth: HeaderValue,
-    permits: Arc<Semaphore>,
+    /// The `max_in_flight` cap, shared fairly between callers.
+    permits: Arc<FairPermits>,
     retry: RetryPolicy,
     request_timeout: Duration,
     totals: UpstreamCounter,
@@ -168,7 +169,7 @@ impl Transport {
             http,
             base,
             auth,
-            permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            permits: FairPermits::new(config.max_in_flight.max(1)),
             retry: config.retry.clone(),
             request_timeout: config.request_timeout,
             totals: UpstreamCounter::default(),
@@ -355,16 +356,9 @@ impl Transport {
 
     /// One attempt: wait for a permit, send, read the whole body, release the permit.
     async fn attempt(&self, req: &Request<'_>, deadline: Instant, is_retry: bool) -> Attempt {
-        let permit = match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
-            Ok(Ok(p)) => p,
-            // The semaphore is never closed; treat it as a failure to send.
-            Ok(Err(_)) => {
-                return Attempt::Failed {
-                    sent: false,
-                    timed_out: false,
-                    message: "client is shut down".into(),
-                }
-            }
+        let caller = accounting::current_caller();
+        let permit = match tokio::time::timeout_at(deadline, self.permits.acquire(caller)).await {
+            Ok(p) => p,
             Err(_) => return Attempt::Deadline { sent: false },
         };
         let Some(ticket) = self.breaker.admit() else {

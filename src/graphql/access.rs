@@ -4,7 +4,8 @@
 //!
 //! Scopes:
 //! - `read`: any query.
-//! - `write`: mutations (and the action they return).
+//! - `write`: mutations on any action, and the action they return (its `user` and
+//!   `page` need `read`).
 //! - `self`: queries about one member only, the one whose AKID the caller sent
 //!   (`X-AKID`, verified locally with `ACTIONKIT_AKID_SECRET`): that user, the user's
 //!   actions and the pages of those actions. With `write` as well, mutations only on
@@ -18,7 +19,7 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
 };
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
-use async_graphql::{Context, ErrorExtensions, Request, ServerError, ServerResult, Variables};
+use async_graphql::{Context, Request, ServerError, ServerResult, Variables};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -197,15 +198,31 @@ pub fn check_action_owner(ctx: &Context<'_>, owner: UserId) -> Result<(), Gatewa
     }
 }
 
-/// May the caller change this action? Needs `write`; a caller whose reads are limited
-/// to one member (`self+write`) may change only that member's actions, which costs one
-/// read of the action before the write.
+/// May the caller follow an action to its member or page? With `read`, or with
+/// `self` for the member's own actions. A `write`-only caller sees the action a
+/// mutation returns, not the member or page behind it.
+pub fn check_action_links(ctx: &Context<'_>, owner: UserId) -> Result<(), GatewayError> {
+    let p = principal(ctx);
+    if p.scopes.read || (p.scopes.member && p.member == Some(owner)) {
+        Ok(())
+    } else {
+        Err(forbidden(
+            "the action's `user` and `page` need a key with the `read` scope",
+        ))
+    }
+}
+
+/// May the caller change this action? Needs `write`. A `write` key without `self`
+/// may change any action (`write` alone is a staff sync key: it writes, it does not
+/// read members); a caller whose reads are limited to one member (`self+write`) may
+/// change only that member's actions, which costs one read of the action before the
+/// write.
 pub async fn check_write(ctx: &Context<'_>, action: ActionId) -> Result<(), GatewayError> {
     let p = principal(ctx);
     if !p.scopes.write {
         return Err(forbidden("mutations need a key with the `write` scope"));
     }
-    if p.scopes.read {
+    if !p.scopes.member_only() {
         return Ok(());
     }
     let loaders = ctx.data_unchecked::<Loaders>();
@@ -265,10 +282,14 @@ struct AccessGuard {
     request: Mutex<Option<(Principal, Option<String>)>>,
 }
 
+/// A scope refusal of the whole operation: no `locations` (it is about the key, not
+/// a place in the document).
 fn forbidden_server_error(message: &str) -> ServerError {
-    async_graphql::Error::new(message)
-        .extend_with(|_, e| e.set("code", ErrorCode::Forbidden.as_str()))
-        .into_server_error(async_graphql::Pos::default())
+    let mut err = ServerError::new(message, None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", ErrorCode::Forbidden.as_str());
+    err.extensions = Some(ext);
+    err
 }
 
 fn selected_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {

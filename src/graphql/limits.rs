@@ -1,11 +1,23 @@
-//! Operation limits that async-graphql does not have built in: tokens (counted before
-//! the document is parsed), aliases and directives (counted per operation, fragments
-//! expanded), and depth without the introspection subtrees (async-graphql's own
-//! `limit_depth` counts `__schema`, whose standard query from GraphiQL and codegen
-//! tools is 15 levels deep; introspection is off in production and bounded there by
-//! async-graphql's recursion limit). Complexity uses async-graphql's own validation
-//! (`limit_complexity`; list fields weighted by their length through [`list_cost`]). Every refusal happens before execution, so it costs no upstream
-//! call and is answered as a request error.
+//! Operation limits that async-graphql does not have built in, checked on the
+//! document itself before anything walks it with fragments expanded: tokens (counted
+//! before the document is parsed), then one pass over the parsed document that
+//! computes each fragment's size **once** (memoised, saturating) and from it the
+//! operation's expanded fields (`__typename` included), fragment spreads, depth
+//! (introspection subtrees left out: GraphiQL's standard `__schema` query is 15
+//! levels deep; introspection is off in production), aliases and directives.
+//!
+//! Why before everything: `{ ...F0 } fragment F0 on Query { ...F1 ...F1 } ...
+//! fragment F24 on Query { __typename }` is under 1 KB and expands to 2^24 fields.
+//! async-graphql's own passes (its recursion-depth check, validation, execution) all
+//! walk spreads expanded, so the HTTP handler runs [`check_tokens`] and
+//! [`check_document`] on the parsed document before handing it to the schema; the
+//! [`LimitsExtension`] repeats them for requests that reach the schema another way.
+//! After them every later pass is bounded by `max_fields` + `max_fragment_spreads`.
+//!
+//! Complexity uses async-graphql's own validation (`limit_complexity`; list fields
+//! weighted by their length through [`list_cost`]); `__typename`, which that pass
+//! skips, is counted by `upstream_cost.rs`. Every refusal happens before execution,
+//! so it costs no upstream call and is answered as a request error.
 //!
 //! In production the messages name the rule, never the configured number.
 
@@ -14,7 +26,7 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ErrorExtensions, ServerError, ServerResult, Variables};
+use async_graphql::{ErrorExtensionValues, ServerError, ServerResult, Variables};
 
 use super::error::ErrorCode;
 
@@ -26,19 +38,48 @@ pub struct Limits {
     pub max_tokens: usize,
     pub max_aliases: usize,
     pub max_directives: usize,
+    /// Fields of the document with fragments expanded, `__typename` included.
+    pub max_fields: usize,
+    /// Fragment spreads of the document with fragments expanded.
+    pub max_fragment_spreads: usize,
     /// Whether messages may say the configured number (development).
     pub expose: bool,
 }
 
 impl Default for Limits {
-    /// GraphQL Armor's defaults (tokens 1000, aliases 15, directives 50).
+    /// GraphQL Armor's defaults (tokens 1000, aliases 15, directives 50), and room for
+    /// any document of 1000 tokens that does not multiply itself through fragments.
     fn default() -> Self {
         Limits {
             max_depth: 8,
             max_tokens: 1000,
             max_aliases: 15,
             max_directives: 50,
+            max_fields: 2000,
+            max_fragment_spreads: 500,
             expose: false,
+        }
+    }
+}
+
+/// What the HTTP handler checks before it hands an operation to the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperationLimits {
+    /// The document's own limits ([`check_tokens`], [`check_document`]).
+    pub document: Limits,
+    /// Fields resolved, lists multiplied, `__typename` included
+    /// (`upstream_cost.rs`); the same number as async-graphql's complexity limit.
+    pub max_complexity: u64,
+    /// ActionKit calls the operation may cause, estimated (`upstream_cost.rs`).
+    pub max_upstream_calls: u64,
+}
+
+impl Default for OperationLimits {
+    fn default() -> Self {
+        OperationLimits {
+            document: Limits::default(),
+            max_complexity: 10_000,
+            max_upstream_calls: 200,
         }
     }
 }
@@ -52,18 +93,45 @@ pub fn list_cost(len: Option<i64>, child_complexity: usize) -> usize {
         .saturating_add(1)
 }
 
-fn refusal(rule: &str, limit: usize, expose: bool) -> ServerError {
-    let message = if expose {
-        format!("the operation exceeds the {rule} limit ({limit})")
-    } else {
-        format!("the operation exceeds the {rule} limit")
-    };
-    async_graphql::Error::new(message)
-        .extend_with(|_, e| {
-            e.set("code", ErrorCode::BadUserInput.as_str());
-            e.set("limit", rule);
-        })
-        .into_server_error(async_graphql::Pos::default())
+/// Why a document is refused before it runs: a limit (named in
+/// `extensions.limit`), or a fragment that spreads itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: String,
+    /// The rule, when a limit refused the document.
+    pub limit: Option<&'static str>,
+}
+
+impl Refusal {
+    fn limit(rule: &'static str, limit: usize, expose: bool) -> Refusal {
+        let message = if expose {
+            format!("the operation exceeds the {rule} limit ({limit})")
+        } else {
+            format!("the operation exceeds the {rule} limit")
+        };
+        Refusal {
+            message,
+            limit: Some(rule),
+        }
+    }
+
+    /// A limit other than the ones of [`Limits`] (complexity, upstream calls).
+    pub fn over(rule: &'static str, limit: u64, expose: bool) -> Refusal {
+        Refusal::limit(rule, usize::try_from(limit).unwrap_or(usize::MAX), expose)
+    }
+
+    /// As a GraphQL error: code `BAD_USER_INPUT`, no location (the limit is the
+    /// document's, not a place in it).
+    pub fn into_server_error(self) -> ServerError {
+        let mut err = ServerError::new(self.message, None);
+        let mut ext = ErrorExtensionValues::default();
+        ext.set("code", ErrorCode::BadUserInput.as_str());
+        if let Some(rule) = self.limit {
+            ext.set("limit", rule);
+        }
+        err.extensions = Some(ext);
+        err
+    }
 }
 
 /// Counts the lexical tokens of a GraphQL document (punctuators, names, numbers,
@@ -136,164 +204,168 @@ pub fn count_tokens(doc: &str, stop: usize) -> usize {
     n
 }
 
-/// Aliases and directives of a selection set, fragments expanded (each fragment's
-/// counts computed once; cycles count as nothing, validation refuses them later).
+/// The size of a selection set (or of a whole document) with fragments expanded.
+/// Every count saturates: a document that would overflow is simply over every limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub aliases: usize,
-    pub directives: usize,
+pub struct Size {
+    /// Fields, `__typename` and introspection included.
+    pub fields: u64,
+    /// Fragment spreads.
+    pub spreads: u64,
+    /// Fields nested in one another, introspection subtrees left out.
+    pub depth: u64,
+    pub aliases: u64,
+    pub directives: u64,
 }
 
-impl Counts {
-    fn add(&mut self, other: Counts) {
+impl Size {
+    /// Adds a sibling's size (counts add up, depth is the deeper one).
+    fn add(&mut self, other: Size) {
+        self.fields = self.fields.saturating_add(other.fields);
+        self.spreads = self.spreads.saturating_add(other.spreads);
+        self.depth = self.depth.max(other.depth);
         self.aliases = self.aliases.saturating_add(other.aliases);
         self.directives = self.directives.saturating_add(other.directives);
     }
 }
 
-struct Counter<'a> {
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Sizes selection sets, each fragment once.
+struct Sizer<'a> {
     doc: &'a ExecutableDocument,
-    memo: HashMap<&'a str, Counts>,
+    memo: HashMap<&'a str, Size>,
+    /// Fragments being sized, to find cycles.
     visiting: Vec<&'a str>,
 }
 
-impl<'a> Counter<'a> {
-    fn selection_set(&mut self, set: &'a SelectionSet) -> Counts {
-        let mut c = Counts::default();
+impl<'a> Sizer<'a> {
+    fn selection_set(&mut self, set: &'a SelectionSet) -> Result<Size, Refusal> {
+        let mut size = Size::default();
         for item in &set.items {
             match &item.node {
                 Selection::Field(f) => {
-                    c.aliases += usize::from(f.node.alias.is_some());
-                    c.directives += f.node.directives.len();
-                    c.add(self.selection_set(&f.node.selection_set.node));
+                    let f = &f.node;
+                    let inner = self.selection_set(&f.selection_set.node)?;
+                    let name = f.name.node.as_str();
+                    let depth = if name == "__schema" || name == "__type" {
+                        0
+                    } else {
+                        inner.depth.saturating_add(1)
+                    };
+                    size.add(Size {
+                        fields: inner.fields.saturating_add(1),
+                        spreads: inner.spreads,
+                        depth,
+                        aliases: inner.aliases.saturating_add(u64::from(f.alias.is_some())),
+                        directives: inner.directives.saturating_add(count(f.directives.len())),
+                    });
                 }
                 Selection::InlineFragment(f) => {
-                    c.directives += f.node.directives.len();
-                    c.add(self.selection_set(&f.node.selection_set.node));
+                    let mut inner = self.selection_set(&f.node.selection_set.node)?;
+                    inner.directives = inner
+                        .directives
+                        .saturating_add(count(f.node.directives.len()));
+                    size.add(inner);
                 }
                 Selection::FragmentSpread(s) => {
-                    c.directives += s.node.directives.len();
-                    c.add(self.fragment(s.node.fragment_name.node.as_str()));
+                    let mut inner = self.fragment(s.node.fragment_name.node.as_str())?;
+                    inner.spreads = inner.spreads.saturating_add(1);
+                    inner.directives = inner
+                        .directives
+                        .saturating_add(count(s.node.directives.len()));
+                    size.add(inner);
                 }
             }
         }
-        c
+        Ok(size)
     }
 
-    fn fragment(&mut self, name: &'a str) -> Counts {
-        if let Some(c) = self.memo.get(name) {
-            return *c;
+    /// A fragment's size, computed the first time it is spread and remembered. An
+    /// unknown fragment counts as empty (validation reports it).
+    fn fragment(&mut self, name: &'a str) -> Result<Size, Refusal> {
+        if let Some(size) = self.memo.get(name) {
+            return Ok(*size);
         }
         if self.visiting.contains(&name) {
-            return Counts::default();
+            return Err(Refusal {
+                message: format!("Cannot spread fragment \"{name}\" within itself."),
+                limit: None,
+            });
         }
-        let Some(def) = self.doc.fragments.get(name) else {
-            return Counts::default();
+        let Some((key, def)) = self.doc.fragments.get_key_value(name) else {
+            return Ok(Size::default());
         };
-        self.visiting.push(name);
-        let mut c = Counts {
-            aliases: 0,
-            directives: def.node.directives.len(),
-        };
-        c.add(self.selection_set(&def.node.selection_set.node));
+        self.visiting.push(key.as_str());
+        let mut size = self.selection_set(&def.node.selection_set.node)?;
         self.visiting.pop();
-        self.memo.insert(name, c);
-        c
+        size.directives = size
+            .directives
+            .saturating_add(count(def.node.directives.len()));
+        self.memo.insert(key.as_str(), size);
+        Ok(size)
     }
 }
 
-/// The depth of a selection set: fields nested in one another, fragments passed
-/// through, `__schema`/`__type` subtrees left out. Cyclic fragments count as nothing
-/// (validation refuses them later).
-fn depth<'a>(
-    doc: &'a ExecutableDocument,
-    set: &'a SelectionSet,
-    visiting: &mut Vec<&'a str>,
-) -> usize {
-    let mut deepest = 0;
-    for item in &set.items {
-        let d = match &item.node {
-            Selection::Field(f) => {
-                let name = f.node.name.node.as_str();
-                if name == "__schema" || name == "__type" {
-                    0
-                } else {
-                    1 + depth(doc, &f.node.selection_set.node, visiting)
-                }
-            }
-            Selection::InlineFragment(f) => depth(doc, &f.node.selection_set.node, visiting),
-            Selection::FragmentSpread(s) => {
-                let name = s.node.fragment_name.node.as_str();
-                match doc.fragments.get(name) {
-                    Some(def) if !visiting.contains(&name) => {
-                        visiting.push(name);
-                        let d = depth(doc, &def.node.selection_set.node, visiting);
-                        visiting.pop();
-                        d
-                    }
-                    _ => 0,
-                }
-            }
-        };
-        deepest = deepest.max(d);
-    }
-    deepest
-}
-
-/// The deepest operation of the document.
-pub fn document_depth(doc: &ExecutableDocument) -> usize {
-    doc.operations
-        .iter()
-        .map(|(_, op)| depth(doc, &op.node.selection_set.node, &mut Vec::new()))
-        .max()
-        .unwrap_or(0)
-}
-
-/// The largest alias and directive counts over the document's operations.
-pub fn count_document(doc: &ExecutableDocument) -> Counts {
-    let mut counter = Counter {
+/// The size of a document's operations, fragments expanded: fields and spreads summed
+/// over the operations (what a pass over the whole document visits), depth, aliases
+/// and directives of the largest operation. `Err` for a fragment cycle.
+pub fn document_size(doc: &ExecutableDocument) -> Result<Size, Refusal> {
+    let mut sizer = Sizer {
         doc,
         memo: HashMap::new(),
         visiting: Vec::new(),
     };
-    let mut worst = Counts::default();
+    let mut total = Size::default();
     for (_, op) in doc.operations.iter() {
-        let mut c = Counts {
-            aliases: 0,
-            directives: op.node.directives.len()
-                + op.node
-                    .variable_definitions
-                    .iter()
-                    .map(|v| v.node.directives.len())
-                    .sum::<usize>(),
-        };
-        c.add(counter.selection_set(&op.node.selection_set.node));
-        worst.aliases = worst.aliases.max(c.aliases);
-        worst.directives = worst.directives.max(c.directives);
+        let op = &op.node;
+        let mut size = sizer.selection_set(&op.selection_set.node)?;
+        let declared = op.directives.len()
+            + op.variable_definitions
+                .iter()
+                .map(|v| v.node.directives.len())
+                .sum::<usize>();
+        size.directives = size.directives.saturating_add(count(declared));
+        total.fields = total.fields.saturating_add(size.fields);
+        total.spreads = total.spreads.saturating_add(size.spreads);
+        total.depth = total.depth.max(size.depth);
+        total.aliases = total.aliases.max(size.aliases);
+        total.directives = total.directives.max(size.directives);
     }
-    worst
+    Ok(total)
 }
 
-/// Checks a document's text and parsed form against the limits.
-pub fn check_tokens(limits: &Limits, query: &str) -> Result<(), ServerError> {
+/// Checks a document's text against the token limit (before parsing).
+pub fn check_tokens(limits: &Limits, query: &str) -> Result<(), Refusal> {
     if count_tokens(query, limits.max_tokens) > limits.max_tokens {
-        return Err(refusal("tokens", limits.max_tokens, limits.expose));
+        return Err(Refusal::limit("tokens", limits.max_tokens, limits.expose));
     }
     Ok(())
 }
 
-pub fn check_document(limits: &Limits, doc: &ExecutableDocument) -> Result<(), ServerError> {
-    if document_depth(doc) > limits.max_depth {
-        return Err(refusal("depth", limits.max_depth, limits.expose));
+/// Checks a parsed document against the limits, in time linear in its text.
+pub fn check_document(limits: &Limits, doc: &ExecutableDocument) -> Result<Size, Refusal> {
+    let size = document_size(doc)?;
+    let over = |value: u64, limit: usize| value > count(limit);
+    let checks = [
+        ("depth", size.depth, limits.max_depth),
+        ("aliases", size.aliases, limits.max_aliases),
+        ("directives", size.directives, limits.max_directives),
+        ("fields", size.fields, limits.max_fields),
+        (
+            "fragment spreads",
+            size.spreads,
+            limits.max_fragment_spreads,
+        ),
+    ];
+    for (rule, value, limit) in checks {
+        if over(value, limit) {
+            return Err(Refusal::limit(rule, limit, limits.expose));
+        }
     }
-    let c = count_document(doc);
-    if c.aliases > limits.max_aliases {
-        return Err(refusal("aliases", limits.max_aliases, limits.expose));
-    }
-    if c.directives > limits.max_directives {
-        return Err(refusal("directives", limits.max_directives, limits.expose));
-    }
-    Ok(())
+    Ok(size)
 }
 
 /// The async-graphql extension that applies [`Limits`].
@@ -316,9 +388,9 @@ impl Extension for LimitsGuard {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        check_tokens(&self.0, query)?;
+        check_tokens(&self.0, query).map_err(Refusal::into_server_error)?;
         let doc = next.run(ctx, query, variables).await?;
-        check_document(&self.0, &doc)?;
+        check_document(&self.0, &doc).map_err(Refusal::into_server_error)?;
         Ok(doc)
     }
 }
@@ -344,36 +416,77 @@ mod tests {
     #[test]
     fn aliases_and_directives_follow_fragments() {
         let d = doc("{ a: x b: y ...F ...F } fragment F on Q { c: z @skip(if: false) }");
-        assert_eq!(
-            count_document(&d),
-            Counts {
-                aliases: 4,
-                directives: 2
-            }
-        );
-        // A cycle does not hang the counter (validation reports it).
+        let size = document_size(&d).unwrap();
+        assert_eq!((size.aliases, size.directives), (4, 2));
+        assert_eq!((size.fields, size.spreads), (4, 2));
+    }
+
+    #[test]
+    fn fragment_cycles_are_refused_not_followed() {
         let d = doc("{ ...A } fragment A on Q { a: x ...B } fragment B on Q { ...A }");
-        assert_eq!(count_document(&d).aliases, 1);
+        let err = document_size(&d).unwrap_err();
+        assert!(err.message.contains("within itself"), "{}", err.message);
+        assert_eq!(err.limit, None);
+    }
+
+    /// `{ ...F0 }` with `F<i> { ...F<i+1> ...F<i+1> }` down to `F<n> { __typename }`.
+    fn fan_out(levels: usize) -> String {
+        let mut q = String::from("{ ...F0 }\n");
+        for i in 0..levels {
+            q += &format!("fragment F{i} on Query {{ ...F{n} ...F{n} }}\n", n = i + 1);
+        }
+        q += &format!("fragment F{levels} on Query {{ __typename }}\n");
+        q
+    }
+
+    #[test]
+    fn fragment_fan_out_is_sized_once_per_fragment() {
+        let q = fan_out(24);
+        assert!(q.len() < 1024, "{} bytes", q.len());
+        let started = std::time::Instant::now();
+        let size = document_size(&doc(&q)).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_millis(50));
+        assert_eq!(size.fields, 1 << 24, "__typename counts");
+        assert_eq!(size.spreads, (1 << 25) - 1);
+        let err = check_document(&Limits::default(), &doc(&q)).unwrap_err();
+        assert_eq!(err.limit, Some("fields"));
+        // Deep enough to overflow u64 if it were not saturating.
+        let size = document_size(&doc(&fan_out(200))).unwrap();
+        assert_eq!(size.fields, u64::MAX);
+        // With the field limit out of the way, the spread limit still holds.
+        let only_spreads = "{ ...A } fragment A on Query { ...B ...B ...B } \
+             fragment B on Query { ...C ...C ...C } fragment C on Query { ...D ...D ...D } \
+             fragment D on Query { ...E ...E ...E } fragment E on Query { ...G ...G ...G } \
+             fragment G on Query { ...H ...H ...H } fragment H on Query { __typename }";
+        let limits = Limits {
+            max_fields: usize::MAX,
+            ..Limits::default()
+        };
+        let err = check_document(&limits, &doc(only_spreads)).unwrap_err();
+        assert_eq!(err.limit, Some("fragment spreads"));
+    }
+
+    #[test]
+    fn limit_refusals_carry_no_location() {
+        let err = Refusal::limit("fields", 2, false).into_server_error();
+        assert!(err.locations.is_empty());
+        let ext = serde_json::to_value(&err).unwrap();
+        assert_eq!(ext["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(ext["extensions"]["limit"], "fields");
+        assert!(ext.get("locations").is_none(), "{ext}");
     }
 
     #[test]
     fn depth_passes_through_fragments_and_skips_introspection() {
-        assert_eq!(document_depth(&doc("{ a { b { c } } }")), 3);
+        let depth = |q: &str| document_size(&doc(q)).unwrap().depth;
+        assert_eq!(depth("{ a { b { c } } }"), 3);
+        assert_eq!(depth("{ a { ...F } } fragment F on T { b { c } }"), 3);
+        assert_eq!(depth("{ a { ... on T { b } } }"), 2);
         assert_eq!(
-            document_depth(&doc("{ a { ...F } } fragment F on T { b { c } }")),
-            3
-        );
-        assert_eq!(document_depth(&doc("{ a { ... on T { b } } }")), 2);
-        assert_eq!(
-            document_depth(&doc(
-                "{ __schema { types { fields { type { ofType { ofType { name } } } } } } }"
-            )),
+            depth("{ __schema { types { fields { type { ofType { ofType { name } } } } } } }"),
             0
         );
-        assert_eq!(
-            document_depth(&doc("{ a __type(name: \"X\") { fields { name } } }")),
-            1
-        );
+        assert_eq!(depth("{ a __type(name: \"X\") { fields { name } } }"), 1);
         let limits = Limits {
             max_depth: 2,
             ..Limits::default()

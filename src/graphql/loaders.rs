@@ -262,7 +262,21 @@ impl Drop for Loaders {
 impl Loaders {
     /// Builds the loaders for one request; nothing here outlives it but the page cache.
     pub fn new(client: &Client, pages: &PageCache, delay: Duration) -> Self {
-        let upstream = UpstreamCounter::new();
+        Self::for_caller(client, pages, delay, None)
+    }
+
+    /// Like [`Loaders::new`], with the calls made on behalf of `caller`: the client
+    /// shares its requests in flight fairly between callers.
+    pub fn for_caller(
+        client: &Client,
+        pages: &PageCache,
+        delay: Duration,
+        caller: Option<Arc<str>>,
+    ) -> Self {
+        let upstream = match caller {
+            Some(caller) => UpstreamCounter::for_caller(caller),
+            None => UpstreamCounter::new(),
+        };
         let page_cache_hits = Arc::new(AtomicU64::new(0));
         // Loads run in spawned tasks; each is scoped to this request's counter so that
         // its upstream calls are accounted to the operation that caused them.

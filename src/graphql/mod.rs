@@ -8,6 +8,7 @@ pub mod loaders;
 mod mutation;
 mod query;
 pub mod types;
+pub mod upstream_cost;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! Client authentication and the per-caller guards in front of `/graphql`: API keys
 //! (stored as SHA-256 hashes, sent as `Authorization: Bearer <key>`), the `self`
-//! member's AKID, a token bucket per caller, and trusted documents. The resulting
-//! [`Principal`] travels to the GraphQL layer, which checks scopes and members.
+//! member's AKID, a token bucket per caller, the request body (`body.rs`), and trusted
+//! documents. The resulting [`Principal`] travels to the GraphQL layer, which checks
+//! scopes and members.
 //!
 //! Nothing here logs or returns a key, a hash or an AKID: only key names.
 
@@ -12,19 +13,20 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::errors::HttpError;
 use super::trusted::TrustedDocuments;
-use crate::config::{Mode, SecurityConfig};
+use crate::config::{Mode, SecurityConfig, ServerConfig, DEFAULT_MAX_BODY_BYTES};
 use crate::graphql::access::{self, Principal, Scopes};
 use crate::graphql::ErrorCode;
+use crate::telemetry::Untrusted;
 
 /// The SHA-256 of a key, in lowercase hex: what `GATEWAY_API_KEYS` stores.
 pub fn hash_key(key: &str) -> String {
@@ -253,6 +255,8 @@ pub struct Security {
     pub failures: RateLimiter,
     pub trusted: Option<Arc<TrustedDocuments>>,
     pub max_body_bytes: usize,
+    /// Longest wait for a request body (`server.body_read_timeout_ms`).
+    pub body_read_timeout: Duration,
     pub cors_origins: Vec<HeaderValue>,
 }
 
@@ -348,6 +352,7 @@ impl Security {
             failures: RateLimiter::new(30, 30),
             trusted,
             max_body_bytes: config.max_body_bytes,
+            body_read_timeout: ServerConfig::default().body_read_timeout(),
             cors_origins,
         })
     }
@@ -365,48 +370,26 @@ impl Security {
             limiter: None,
             failures: RateLimiter::new(30, 30),
             trusted: None,
-            max_body_bytes: 256 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_read_timeout: ServerConfig::default().body_read_timeout(),
             cors_origins: Vec::new(),
         }
     }
 }
 
-/// A GraphQL-shaped error answer written before GraphQL runs.
-pub fn error_response(
-    headers: &HeaderMap,
-    status: StatusCode,
-    code: &str,
-    message: &str,
-) -> Response {
-    let body = json!({"errors": [{"message": message, "extensions": {"code": code}}]});
-    let wants_gql = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/graphql-response+json"));
-    let ct = if wants_gql {
-        "application/graphql-response+json; charset=utf-8"
-    } else {
-        "application/json; charset=utf-8"
-    };
-    let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    resp
+/// A 429 answer with `Retry-After` in whole seconds (at least 1).
+fn too_many(headers: &HeaderMap, wait: Duration, message: &'static str) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HttpError::new(ErrorCode::RateLimited, message)
+        .with_header(header::RETRY_AFTER, HeaderValue::from(secs.max(1)))
+        .respond(headers)
 }
 
-/// A 429 answer with `Retry-After` in whole seconds (at least 1).
-fn too_many(headers: &HeaderMap, wait: Duration, message: &str) -> Response {
-    let mut resp = error_response(
-        headers,
-        StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::RateLimited.as_str(),
-        message,
-    );
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-    resp
-}
+/// Who a request's upstream calls are made for, set by the guard for the handler:
+/// the key's name (`jwt:<sub>` for a token), or `anonymous@<address>`. It keys the
+/// rate limit and the fair share of ActionKit calls (`actionkit/fair.rs`).
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<str>);
 
 /// The `/graphql` guard: authenticate, rate-limit, check trusted documents, then run
 /// the handler with the principal in scope.
@@ -422,34 +405,29 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: N
                     return too_many(req.headers(), wait, "too many failed authentications");
                 }
             }
-            let mut resp = error_response(
-                req.headers(),
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthenticated.as_str(),
-                failure.message(),
-            );
             let challenge = match failure {
                 AuthFailure::Missing => r#"Bearer realm="actionkit-graphql""#,
                 _ => r#"Bearer realm="actionkit-graphql", error="invalid_token""#,
             };
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-            return resp;
+            return HttpError::new(ErrorCode::Unauthenticated, failure.message())
+                .with_header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                )
+                .respond(req.headers());
         }
     };
+    let caller: Arc<str> = if &*principal.name == "anonymous" {
+        match req.extensions().get::<ConnectInfo<SocketAddr>>() {
+            Some(ConnectInfo(addr)) => format!("anonymous@{}", addr.ip()).into(),
+            None => principal.name.clone(),
+        }
+    } else {
+        principal.name.clone()
+    };
     if let Some(limiter) = &sec.limiter {
-        let bucket: Arc<str> = if &*principal.name == "anonymous" {
-            match req.extensions().get::<ConnectInfo<SocketAddr>>() {
-                Some(ConnectInfo(addr)) => format!("anonymous@{}", addr.ip()).into(),
-                None => principal.name.clone(),
-            }
-        } else {
-            principal.name.clone()
-        };
-        if let Err(wait) = limiter.check(&bucket, Instant::now()) {
-            tracing::info!(caller = %principal.name, "rate limit reached");
+        if let Err(wait) = limiter.check(&caller, Instant::now()) {
+            tracing::info!(caller = %Untrusted(&principal.name), "rate limit reached");
             return too_many(
                 req.headers(),
                 wait,
@@ -457,6 +435,11 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: N
             );
         }
     }
+    let mut req = match super::body::buffer(req, sec.max_body_bytes, sec.body_read_timeout).await {
+        Ok(req) => req,
+        Err(resp) => return resp,
+    };
+    req.extensions_mut().insert(Caller(caller));
     let req = match &sec.trusted {
         Some(trusted) => match trusted.check(req, &principal, sec.max_body_bytes).await {
             Ok(req) => req,

@@ -338,6 +338,15 @@ mod tests {
                 "GraphiQL's introspection {step} is {} deep, the default limit {limit}",
                 depth(&query)
             );
+            // Nor may the other document limits (fields, spreads, ...) refuse it.
+            let doc = async_graphql::parser::parse_query(&query).expect("parses");
+            let limits = crate::graphql::limits::Limits {
+                max_depth: limit,
+                ..settings.limits
+            };
+            if let Err(e) = crate::graphql::limits::check_document(&limits, &doc) {
+                panic!("GraphiQL's introspection {step} is refused: {}", e.message);
+            }
         }
         assert!(ARGS_TYPES_PER_REQUEST <= settings.limits.max_aliases);
         let q = args_query(ARGS_TYPES_PER_REQUEST);

@@ -2,6 +2,8 @@
 //! body, GET for queries only, `Accept` negotiation between `application/json` and
 //! `application/graphql-response+json`, 4xx for requests that fail before execution.
 
+use std::sync::Arc;
+
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
 };
@@ -9,95 +11,36 @@ use async_graphql::Variables;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use axum::Extension;
 use serde_json::{json, Map, Value};
 use tracing::Instrument as _;
 
+use super::auth::Caller;
+use super::errors::{
+    negotiate, respond_bytes, Format, HttpError, APPLICATION_JSON, GRAPHQL_RESPONSE_JSON,
+};
 use super::AppState;
 use crate::actionkit::UpstreamCounter;
+use crate::graphql::limits::{self, Refusal};
+use crate::graphql::upstream_cost::{self, Batching};
 use crate::graphql::{ErrorCode, Executed, Loaders};
-
-const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
-const APPLICATION_JSON: &str = "application/json";
-
-/// The media type the response is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Json,
-    GraphqlResponseJson,
-}
-
-impl Format {
-    fn content_type(self) -> HeaderValue {
-        match self {
-            Format::Json => HeaderValue::from_static("application/json; charset=utf-8"),
-            Format::GraphqlResponseJson => {
-                HeaderValue::from_static("application/graphql-response+json; charset=utf-8")
-            }
-        }
-    }
-}
-
-/// Picks the response media type from `Accept`: the first acceptable one in the
-/// client's order of preference (q-values honoured); `None` when nothing we speak is
-/// acceptable. No `Accept` at all means `application/json`, as the spec says for
-/// legacy clients.
-fn negotiate(headers: &HeaderMap) -> Option<Format> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Some(Format::Json);
-    };
-    let mut best: Option<(f32, usize, Format)> = None;
-    for (i, item) in accept.split(',').enumerate() {
-        let mut parts = item.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let mut q = 1.0f32;
-        for p in parts {
-            if let Some(v) = p.trim().strip_prefix("q=") {
-                q = v.trim().parse().unwrap_or(0.0);
-            }
-        }
-        if q <= 0.0 {
-            continue;
-        }
-        let format = match media.as_str() {
-            GRAPHQL_RESPONSE_JSON => Format::GraphqlResponseJson,
-            APPLICATION_JSON | "application/*" | "*/*" => Format::Json,
-            _ => continue,
-        };
-        let better = match best {
-            None => true,
-            Some((bq, _, _)) => q > bq,
-        };
-        if better {
-            best = Some((q, i, format));
-        }
-    }
-    best.map(|(_, _, f)| f)
-}
-
-fn error_body(message: &str, code: ErrorCode) -> Value {
-    json!({"errors": [{"message": message, "extensions": {"code": code.as_str()}}]})
-}
-
-fn respond(status: StatusCode, format: Format, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    respond_bytes(status, format, bytes)
-}
-
-fn respond_bytes(status: StatusCode, format: Format, bytes: Vec<u8>) -> Response {
-    let mut resp = (status, bytes).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, format.content_type());
-    resp
-}
+use crate::telemetry::Untrusted;
 
 /// A request the gateway refuses before GraphQL sees it.
-fn request_error(status: StatusCode, format: Format, message: &str) -> Response {
-    respond(
-        status,
-        format,
-        &error_body(message, ErrorCode::BadUserInput),
-    )
+fn request_error(status: StatusCode, format: Format, message: &'static str) -> Response {
+    HttpError::bad_request(status, message).respond_as(format)
+}
+
+/// A document refused by a limit before it reaches the schema: a GraphQL request
+/// error (no `data`).
+fn refusal_response(format: Format, refusal: Refusal) -> Response {
+    let mut err = HttpError::new(ErrorCode::BadUserInput, refusal.message)
+        .with_status(format.request_error_status());
+    if let Some(rule) = refusal.limit {
+        err = err.with_limit(rule);
+    }
+    err.respond_as(format)
 }
 
 /// The GraphQL parameters of one request, checked for type as the spec requires.
@@ -221,16 +164,10 @@ fn variable_coercion_error(
 /// A GraphQL request error found by the handler (the request is well-formed
 /// GraphQL-over-HTTP but cannot execute): 200 under `application/json`, 400 under
 /// `application/graphql-response+json`, and no `data` entry either way.
-fn graphql_request_error(format: Format, message: &str) -> Response {
-    let status = match format {
-        Format::GraphqlResponseJson => StatusCode::BAD_REQUEST,
-        Format::Json => StatusCode::OK,
-    };
-    respond(
-        status,
-        format,
-        &error_body(message, ErrorCode::BadUserInput),
-    )
+fn graphql_request_error(format: Format, message: String) -> Response {
+    HttpError::new(ErrorCode::BadUserInput, message)
+        .with_status(format.request_error_status())
+        .respond_as(format)
 }
 
 /// Whether the client asked for the upstream accounting in `extensions.upstream`: a
@@ -249,7 +186,8 @@ fn wants_accounting(headers: &HeaderMap, params: &Params) -> bool {
 }
 
 /// Records one operation: a duration histogram labelled by result, and a log line.
-/// Operation names are chosen by clients, so they go to the log, not to metric labels.
+/// Operation names are chosen by clients, so they go to the log, not to metric labels,
+/// and escaped there (a newline or an ANSI escape in a name cannot forge a line).
 fn observe(
     operation_name: &str,
     result: &'static str,
@@ -263,7 +201,7 @@ fn observe(
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(
-                operation = %operation_name,
+                operation = %Untrusted(operation_name),
                 result,
                 duration_ms = elapsed.as_millis() as u64,
                 upstream_calls = upstream.calls(),
@@ -287,17 +225,18 @@ async fn execute(
     params: Params,
     format: Format,
     method: Method,
+    caller: Option<Arc<str>>,
 ) -> Response {
     let span = tracing::info_span!(
         "graphql.operation",
         otel.kind = "server",
-        graphql.operation.name = params.operation_name.as_deref().unwrap_or_default(),
+        graphql.operation.name = %Untrusted(params.operation_name.as_deref().unwrap_or_default()),
         http.request.method = match method {
             Method::Get => "GET",
             Method::Post => "POST",
         },
     );
-    execute_operation(state, headers, params, format, method)
+    execute_operation(state, headers, params, format, method, caller)
         .instrument(span)
         .await
 }
@@ -308,14 +247,35 @@ async fn execute_operation(
     params: Params,
     format: Format,
     method: Method,
+    caller: Option<Arc<str>>,
 ) -> Response {
     let started = std::time::Instant::now();
     let accounting = wants_accounting(headers, &params);
     let operation_name = params.operation_name.clone().unwrap_or_default();
+    let limits = &state.limits;
+    let refuse = |refusal: Refusal| {
+        observe(
+            &operation_name,
+            "request_error",
+            started.elapsed(),
+            &UpstreamCounter::default(),
+        );
+        refusal_response(format, refusal)
+    };
+    // The document's cost is checked on the document itself, before anything walks
+    // it with fragments expanded (async-graphql's own passes all do): tokens before
+    // parsing, then sizes computed once per fragment. Every later pass is bounded by
+    // what these admit, so no step of a request holds a runtime worker for long.
+    if let Err(refusal) = limits::check_tokens(&limits.document, &params.query) {
+        return refuse(refusal);
+    }
     let mut request = async_graphql::Request::new(params.query);
     // Parsed once here and handed to async-graphql; a document that does not parse is
     // left for async-graphql to report (as a request error, below).
     if let Ok(doc) = request.parsed_query() {
+        if let Err(refusal) = limits::check_document(&limits.document, doc) {
+            return refuse(refusal);
+        }
         if let Some(op) = selected_operation(doc, params.operation_name.as_deref()) {
             if method == Method::Get && op.ty != OperationType::Query {
                 let mut resp = request_error(
@@ -334,7 +294,22 @@ async fn execute_operation(
                     started.elapsed(),
                     &UpstreamCounter::default(),
                 );
-                return graphql_request_error(format, &msg);
+                return graphql_request_error(format, msg);
+            }
+            // What the operation would cost, from its plan: fields resolved
+            // (`__typename` included) and ActionKit calls.
+            let batching = Batching::of(&state.client.capabilities());
+            let cost = upstream_cost::estimate(doc, op, params.variables.as_ref(), batching);
+            let expose = limits.document.expose;
+            if cost.fields > limits.max_complexity {
+                return refuse(Refusal::over("complexity", limits.max_complexity, expose));
+            }
+            if cost.calls > limits.max_upstream_calls {
+                return refuse(Refusal::over(
+                    "upstream calls",
+                    limits.max_upstream_calls,
+                    expose,
+                ));
             }
         }
     }
@@ -352,7 +327,7 @@ async fn execute_operation(
         }
     }
     let executed = Executed::default();
-    let loaders = Loaders::new(&state.client, &state.pages, state.loader_delay);
+    let loaders = Loaders::for_caller(&state.client, &state.pages, state.loader_delay, caller);
     let upstream = loaders.upstream.clone();
     let page_cache_hits = loaders.page_cache_hits.clone();
     let request = request.data(executed.clone()).data(loaders);
@@ -380,14 +355,16 @@ async fn execute_operation(
             // whole result: `data: null` and 200. (Under
             // application/graphql-response+json a body without `data` would need
             // a 4xx/5xx status, and the spec recommends 200 for `data: null`.)
-            let mut body = error_body(
-                "the operation ran past its deadline",
+            let mut body = HttpError::new(
                 ErrorCode::UpstreamTimeout,
-            );
+                "the operation ran past its deadline",
+            )
+            .body();
             if let Some(obj) = body.as_object_mut() {
                 obj.insert("data".into(), Value::Null);
             }
-            return respond(StatusCode::OK, format, &body);
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            return respond_bytes(StatusCode::OK, format, bytes);
         }
     };
     if accounting {
@@ -420,12 +397,8 @@ async fn execute_operation(
         (StatusCode::OK, serde_json::to_vec(&response))
     } else {
         // The request failed before execution: no `data` entry at all.
-        let status = match format {
-            Format::GraphqlResponseJson => StatusCode::BAD_REQUEST,
-            Format::Json => StatusCode::OK,
-        };
         (
-            status,
+            format.request_error_status(),
             serde_json::to_vec(&ErrorsOnly {
                 errors: &response.errors,
                 extensions: &response.extensions,
@@ -434,11 +407,8 @@ async fn execute_operation(
     };
     match bytes {
         Ok(bytes) => respond_bytes(status, format, bytes),
-        Err(_) => respond(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format,
-            &error_body("the response could not be serialized", ErrorCode::Internal),
-        ),
+        Err(_) => HttpError::new(ErrorCode::Internal, "the response could not be serialized")
+            .respond_as(format),
     }
 }
 
@@ -466,7 +436,12 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(format) = negotiate(&headers) else {
         return request_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -494,13 +469,17 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         }
     };
     match params_from_json(value) {
-        Ok(params) => execute(&state, &headers, params, format, Method::Post).await,
+        Ok(params) => {
+            let caller = caller.map(|Extension(Caller(c))| c);
+            execute(&state, &headers, params, format, Method::Post, caller).await
+        }
         Err(msg) => request_error(StatusCode::BAD_REQUEST, format, msg),
     }
 }
 
 pub async fn get(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -515,39 +494,13 @@ pub async fn get(
         Ok(p) => p,
         Err(msg) => return request_error(StatusCode::BAD_REQUEST, format, msg),
     };
-    execute(&state, &headers, params, format, Method::Get).await
+    let caller = caller.map(|Extension(Caller(c))| c);
+    execute(&state, &headers, params, format, Method::Get, caller).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn accept(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
-        h
-    }
-
-    #[test]
-    fn accept_negotiation_follows_the_spec() {
-        assert_eq!(negotiate(&HeaderMap::new()), Some(Format::Json));
-        assert_eq!(negotiate(&accept("application/json")), Some(Format::Json));
-        assert_eq!(negotiate(&accept("*/*")), Some(Format::Json));
-        assert_eq!(
-            negotiate(&accept(
-                "application/graphql-response+json, application/json;q=0.9"
-            )),
-            Some(Format::GraphqlResponseJson)
-        );
-        assert_eq!(
-            negotiate(&accept(
-                "application/json, application/graphql-response+json"
-            )),
-            Some(Format::Json)
-        );
-        assert_eq!(negotiate(&accept("text/html")), None);
-        assert_eq!(negotiate(&accept("application/json;q=0")), None);
-    }
 
     #[test]
     fn parameters_are_type_checked() {

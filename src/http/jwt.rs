@@ -1,32 +1,117 @@
 //! Optional JWT verification: RS256/ES256 tokens from an identity provider, checked
 //! against a JWKS URL or a local key file (PEM public key, or a JWKS JSON file), with
-//! the issuer, the audience and the expiry required. A claim (`scope` by default,
-//! space-separated or an array) maps to the gateway's scopes; unknown scope names
-//! (`openid`, `profile`, ...) are ignored.
+//! the issuer, the audience, the expiry and the subject required and `nbf` checked. A
+//! claim (`scope` by default, space-separated or an array) maps to the gateway's
+//! scopes; unknown scope names (`openid`, `profile`, ...) are ignored. The caller's
+//! identity is `jwt:<sub>` (its rate-limit bucket, its `exempt_keys` name): a token
+//! without a `sub` is refused, so tokens cannot share one anonymous identity.
+//!
+//! The JWKS is fetched when a token names a key id the gateway does not have, at most
+//! once per `jwks_min_refresh_secs`, by one request at a time (others wanting a fetch
+//! wait for that one's result), and never while anyone else waits for a known key:
+//! known keys are read from a snapshot without waiting. A key id still unknown after
+//! a fetch is refused at once until the next fetch may happen (negative cache).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 use crate::config::JwtConfig;
 use crate::graphql::access::Scopes;
 
-/// Shortest time between two JWKS fetches caused by unknown key ids.
-const MIN_REFRESH: Duration = Duration::from_secs(30);
+/// Longest key id looked up (longer ones are refused without a fetch).
+const MAX_KID_LEN: usize = 128;
+/// Unknown key ids remembered at most.
+const MAX_UNKNOWN_KIDS: usize = 1024;
 
 enum Keys {
     /// From a file: tried in turn (or by `kid` when the file is a JWKS).
     Static(Vec<(Option<String>, DecodingKey)>),
-    Remote {
-        url: String,
-        http: reqwest::Client,
-        cache: Mutex<(HashMap<String, DecodingKey>, Option<Instant>)>,
-    },
+    Remote(Box<RemoteKeys>),
+}
+
+/// The keys of a JWKS URL.
+struct RemoteKeys {
+    url: String,
+    http: reqwest::Client,
+    min_refresh: Duration,
+    /// The keys of the last successful fetch, by key id; read without waiting.
+    keys: RwLock<Arc<HashMap<String, DecodingKey>>>,
+    /// Held by the one request fetching; holds when the last fetch ended.
+    fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Key ids still unknown after a fetch, and when that was found.
+    unknown: Mutex<HashMap<String, Instant>>,
+}
+
+impl RemoteKeys {
+    fn cached(&self, kid: &str) -> Option<DecodingKey> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        keys.get(kid).cloned()
+    }
+
+    fn known_unknown(&self, kid: &str) -> bool {
+        let unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        unknown
+            .get(kid)
+            .is_some_and(|at| at.elapsed() < self.min_refresh)
+    }
+
+    fn remember_unknown(&self, kid: &str) {
+        let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        if unknown.len() >= MAX_UNKNOWN_KIDS {
+            let ttl = self.min_refresh;
+            unknown.retain(|_, at| at.elapsed() < ttl);
+            if unknown.len() >= MAX_UNKNOWN_KIDS {
+                unknown.clear();
+            }
+        }
+        unknown.insert(kid.to_owned(), Instant::now());
+    }
+
+    /// The key named `kid`, fetching the JWKS if it is unknown and a fetch is due.
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        if let Some(key) = self.cached(kid) {
+            return Some(key);
+        }
+        if kid.len() > MAX_KID_LEN || self.known_unknown(kid) {
+            return None;
+        }
+        // One fetch at a time; whoever waited looks again before fetching.
+        let mut last = self.fetch.lock().await;
+        if let Some(key) = self.cached(kid) {
+            return Some(key);
+        }
+        if self.known_unknown(kid) {
+            return None;
+        }
+        if last.is_none_or(|at| at.elapsed() >= self.min_refresh) {
+            match fetch_jwks(&self.http, &self.url).await {
+                Some(keys) => {
+                    let keys: HashMap<String, DecodingKey> = keys
+                        .into_iter()
+                        .map(|(kid, k)| (kid.unwrap_or_default(), k))
+                        .collect();
+                    *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+                    self.unknown
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clear();
+                }
+                None => tracing::warn!("could not fetch the JWKS"),
+            }
+            *last = Some(Instant::now());
+        }
+        drop(last);
+        let key = self.cached(kid);
+        if key.is_none() {
+            self.remember_unknown(kid);
+        }
+        key
+    }
 }
 
 /// Verifies bearer JWTs.
@@ -94,7 +179,8 @@ impl JwtVerifier {
         validation.algorithms = algorithms;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = config.leeway_secs;
         let keys = match (&config.jwks_url, &config.key_file) {
             (Some(url), None) => {
@@ -103,13 +189,16 @@ impl JwtVerifier {
                 if parsed.scheme() != "https" && parsed.host_str() != Some("127.0.0.1") {
                     anyhow::bail!("security.jwt.jwks_url must be https");
                 }
-                Keys::Remote {
+                Keys::Remote(Box::new(RemoteKeys {
                     url: url.clone(),
                     http: reqwest::Client::builder()
                         .timeout(Duration::from_secs(5))
                         .build()?,
-                    cache: Mutex::new((HashMap::new(), None)),
-                }
+                    min_refresh: Duration::from_secs(config.jwks_min_refresh_secs),
+                    keys: RwLock::new(Arc::new(HashMap::new())),
+                    fetch: tokio::sync::Mutex::new(None),
+                    unknown: Mutex::new(HashMap::new()),
+                }))
             }
             (None, Some(path)) => {
                 let bytes = std::fs::read(path)
@@ -168,10 +257,12 @@ impl JwtVerifier {
                 _ => {}
             }
         }
-        let subject = claims
+        // The caller's identity: required, and not blank.
+        let subject: String = claims
             .get("sub")
             .and_then(Value::as_str)
-            .unwrap_or("")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())?
             .chars()
             .take(128)
             .collect();
@@ -189,25 +280,9 @@ impl JwtVerifier {
                 .iter()
                 .filter(|(kid, _)| kid.is_none() || header.kid.is_none() || *kid == header.kid)
                 .find_map(|(_, key)| self.decode(token, header.alg, key)),
-            Keys::Remote { url, http, cache } => {
-                let kid = header.kid.clone().unwrap_or_default();
-                let mut cache = cache.lock().await;
-                if !cache.0.contains_key(&kid)
-                    && cache.1.is_none_or(|at| at.elapsed() >= MIN_REFRESH)
-                {
-                    cache.1 = Some(Instant::now());
-                    match fetch_jwks(http, url).await {
-                        Some(keys) => {
-                            cache.0 = keys
-                                .into_iter()
-                                .map(|(kid, k)| (kid.unwrap_or_default(), k))
-                                .collect();
-                        }
-                        None => tracing::warn!("could not fetch the JWKS"),
-                    }
-                }
-                let key = cache.0.get(&kid)?.clone();
-                drop(cache);
+            Keys::Remote(remote) => {
+                let kid = header.kid.as_deref().unwrap_or_default();
+                let key = remote.key(kid).await?;
                 self.decode(token, header.alg, &key)
             }
         }
@@ -334,6 +409,135 @@ ZkkZhBYSba3FjlCk9ndEibRE/bxA0jj+mutpV60lMeF7PoDPrKo4SSYWcg==
         let other_payload = other.split('.').nth(1).unwrap().to_owned();
         parts[1] = &other_payload;
         assert!(v.verify(&parts.join(".")).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn nbf_is_checked_and_a_subject_is_required() {
+        let v = verifier();
+        assert!(v
+            .verify(&token(claims(json!({"nbf": now() + 3600}))))
+            .await
+            .is_none());
+        assert!(v
+            .verify(&token(claims(json!({"nbf": now() - 10}))))
+            .await
+            .is_some());
+        let mut no_sub = claims(json!({}));
+        no_sub.as_object_mut().unwrap().remove("sub");
+        assert!(v.verify(&token(no_sub)).await.is_none());
+        assert!(v
+            .verify(&token(claims(json!({"sub": "  "}))))
+            .await
+            .is_none());
+        assert!(v.verify(&token(claims(json!({"sub": 7})))).await.is_none());
+    }
+
+    /// The JWK of [`TEST_PUBLIC`] (the last 64 bytes of its DER are x and y).
+    pub fn test_jwks(kid: &str) -> String {
+        use base64::Engine as _;
+        let b64: String = TEST_PUBLIC
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        let (x, y) = der[der.len() - 64..].split_at(32);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig",
+            "kid": kid, "x": url.encode(x), "y": url.encode(y)}]})
+        .to_string()
+    }
+
+    /// A JWKS server on loopback: counts fetches, answers after `delay_ms`.
+    async fn jwks_server(
+        delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = fetches.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let counted = counted.clone();
+                let delay = delay_ms.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    let body = test_jwks("k1");
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        (format!("http://{addr}/jwks"), fetches)
+    }
+
+    fn remote_verifier(url: &str, min_refresh_secs: u64) -> JwtVerifier {
+        JwtVerifier::from_config(&JwtConfig {
+            issuer: Some("https://idp.example.org/".into()),
+            audience: Some("actionkit-graphql".into()),
+            jwks_url: Some(url.into()),
+            jwks_min_refresh_secs: min_refresh_secs,
+            ..JwtConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn token_with_kid(kid: &str) -> String {
+        let key = EncodingKey::from_ec_pem(TEST_PRIVATE.as_bytes()).unwrap();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(kid.into());
+        encode(&header, &claims(json!({})), &key).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_slow_jwks_refresh_does_not_hold_up_known_keys() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let delay = Arc::new(AtomicU64::new(0));
+        let (url, fetches) = jwks_server(delay.clone()).await;
+        let v = Arc::new(remote_verifier(&url, 1));
+        assert!(v.verify(&token_with_kid("k1")).await.is_some());
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // A refresh may happen again; the JWKS now takes 1.5 s to answer.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        delay.store(1500, Ordering::SeqCst);
+        let unknown: Vec<_> = (0..5)
+            .map(|i| {
+                let v = v.clone();
+                tokio::spawn(
+                    async move { v.verify(&token_with_kid(&format!("rotated-{i}"))).await },
+                )
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        assert!(v.verify(&token_with_kid("k1")).await.is_some());
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "a known key waited {:?} behind the refresh",
+            started.elapsed()
+        );
+        for u in unknown {
+            assert!(u.await.unwrap().is_none());
+        }
+        // Single flight: five unknown key ids, one fetch.
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        // Negative cache: the same unknown id again is refused at once, without a fetch.
+        let started = Instant::now();
+        assert!(v.verify(&token_with_kid("rotated-0")).await.is_none());
+        assert!(started.elapsed() < Duration::from_millis(50));
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
     #[test]

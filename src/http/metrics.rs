@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::header;
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -106,20 +106,87 @@ pub async fn render() -> Response {
         .into_response()
 }
 
-/// Counts and times every request by its route template.
+/// The method as a label: one of the nine standard methods, or `other` (the method
+/// is the client's to choose, and every distinct label value is a series kept
+/// forever).
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|m| *m == method)
+        .map_or("other", |m| m.as_str())
+}
+
+/// The status as a label: a standard status code, or `other`.
+fn status_label(status: StatusCode) -> &'static str {
+    STATUS_CODES
+        .iter()
+        .find(|s| s.0 == status.as_u16())
+        .map_or("other", |s| s.1)
+}
+
+/// The statuses the gateway answers with (anything else is labelled `other`).
+const STATUS_CODES: &[(u16, &str)] = &[
+    (200, "200"),
+    (204, "204"),
+    (304, "304"),
+    (400, "400"),
+    (401, "401"),
+    (403, "403"),
+    (404, "404"),
+    (405, "405"),
+    (406, "406"),
+    (408, "408"),
+    (413, "413"),
+    (415, "415"),
+    (429, "429"),
+    (500, "500"),
+    (502, "502"),
+    (503, "503"),
+    (504, "504"),
+];
+
+/// Counts and times every request by its route template. Every label comes from a
+/// fixed list: the route templates (`unmatched` for any other path), the methods
+/// ([`method_label`]) and the statuses ([`status_label`]).
 pub async fn track(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let start = Instant::now();
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
+    let status = status_label(resp.status());
     metrics::counter!("gateway_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!("gateway_http_request_duration_seconds", "route" => route)
         .record(start.elapsed().as_secs_f64());
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_come_from_fixed_lists() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        let garbage = Method::from_bytes(&[b'X'; 4096]).unwrap();
+        assert_eq!(method_label(&garbage), "other");
+        assert_eq!(status_label(StatusCode::NOT_FOUND), "404");
+        assert_eq!(status_label(StatusCode::from_u16(599).unwrap()), "other");
+        assert_eq!(status_label(StatusCode::IM_A_TEAPOT), "other");
+    }
 }

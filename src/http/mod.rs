@@ -1,13 +1,23 @@
 //! The gateway's HTTP surface: `/graphql` (POST, and GET for queries), GraphiQL at `/`,
-//! `/healthz` (alive) and `/readyz` (ActionKit reachable with the credential, the
-//! submission store writable).
+//! `/healthz` (alive), `/readyz` (ActionKit reachable with the credential, the
+//! submission store writable) and `/metrics` (Prometheus).
+//!
+//! In front of `/graphql`: the guard (`auth.rs`: key or JWT, rate limit, the body
+//! read whole with a size and time limit, trusted documents), then the shedder
+//! (`shed.rs`), then the handler (`graphql.rs`), which checks the document's cost
+//! before the schema sees it. Every error answer is built by `errors.rs`. The
+//! connections themselves (header and idle timeouts, the connection cap) are handled
+//! by `server.rs`.
 
 pub mod auth;
+mod body;
+pub mod errors;
 mod graphiql;
 pub(crate) mod graphql;
 mod health;
 pub mod jwt;
 pub mod metrics;
+pub mod server;
 mod shed;
 pub mod trusted;
 
@@ -22,6 +32,7 @@ pub use graphiql::EXAMPLE_QUERY;
 pub use shed::Shedder;
 
 use crate::actionkit::Client;
+use crate::graphql::limits::OperationLimits;
 use crate::graphql::{GatewaySchema, PageCache};
 use crate::outbox::Outbox;
 
@@ -40,6 +51,8 @@ pub struct AppState {
     pub shed: Arc<Shedder>,
     /// The submission outbox (`/readyz` checks its store); `build_state` sets it.
     pub outbox: Option<Outbox>,
+    /// What an operation may cost, checked by the handler before the schema runs.
+    pub limits: OperationLimits,
 }
 
 impl AppState {
@@ -60,6 +73,7 @@ impl AppState {
             security: Arc::new(auth::Security::closed()),
             shed: Shedder::disabled(),
             outbox: None,
+            limits: OperationLimits::default(),
         }
     }
 
@@ -75,9 +89,6 @@ impl AppState {
         self
     }
 }
-
-/// The largest request body accepted on `/graphql`.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// The gateway's router.
 pub fn router(state: AppState) -> Router {
@@ -99,7 +110,9 @@ pub fn router(state: AppState) -> Router {
             security.clone(),
             auth::guard,
         ))
-        .layer(DefaultBodyLimit::max(security.max_body_bytes));
+        // The guard has read the body whole, within `security.max_body_bytes`
+        // (`body.rs`); the handler's extractor must not apply another limit.
+        .layer(DefaultBodyLimit::disable());
     let router = Router::new()
         .merge(graphql_routes)
         .route("/", get(graphiql::page))
@@ -114,7 +127,6 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .layer(axum::middleware::from_fn(metrics::track))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     if security.cors_origins.is_empty() {
         return router;

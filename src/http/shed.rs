@@ -14,10 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tokio::sync::Semaphore;
+
+use super::errors::HttpError;
 
 use crate::config::GraphqlConfig;
 use crate::graphql::ErrorCode;
@@ -82,24 +84,14 @@ impl Shedder {
 }
 
 /// The refusal: 429, `Retry-After`, a GraphQL-shaped JSON body.
-fn refuse(reason: &'static str) -> Response {
+fn refuse(reason: &'static str, headers: &HeaderMap) -> Response {
     metrics::counter!("gateway_graphql_shed_total", "reason" => reason).increment(1);
-    let body = serde_json::json!({"errors": [{
-        "message": "the gateway is handling too many requests; retry after a second",
-        "extensions": {"code": ErrorCode::UpstreamRateLimited.as_str()},
-    }]});
-    let mut resp = (
-        StatusCode::TOO_MANY_REQUESTS,
-        serde_json::to_vec(&body).unwrap_or_default(),
+    HttpError::new(
+        ErrorCode::UpstreamRateLimited,
+        "the gateway is handling too many requests; retry after a second",
     )
-        .into_response();
-    let h = resp.headers_mut();
-    h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
+    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+    .respond(headers)
 }
 
 /// Middleware for the `/graphql` route.
@@ -108,7 +100,7 @@ pub async fn middleware(State(shed): State<Arc<Shedder>>, req: Request, next: Ne
         return next.run(req).await;
     };
     let Ok(_admitted) = slots.admitted.clone().try_acquire_owned() else {
-        return refuse("queue_full");
+        return refuse("queue_full", req.headers());
     };
     let _executing = match slots.executing.clone().try_acquire_owned() {
         Ok(p) => p,
@@ -118,7 +110,7 @@ pub async fn middleware(State(shed): State<Arc<Shedder>>, req: Request, next: Ne
                 .await
             {
                 Ok(Ok(p)) => p,
-                _ => return refuse("queue_timeout"),
+                _ => return refuse("queue_timeout", req.headers()),
             }
         }
     };
@@ -131,8 +123,8 @@ mod tests {
 
     #[test]
     fn the_refusal_is_a_graphql_shaped_429_with_retry_after() {
-        let resp = refuse("queue_full");
-        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        let resp = refuse("queue_full", &HeaderMap::new());
+        assert_eq!(resp.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
     }
 

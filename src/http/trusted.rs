@@ -20,10 +20,11 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::auth::error_response;
+use super::errors::HttpError;
 use crate::config::{TrustedDocumentsConfig, TrustedMode};
 use crate::graphql::access::Principal;
 use crate::graphql::ErrorCode;
+use crate::telemetry::Untrusted;
 
 /// SHA-256 of a document, lowercase hex.
 pub fn document_hash(document: &str) -> String {
@@ -170,8 +171,10 @@ impl TrustedDocuments {
     ) -> Result<Request<Body>, Response> {
         let (mut parts, body) = req.into_parts();
         let headers = parts.headers.clone();
-        let refuse = |status: StatusCode, code: ErrorCode, msg: &str| {
-            error_response(&headers, status, code.as_str(), msg)
+        let refuse = |status: StatusCode, code: ErrorCode, msg: &'static str| {
+            HttpError::new(code, msg)
+                .with_status(status)
+                .respond(&headers)
         };
         let mut params = if parts.method == Method::POST {
             let bytes = axum::body::to_bytes(body, max_body).await.map_err(|_| {
@@ -247,14 +250,14 @@ impl TrustedDocuments {
             let operation = params.get("operationName").unwrap_or_default();
             let exempt = self.exempt.iter().any(|k| **k == *principal.name);
             if self.mode == TrustedMode::Enforce && !exempt {
-                tracing::warn!(%hash, %operation, caller = %principal.name, "refused a document that is not trusted");
+                tracing::warn!(%hash, operation = %Untrusted(&operation), caller = %Untrusted(&principal.name), "refused a document that is not trusted");
                 return Err(refuse(
                     StatusCode::FORBIDDEN,
                     ErrorCode::Forbidden,
                     "the operation is not one of the gateway's trusted documents",
                 ));
             }
-            tracing::warn!(%hash, %operation, caller = %principal.name, "document not in the trusted documents");
+            tracing::warn!(%hash, operation = %Untrusted(&operation), caller = %Untrusted(&principal.name), "document not in the trusted documents");
         }
         let body = match params {
             Params::Body(obj) => Body::from(Value::Object(obj).to_string()),

@@ -171,9 +171,9 @@ pub struct SandboxConfig {
     /// The staff password the sandbox accepts.
     #[arg(long = "password", env = "SANDBOX_PASSWORD", default_value = "sandbox")]
     pub password: String,
-    /// The sandbox's AKID hash secret (give the gateway the same one to verify AKIDs
-    /// locally). Named `--sandbox-akid-secret`: `serve` has the gateway's own
-    /// `--akid-secret` and flattens these flags beside it.
+    /// The sandbox's AKID hash secret. `serve --sandbox` gives the gateway this same
+    /// secret; a gateway in front of a sandbox started alone needs it as
+    /// `--actionkit-akid-secret` (ACTIONKIT_AKID_SECRET), the gateway's own flag.
     #[arg(
         id = "sandbox_akid_secret",
         long = "sandbox-akid-secret",

@@ -6,6 +6,7 @@ use async_graphql::{Context, Enum, Interface, Object, SimpleObject, ID};
 
 use super::{custom_fields, CustomField, PageNode, UserNode};
 use crate::actionkit::{Action, ActionKind};
+use crate::graphql::access;
 use crate::graphql::error::{GatewayError, GqlResult};
 use crate::graphql::loaders::Loaders;
 
@@ -83,6 +84,7 @@ impl SharedActionFields<'_> {
         ID(self.0.id.to_string())
     }
     async fn user(&self, ctx: &Context<'_>) -> GqlResult<UserNode> {
+        access::check_action_links(ctx, self.0.user_id())?;
         let loaders = ctx.data_unchecked::<Loaders>();
         match loaders.users.load_one(self.0.user_id()).await {
             Ok(Some(user)) => Ok(UserNode::new(user)),
@@ -91,6 +93,7 @@ impl SharedActionFields<'_> {
         }
     }
     async fn page(&self, ctx: &Context<'_>) -> GqlResult<PageNode> {
+        access::check_action_links(ctx, self.0.user_id())?;
         let loaders = ctx.data_unchecked::<Loaders>();
         match loaders.page(self.0.page_id()).await {
             Ok(Some(page)) => Ok(PageNode(page)),
