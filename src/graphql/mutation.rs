@@ -11,13 +11,13 @@ use super::types::{parse_id, ActionNode};
 use crate::actionkit::{ActionId, Client};
 
 /// The most fields one mutation may set or clear.
-pub const MAX_FIELDS: usize = 100;
+pub(super) const MAX_FIELDS: usize = 100;
 /// The longest value a field may be given, in bytes.
-pub const MAX_VALUE_BYTES: usize = 65_536;
+pub(super) const MAX_VALUE_BYTES: usize = 65_536;
 
 /// A custom field to set: its name and its (single) value.
 #[derive(InputObject, Debug)]
-pub struct CustomFieldInput {
+pub(super) struct CustomFieldInput {
     /// Letters, digits and `_`, 1 to 255 characters.
     pub name: String,
     /// Any text up to 64 KiB.

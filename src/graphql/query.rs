@@ -15,7 +15,7 @@ use super::types::{
 use crate::actionkit::{ActionId, Client, PageId, UserId};
 
 /// The most ids one `users` call may ask for.
-pub const MAX_USERS: usize = 100;
+pub(super) const MAX_USERS: usize = 100;
 
 pub struct QueryRoot;
 

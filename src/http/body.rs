@@ -15,7 +15,11 @@ use futures::StreamExt as _;
 use super::errors::HttpError;
 
 /// The request with its body in memory, or the refusal.
-pub async fn buffer(req: Request, max: usize, timeout: Duration) -> Result<Request, Response> {
+pub(super) async fn buffer(
+    req: Request,
+    max: usize,
+    timeout: Duration,
+) -> Result<Request, Response> {
     let (parts, body) = req.into_parts();
     let refuse = |status: StatusCode, message: &'static str| {
         // The rest of the body is not read: the connection cannot be reused.

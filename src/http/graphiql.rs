@@ -46,7 +46,7 @@ const REACT_DOM: &str = include_str!("../../assets/graphiql/react-dom.production
 /// type through `__type(name:)`, which is one level shallower ([`ARGS_SELECTION`],
 /// a few types per request, within the alias limit). Tests check the depths against
 /// the default limits and the wrappers against the schema.
-pub const INTROSPECTION_QUERY: &str = "query IntrospectionQuery {
+pub(super) const INTROSPECTION_QUERY: &str = "query IntrospectionQuery {
   __schema {
     queryType { name }
     mutationType { name }
@@ -72,10 +72,11 @@ fragment TypeRef on __Type {
 ";
 
 /// Step 2: the arguments of one type's fields, as `tN: __type(name: "…") { … }`.
-pub const ARGS_SELECTION: &str = "fields(includeDeprecated: true) { name args { ...InputValue } }";
+pub(super) const ARGS_SELECTION: &str =
+    "fields(includeDeprecated: true) { name args { ...InputValue } }";
 
 /// The fragments step 2 uses.
-pub const ARGS_FRAGMENTS: &str = "
+pub(super) const ARGS_FRAGMENTS: &str = "
 fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
 fragment TypeRef on __Type {
   kind name ofType { kind name ofType { kind name ofType { kind name } } }
@@ -91,7 +92,7 @@ const ARGS_TYPES_PER_REQUEST: usize = 10;
 /// The page's fetch wrapper leaves the header out while it still holds this
 /// placeholder (or nothing, or a bare `Bearer`): with no API keys configured requests
 /// just work, and the placeholder never reaches the gateway as a wrong credential.
-pub const AUTHORIZATION_PLACEHOLDER: &str = "Bearer <your API key>";
+pub(super) const AUTHORIZATION_PLACEHOLDER: &str = "Bearer <your API key>";
 
 /// The page's one inline script: the fetcher and the GraphiQL element.
 fn bootstrap_script() -> String {
@@ -241,7 +242,7 @@ fn built_page() -> &'static Page {
     })
 }
 
-pub async fn page() -> Response {
+pub(super) async fn page() -> Response {
     let page = built_page();
     (
         [
@@ -271,16 +272,16 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
         .into_response()
 }
 
-pub async fn css() -> Response {
+pub(super) async fn css() -> Response {
     asset(CSS, "text/css; charset=utf-8")
 }
-pub async fn js() -> Response {
+pub(super) async fn js() -> Response {
     asset(JS, "text/javascript; charset=utf-8")
 }
-pub async fn react() -> Response {
+pub(super) async fn react() -> Response {
     asset(REACT, "text/javascript; charset=utf-8")
 }
-pub async fn react_dom() -> Response {
+pub(super) async fn react_dom() -> Response {
     asset(REACT_DOM, "text/javascript; charset=utf-8")
 }
 

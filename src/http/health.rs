@@ -21,13 +21,13 @@ pub struct Readiness {
 }
 
 /// Alive: the process answers HTTP. Never calls ActionKit.
-pub async fn healthz() -> Response {
+pub(super) async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
 /// Ready: ActionKit answers an authenticated call with the configured credential, and
 /// the submission store can write. The body also says how many submissions wait.
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(outbox) = &state.outbox {
         if let Err(e) = outbox.check().await {
             tracing::error!(error = %e, "readiness: the submission store cannot write");

@@ -311,13 +311,13 @@ mod tests {
     use serde_json::json;
 
     /// A P-256 key pair made for these tests only.
-    pub const TEST_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+    pub(super) const TEST_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgcJseMZMbFVJpMnX3
 b3WABuXxf0Ze9zM1XtzLVUNMQLyhRANCAATfYnI7itKsIaG/lVj4QLrVEnfT7kxm
 SRmEFhJtrcWOUKT2d0SJtET9vEDSOP6a62lXrSUx4Xs+gM+sqjhJJhZy
 -----END PRIVATE KEY-----
 ";
-    pub const TEST_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+    pub(super) const TEST_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
 MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE32JyO4rSrCGhv5VY+EC61RJ30+5M
 ZkkZhBYSba3FjlCk9ndEibRE/bxA0jj+mutpV60lMeF7PoDPrKo4SSYWcg==
 -----END PUBLIC KEY-----
@@ -433,7 +433,7 @@ ZkkZhBYSba3FjlCk9ndEibRE/bxA0jj+mutpV60lMeF7PoDPrKo4SSYWcg==
     }
 
     /// The JWK of [`TEST_PUBLIC`] (the last 64 bytes of its DER are x and y).
-    pub fn test_jwks(kid: &str) -> String {
+    pub(super) fn test_jwks(kid: &str) -> String {
         use base64::Engine as _;
         let b64: String = TEST_PUBLIC
             .lines()

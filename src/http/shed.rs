@@ -95,7 +95,11 @@ fn refuse(reason: &'static str, headers: &HeaderMap) -> Response {
 }
 
 /// Middleware for the `/graphql` route.
-pub async fn middleware(State(shed): State<Arc<Shedder>>, req: Request, next: Next) -> Response {
+pub(super) async fn middleware(
+    State(shed): State<Arc<Shedder>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(slots) = &shed.slots else {
         return next.run(req).await;
     };

@@ -8,10 +8,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_actionkit-graphql");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_actionkit-graphql");
 
 /// The executable with none of the gateway's settings inherited from the environment.
-pub fn command() -> Command {
+pub(crate) fn command() -> Command {
     let mut c = Command::new(BIN);
     for var in [
         "GATEWAY_CONFIG",
@@ -37,7 +37,7 @@ pub fn command() -> Command {
 
 /// What a started process reports as its address.
 #[derive(Clone, Copy)]
-pub enum Serves {
+pub(crate) enum Serves {
     /// `serve`: the gateway's `GraphQL at http://ADDR/graphql` line.
     Gateway,
     /// `sandbox`: the emulator's `(ActionKit emulator) at http://ADDR/rest/v1/` line.
@@ -54,7 +54,7 @@ impl Serves {
 }
 
 /// A running executable; killed when dropped. Its standard error is kept in `log`.
-pub struct Running {
+pub(crate) struct Running {
     pub child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
@@ -63,7 +63,7 @@ pub struct Running {
 impl Running {
     /// Starts `cmd` with `--listen 127.0.0.1:0` appended and waits (30 s at most) for
     /// the line that names its address.
-    pub fn start(mut cmd: Command, serves: Serves) -> Running {
+    pub(crate) fn start(mut cmd: Command, serves: Serves) -> Running {
         cmd.args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -99,16 +99,16 @@ impl Running {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Everything the process wrote to standard error so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
-    pub fn pid(&self) -> String {
+    pub(crate) fn pid(&self) -> String {
         self.child.id().to_string()
     }
 }

@@ -251,7 +251,7 @@ action_type!(
 
 /// A donation's order.
 #[derive(SimpleObject, Clone, Debug)]
-pub struct DonationOrder {
+pub(super) struct DonationOrder {
     /// The order's ActionKit id.
     pub id: Option<ID>,
     /// The order total as ActionKit renders it (a decimal string such as `"10.00"`).

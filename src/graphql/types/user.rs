@@ -9,9 +9,9 @@ use crate::graphql::error::{GatewayError, GqlResult};
 use crate::graphql::loaders::{Loaders, UserActionsKey};
 
 /// The most actions one `actions` page may ask for (ActionKit's own page cap).
-pub const MAX_FIRST: i32 = 100;
+pub(crate) const MAX_FIRST: i32 = 100;
 /// How many actions `actions` returns when `first` is not given.
-pub const DEFAULT_FIRST: i32 = 20;
+pub(crate) const DEFAULT_FIRST: i32 = 20;
 
 /// An ActionKit user: a member of the organization.
 pub struct UserNode {
@@ -189,7 +189,7 @@ impl UserNode {
 }
 
 /// A page of a user's actions, Relay style.
-pub struct ActionConnection {
+pub(crate) struct ActionConnection {
     edges: Vec<ActionEdge>,
     page_info: PageInfo,
     total_count: i32,
@@ -216,7 +216,7 @@ impl ActionConnection {
 }
 
 /// One action and its cursor.
-pub struct ActionEdge {
+pub(crate) struct ActionEdge {
     cursor: String,
     node: ActionNode,
 }
@@ -235,7 +235,7 @@ impl ActionEdge {
 
 /// Relay page information.
 #[derive(SimpleObject)]
-pub struct PageInfo {
+pub(crate) struct PageInfo {
     /// Whether more actions follow this page.
     has_next_page: bool,
     /// Whether actions precede this page.

@@ -309,7 +309,7 @@ struct ErrorsOnly<'a> {
     extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
 }
 
-pub async fn post(
+pub(crate) async fn post(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
@@ -350,7 +350,7 @@ pub async fn post(
     }
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,

@@ -50,7 +50,7 @@ use respond::{empty, too_many, with_location};
 
 pub(super) const MAX_BODY: usize = 1 << 20;
 
-pub struct App {
+pub(super) struct App {
     config: SandboxConfig,
     store: RwLock<Store>,
     stats: Mutex<Stats>,
@@ -59,7 +59,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: SandboxConfig, store: Store) -> App {
+    pub(super) fn new(config: SandboxConfig, store: Store) -> App {
         let faults = FaultState {
             faults: config.faults.clone(),
             rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0xfa17_5eed),
@@ -90,7 +90,7 @@ impl App {
     }
 }
 
-pub fn router(app: Arc<App>) -> Router {
+pub(super) fn router(app: Arc<App>) -> Router {
     Router::new().fallback(handle).with_state(app)
 }
 

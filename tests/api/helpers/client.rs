@@ -10,11 +10,11 @@ use serde_json::{json, Value};
 use wiremock::matchers::any;
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
-pub const USERNAME: &str = "staff";
-pub const PASSWORD: &str = "s3cr3t-pass";
+pub(crate) const USERNAME: &str = "staff";
+pub(crate) const PASSWORD: &str = "s3cr3t-pass";
 
 /// A config for `base` with fast retries (tests should not sleep for seconds).
-pub fn config(base: &str) -> ClientConfig {
+pub(crate) fn config(base: &str) -> ClientConfig {
     let mut c = ClientConfig::new(
         base.parse().unwrap(),
         USERNAME,
@@ -29,11 +29,11 @@ pub fn config(base: &str) -> ClientConfig {
     c
 }
 
-pub fn client(server: &MockServer) -> Client {
+pub(crate) fn client(server: &MockServer) -> Client {
     Client::new(config(&server.uri())).unwrap()
 }
 
-pub fn client_with(server: &MockServer, tweak: impl FnOnce(&mut ClientConfig)) -> Client {
+pub(crate) fn client_with(server: &MockServer, tweak: impl FnOnce(&mut ClientConfig)) -> Client {
     let mut c = config(&server.uri());
     tweak(&mut c);
     Client::new(c).unwrap()
@@ -41,7 +41,7 @@ pub fn client_with(server: &MockServer, tweak: impl FnOnce(&mut ClientConfig)) -
 
 /// Answers every request no other mock took with 599 naming it, so a mismatch fails
 /// readably (octocrab's `mock_error` idea). Mount it first; its priority is lowest.
-pub async fn catch_all(server: &MockServer) {
+pub(crate) async fn catch_all(server: &MockServer) {
     Mock::given(any())
         .respond_with(|req: &Request| {
             ResponseTemplate::new(599)
@@ -53,7 +53,7 @@ pub async fn catch_all(server: &MockServer) {
 }
 
 /// Matches the raw query string exactly (order, encoding and all).
-pub struct RawQuery(pub String);
+pub(crate) struct RawQuery(pub String);
 
 impl Match for RawQuery {
     fn matches(&self, request: &Request) -> bool {
@@ -61,12 +61,12 @@ impl Match for RawQuery {
     }
 }
 
-pub fn raw_query(q: impl Into<String>) -> RawQuery {
+pub(crate) fn raw_query(q: impl Into<String>) -> RawQuery {
     RawQuery(q.into())
 }
 
 /// The requests the server saw, as `METHOD path?query`.
-pub async fn seen(server: &MockServer) -> Vec<String> {
+pub(crate) async fn seen(server: &MockServer) -> Vec<String> {
     server
         .received_requests()
         .await
@@ -79,7 +79,7 @@ pub async fn seen(server: &MockServer) -> Vec<String> {
         .collect()
 }
 
-pub fn user_json(id: u64) -> Value {
+pub(crate) fn user_json(id: u64) -> Value {
     json!({
         "actions": format!("/rest/v1/action/?user={id}"),
         "city": "Philadelphia", "country": "United States",
@@ -91,7 +91,7 @@ pub fn user_json(id: u64) -> Value {
     })
 }
 
-pub fn action_json(id: u64, user: u64, fields: Value) -> Value {
+pub(crate) fn action_json(id: u64, user: u64, fields: Value) -> Value {
     json!({
         "akid": format!(".{user}.eGocuB"), "created_at": "2016-02-11T16:34:43.628761",
         "fields": fields, "id": id, "page": "/rest/v1/petitionpage/12/",
@@ -101,7 +101,7 @@ pub fn action_json(id: u64, user: u64, fields: Value) -> Value {
     })
 }
 
-pub fn page_json(id: u64, name: &str) -> Value {
+pub(crate) fn page_json(id: u64, name: &str) -> Value {
     json!({
         "created_at": "2009-06-26T18:14:25", "hidden": false, "id": id, "name": name,
         "resource_uri": format!("/rest/v1/petitionpage/{id}/"), "status": "active",
@@ -110,7 +110,7 @@ pub fn page_json(id: u64, name: &str) -> Value {
     })
 }
 
-pub fn collection(
+pub(crate) fn collection(
     objects: Vec<Value>,
     offset: u64,
     limit: u64,
@@ -123,13 +123,13 @@ pub fn collection(
     })
 }
 
-pub fn ok_json(v: Value) -> ResponseTemplate {
+pub(crate) fn ok_json(v: Value) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(v)
 }
 
 /// Schemas: `permissive` allows `id__in`, `user__in` and `page__name`; otherwise the
 /// documented 2012 user schema and no `in` on ids.
-pub async fn mount_schemas(server: &MockServer, permissive: bool) {
+pub(crate) async fn mount_schemas(server: &MockServer, permissive: bool) {
     use wiremock::matchers::{method, path};
     let (user, action, page) = if permissive {
         (

@@ -16,13 +16,13 @@ struct SandboxFlags {
 }
 
 /// The sandbox's settings from flags, as `actionkit-graphql sandbox` would read them.
-pub fn sandbox_config(flags: &[&str]) -> SandboxConfig {
+pub(crate) fn sandbox_config(flags: &[&str]) -> SandboxConfig {
     let mut args = vec!["sandbox"];
     args.extend_from_slice(flags);
     SandboxFlags::parse_from(args).config
 }
 
-pub struct TestGateway {
+pub(crate) struct TestGateway {
     pub addr: SocketAddr,
     pub sandbox: SocketAddr,
     pub http: reqwest::Client,
@@ -31,19 +31,23 @@ pub struct TestGateway {
 }
 
 /// A gateway in development mode over a fresh sandbox started with `flags`.
-pub async fn spawn(flags: &[&str]) -> TestGateway {
+pub(crate) async fn spawn(flags: &[&str]) -> TestGateway {
     spawn_with(flags, Config::default(), true).await
 }
 
 /// Like [`spawn`], with a gateway configuration, and with or without the AKID secret.
-pub async fn spawn_with(flags: &[&str], config: Config, with_akid_secret: bool) -> TestGateway {
+pub(crate) async fn spawn_with(
+    flags: &[&str],
+    config: Config,
+    with_akid_secret: bool,
+) -> TestGateway {
     spawn_mode(flags, config, with_akid_secret, Mode::Development)
         .await
         .unwrap()
 }
 
 /// Like [`spawn_with`], in the given mode; `Err` when the gateway refuses to start.
-pub async fn spawn_mode(
+pub(crate) async fn spawn_mode(
     flags: &[&str],
     config: Config,
     with_akid_secret: bool,
@@ -65,7 +69,7 @@ pub async fn spawn_mode(
 
 impl TestGateway {
     /// POSTs a GraphQL request and returns the JSON body.
-    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+    pub(crate) async fn gql(&self, query: &str, variables: Value) -> Value {
         let resp = self
             .http
             .post(format!("http://{}/graphql", self.addr))
@@ -84,7 +88,7 @@ impl TestGateway {
 
     /// POSTs a JSON body to `/graphql` with extra headers; returns status, headers and
     /// the JSON body (`null` when the body is not JSON).
-    pub async fn post_json(
+    pub(crate) async fn post_json(
         &self,
         headers: &[(&str, &str)],
         body: Value,
@@ -108,14 +112,14 @@ impl TestGateway {
     }
 
     /// Like [`gql`], asserting that there are no errors, and returning `data`.
-    pub async fn data(&self, query: &str, variables: Value) -> Value {
+    pub(crate) async fn data(&self, query: &str, variables: Value) -> Value {
         let body = self.gql(query, variables).await;
         assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
         body["data"].clone()
     }
 
     /// GETs a gateway path (e.g. `/healthz`).
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("http://{}{}", self.addr, path))
             .send()
@@ -124,7 +128,7 @@ impl TestGateway {
     }
 
     /// GETs a sandbox REST path (e.g. `/rest/v1/user/1/`) with the sandbox credential.
-    pub async fn rest(&self, path: &str) -> Value {
+    pub(crate) async fn rest(&self, path: &str) -> Value {
         let resp = self
             .http
             .get(format!("http://{}{}", self.sandbox, path))
@@ -136,7 +140,7 @@ impl TestGateway {
         resp.json().await.unwrap()
     }
 
-    pub async fn stats(&self) -> Value {
+    pub(crate) async fn stats(&self) -> Value {
         self.http
             .get(format!("http://{}/__sandbox/stats", self.sandbox))
             .send()
@@ -148,11 +152,11 @@ impl TestGateway {
     }
 
     /// Upstream calls since the last reset.
-    pub async fn calls(&self) -> u64 {
+    pub(crate) async fn calls(&self) -> u64 {
         self.stats().await["requests"].as_u64().unwrap()
     }
 
-    pub async fn reset_stats(&self) {
+    pub(crate) async fn reset_stats(&self) {
         let resp = self
             .http
             .post(format!("http://{}/__sandbox/stats/reset", self.sandbox))
@@ -162,7 +166,7 @@ impl TestGateway {
         assert!(resp.status().is_success());
     }
 
-    pub async fn set_faults(&self, faults: Value) {
+    pub(crate) async fn set_faults(&self, faults: Value) {
         let resp = self
             .http
             .post(format!("http://{}/__sandbox/faults", self.sandbox))

@@ -12,10 +12,10 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 /// A directory under the system's temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         let p = std::env::temp_dir().join(format!(
             "outbox-test-{tag}-{}-{}",
             std::process::id(),
@@ -33,20 +33,20 @@ impl Drop for TempDir {
 
 /// Counts through the sandbox's REST, as an operator would.
 #[derive(Clone)]
-pub struct SandboxRest {
+pub(crate) struct SandboxRest {
     pub base: String,
     pub http: reqwest::Client,
 }
 
 impl SandboxRest {
-    pub fn new(base: impl Into<String>) -> SandboxRest {
+    pub(crate) fn new(base: impl Into<String>) -> SandboxRest {
         SandboxRest {
             base: base.into(),
             http: reqwest::Client::new(),
         }
     }
 
-    pub async fn get(&self, path: &str) -> Value {
+    pub(crate) async fn get(&self, path: &str) -> Value {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -59,7 +59,7 @@ impl SandboxRest {
     }
 
     /// Actions of the member with this email (0 when there is no such member).
-    pub async fn actions_of(&self, email: &str) -> u64 {
+    pub(crate) async fn actions_of(&self, email: &str) -> u64 {
         // Retried: the sandbox may be at its --max-concurrent and answer 429.
         for _ in 0..200 {
             let r = self
@@ -97,7 +97,7 @@ impl SandboxRest {
         panic!("the sandbox kept answering 429");
     }
 
-    pub async fn stats(&self) -> Value {
+    pub(crate) async fn stats(&self) -> Value {
         self.http
             .get(format!("{}/__sandbox/stats", self.base))
             .send()
@@ -108,7 +108,7 @@ impl SandboxRest {
             .unwrap()
     }
 
-    pub async fn set_faults(&self, faults: Value) {
+    pub(crate) async fn set_faults(&self, faults: Value) {
         let r = self
             .http
             .post(format!("{}/__sandbox/faults", self.base))
@@ -120,14 +120,14 @@ impl SandboxRest {
     }
 }
 
-pub struct Env {
+pub(crate) struct Env {
     pub sandbox: SandboxHandle,
     pub rest: SandboxRest,
     pub client_config: ClientConfig,
 }
 
 impl Env {
-    pub async fn start(config: SandboxConfig) -> Env {
+    pub(crate) async fn start(config: SandboxConfig) -> Env {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sandbox = sandbox::spawn(config, listener).await.unwrap();
         let mut c = ClientConfig::new(
@@ -144,19 +144,19 @@ impl Env {
         }
     }
 
-    pub async fn client(&self) -> Client {
+    pub(crate) async fn client(&self) -> Client {
         let client = Client::new(self.client_config.clone()).unwrap();
         client.probe().await;
         client
     }
 
-    pub async fn outbox(&self, settings: OutboxSettings) -> Outbox {
+    pub(crate) async fn outbox(&self, settings: OutboxSettings) -> Outbox {
         Outbox::open(self.client().await, settings).await.unwrap()
     }
 }
 
 /// Settings for tests: short waits, so that retries happen within a test's time.
-pub fn settings(dir: &std::path::Path) -> OutboxSettings {
+pub(crate) fn settings(dir: &std::path::Path) -> OutboxSettings {
     let mut s = OutboxSettings::new(dir);
     s.unknown_settle = Duration::from_millis(1500);
     s.max_backoff = Duration::from_millis(500);
@@ -164,7 +164,7 @@ pub fn settings(dir: &std::path::Path) -> OutboxSettings {
 }
 
 /// A petition signature with what the demo page requires.
-pub fn signature(email: &str) -> ActionSubmission {
+pub(crate) fn signature(email: &str) -> ActionSubmission {
     ActionSubmission {
         page: "save-the-bees".into(),
         email: Some(email.into()),
@@ -177,7 +177,7 @@ pub fn signature(email: &str) -> ActionSubmission {
 }
 
 /// Waits until the submission is no longer queued.
-pub async fn settled(outbox: &Outbox, id: &str, within: Duration) -> SubmissionRecord {
+pub(crate) async fn settled(outbox: &Outbox, id: &str, within: Duration) -> SubmissionRecord {
     let start = Instant::now();
     loop {
         let r = outbox.status(id).await.unwrap().unwrap();

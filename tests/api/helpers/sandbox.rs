@@ -3,20 +3,20 @@
 use actionkit_graphql::sandbox::{self, SandboxConfig, SandboxHandle};
 use serde_json::Value;
 
-pub struct RunningSandbox {
+pub(crate) struct RunningSandbox {
     pub handle: SandboxHandle,
     pub http: reqwest::Client,
     pub base: String,
 }
 
-pub fn config() -> SandboxConfig {
+pub(crate) fn config() -> SandboxConfig {
     SandboxConfig {
         users: 60,
         ..SandboxConfig::default()
     }
 }
 
-pub async fn start(config: SandboxConfig) -> RunningSandbox {
+pub(crate) async fn start(config: SandboxConfig) -> RunningSandbox {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let handle = sandbox::spawn(config, listener).await.unwrap();
     let base = format!("http://{}", handle.addr);
@@ -28,24 +28,24 @@ pub async fn start(config: SandboxConfig) -> RunningSandbox {
 }
 
 impl RunningSandbox {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
-    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
             .get(self.url(path))
             .basic_auth("sandbox", Some("sandbox"))
     }
 
-    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, self.url(path))
             .basic_auth("sandbox", Some("sandbox"))
     }
 
     /// GET with auth; asserts 200 and returns the JSON body.
-    pub async fn json(&self, path: &str) -> Value {
+    pub(crate) async fn json(&self, path: &str) -> Value {
         let r = self.get(path).send().await.unwrap();
         let status = r.status();
         let text = r.text().await.unwrap();
@@ -54,12 +54,12 @@ impl RunningSandbox {
     }
 
     /// GET with auth; returns (status, body text).
-    pub async fn status(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn status(&self, path: &str) -> (u16, String) {
         let r = self.get(path).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    pub async fn stats(&self) -> Value {
+    pub(crate) async fn stats(&self) -> Value {
         self.http
             .get(self.url("/__sandbox/stats"))
             .send()
