@@ -60,6 +60,7 @@ pub async fn build_state(
     )?;
     // The recorder first, so that the client's gauges (breaker state) are recorded.
     crate::http::metrics::handle();
+    let akid_secret = client_config.akid_secret.clone();
     let client = Client::new(client_config).context("cannot build the ActionKit client")?;
     client.probe().await;
     let settings = GraphqlSettings {
@@ -74,6 +75,8 @@ pub async fn build_state(
             max_directives: config.security.max_directives,
             expose: mode == Mode::Development,
         },
+        submit: config.submit.clone(),
+        akid_secret,
     };
     let schema = build_schema(Some(client.clone()), &settings);
     let pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);

@@ -32,6 +32,87 @@ pub struct Config {
     pub graphql: GraphqlConfig,
     pub security: SecurityConfig,
     pub telemetry: TelemetryConfig,
+    /// Taking actions (`submitAction`): validation, custom fields per page, limits.
+    pub submit: SubmitConfig,
+}
+
+/// Taking actions from forms (`submitAction`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubmitConfig {
+    /// How long a page's form (does it exist, its required fields) is cached, in
+    /// seconds. Within it, refused input costs no upstream call.
+    pub page_form_ttl_secs: u64,
+    /// How long the instance's allowed custom user fields are cached, in seconds.
+    pub allowed_user_fields_ttl_secs: u64,
+    /// Custom action fields (`action_<name>`, names without the prefix) that callers
+    /// without `write` may send on every page.
+    pub action_fields: Vec<String>,
+    /// Submissions per minute from one client address, for callers without `write`
+    /// (`submit` and `self` keys); 0 turns the limit off.
+    pub per_address_per_minute: u32,
+    /// Submissions one address may make at once before the per-minute rate applies.
+    pub per_address_burst: u32,
+    /// Submissions per minute to one page from callers without `write`; 0 = off.
+    pub per_page_per_minute: u32,
+    pub per_page_burst: u32,
+    /// Per-page settings, by page short name (`[submit.pages.save-the-bees]`).
+    pub pages: std::collections::BTreeMap<String, SubmitPageConfig>,
+}
+
+/// What one page accepts from callers without `write`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubmitPageConfig {
+    /// Custom action fields (`action_<name>`, names without the prefix) this page
+    /// accepts, besides `submit.action_fields`.
+    pub action_fields: Vec<String>,
+    /// Custom user fields (`user_<name>`, names without the prefix) this page accepts.
+    /// Unset: the instance's allowed user fields (`/rest/v1/alloweduserfield/`).
+    pub user_fields: Option<Vec<String>>,
+}
+
+impl Default for SubmitConfig {
+    fn default() -> Self {
+        SubmitConfig {
+            page_form_ttl_secs: 60,
+            allowed_user_fields_ttl_secs: 300,
+            action_fields: Vec::new(),
+            per_address_per_minute: 20,
+            per_address_burst: 10,
+            per_page_per_minute: 12_000,
+            per_page_burst: 2_000,
+            pages: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl SubmitConfig {
+    fn masked(&self) -> serde_json::Value {
+        let pages: serde_json::Map<String, serde_json::Value> = self
+            .pages
+            .iter()
+            .map(|(name, p)| {
+                (
+                    name.clone(),
+                    serde_json::json!({
+                        "action_fields": p.action_fields,
+                        "user_fields": p.user_fields,
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "page_form_ttl_secs": self.page_form_ttl_secs,
+            "allowed_user_fields_ttl_secs": self.allowed_user_fields_ttl_secs,
+            "action_fields": self.action_fields,
+            "per_address_per_minute": self.per_address_per_minute,
+            "per_address_burst": self.per_address_burst,
+            "per_page_per_minute": self.per_page_per_minute,
+            "per_page_burst": self.per_page_burst,
+            "pages": pages,
+        })
+    }
 }
 
 /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
@@ -61,8 +142,10 @@ impl Default for TelemetryConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
-    /// Client keys, each `name:scopes:sha256hex` (scopes `read`, `write`, `self`
-    /// joined by `+`); the hash is `actionkit-graphql hash-key`'s output.
+    /// Client keys, each `name:scopes:sha256hex` (scopes `read`, `write`, `self`,
+    /// `submit` joined by `+`); the hash is `actionkit-graphql hash-key`'s output. An
+    /// optional fourth part, page short names joined by `+`, limits the pages the key
+    /// may submit actions to (`form:submit:<hash>:save-the-bees+fair-rent`).
     pub api_keys: Vec<String>,
     /// Let requests without a key read (never write). Needed to serve a real instance
     /// without keys.
@@ -86,6 +169,11 @@ pub struct SecurityConfig {
     pub trusted_documents: TrustedDocumentsConfig,
     /// Bearer JWTs from an identity provider, besides API keys (off when absent).
     pub jwt: Option<JwtConfig>,
+    /// Keys the process makes itself, in the `api_keys` format: the demo `submit` key
+    /// of `serve --sandbox` in development mode. Never read from a file or the
+    /// environment, and not counted as configured keys (the open sandbox stays open).
+    #[serde(skip)]
+    pub demo_keys: Vec<String>,
 }
 
 /// JWT verification (RS256/ES256).
@@ -163,6 +251,7 @@ impl Default for SecurityConfig {
             rate_limit_burst: 100,
             trusted_documents: TrustedDocumentsConfig::default(),
             jwt: None,
+            demo_keys: Vec::new(),
         }
     }
 }
@@ -175,10 +264,13 @@ impl SecurityConfig {
             .iter()
             .filter(|k| !k.trim().is_empty())
             .map(|k| {
-                let mut parts = k.splitn(3, ':');
+                let mut parts = k.splitn(4, ':');
                 let name = parts.next().unwrap_or("");
                 let scopes = parts.next().unwrap_or("");
-                format!("{name}:{scopes}:***")
+                match parts.nth(1) {
+                    Some(pages) => format!("{name}:{scopes}:***:{pages}"),
+                    None => format!("{name}:{scopes}:***"),
+                }
             })
             .collect();
         let td = &self.trusted_documents;
@@ -285,6 +377,7 @@ impl Default for Config {
             graphql: GraphqlConfig::default(),
             security: SecurityConfig::default(),
             telemetry: TelemetryConfig::default(),
+            submit: SubmitConfig::default(),
         }
     }
 }
@@ -372,6 +465,7 @@ impl Config {
                 "service_name": self.telemetry.service_name,
                 "sample_ratio": self.telemetry.sample_ratio,
             },
+            "submit": self.submit.masked(),
         });
         toml::to_string(&strip_nulls(value)).unwrap_or_default()
     }

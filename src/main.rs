@@ -206,7 +206,7 @@ fn check_config(config_path: Option<std::path::PathBuf>, args: ServeArgs) -> any
     Ok(())
 }
 
-async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let mode = config.mode.unwrap_or(if args.sandbox {
         Mode::Development
     } else {
@@ -272,8 +272,29 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     // Before anything reaches ActionKit: no client authentication, no start.
     actionkit_graphql::http::auth::startup_check(&config.security, args.sandbox)
         .map_err(anyhow::Error::msg)?;
+    // Development mode on the sandbox: a `submit` key for the example petition page,
+    // made for this process only and limited to the demo page.
+    let demo_key = (args.sandbox && mode == Mode::Development).then(|| {
+        use actionkit_graphql::http::{auth, examples};
+        let key = auth::generate_key();
+        config.security.demo_keys.push(format!(
+            "{}:submit:{}:{}",
+            examples::DEMO_KEY_NAME,
+            auth::hash_key(&key),
+            examples::DEMO_PAGE
+        ));
+        key
+    });
     let client_config = app::client_config(&config, upstream);
-    let state = app::build_state(&config, client_config, mode).await?;
+    let mut state = app::build_state(&config, client_config, mode).await?;
+    if let Some(key) = &demo_key {
+        use actionkit_graphql::http::examples;
+        state.examples = Some(std::sync::Arc::new(examples::PetitionExample::new(
+            key,
+            examples::DEMO_PAGE,
+            examples::DEMO_PAGE_TITLE,
+        )));
+    }
     match state.client.check_credentials().await {
         Ok(()) => {}
         Err(UpstreamError::Unauthorized) => {
@@ -289,6 +310,13 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         ?mode,
         "gateway listening: GraphiQL at http://{addr}/ , GraphQL at http://{addr}/graphql"
     );
+    if let Some(key) = &demo_key {
+        tracing::info!(
+            "example petition form at http://{addr}/examples/petition ; its demo `submit` key \
+             (this process only, page {:?}): {key}",
+            actionkit_graphql::http::examples::DEMO_PAGE
+        );
+    }
     // On SIGTERM/SIGINT: stop accepting, let operations in flight finish, but no longer
     // than the grace period (kept under Kubernetes' default 30 s).
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

@@ -1,7 +1,8 @@
 //! Optional JWT verification: RS256/ES256 tokens from an identity provider, checked
 //! against a JWKS URL or a local key file (PEM public key, or a JWKS JSON file), with
 //! the issuer, the audience and the expiry required. A claim (`scope` by default,
-//! space-separated or an array) maps to the gateway's scopes; unknown scope names
+//! space-separated or an array) maps to the gateway's scopes (`read`, `write`, `self`,
+//! `submit`; a token has no per-page list); unknown scope names
 //! (`openid`, `profile`, ...) are ignored.
 
 use std::collections::HashMap;
@@ -161,12 +162,8 @@ impl JwtVerifier {
         };
         let mut scopes = Scopes::NONE;
         for n in names {
-            match n.as_str() {
-                "read" => scopes.read = true,
-                "write" => scopes.write = true,
-                "self" => scopes.member = true,
-                _ => {}
-            }
+            // read, write, self, submit; other names (openid, profile, ...) are ignored.
+            scopes.grant(&n);
         }
         let subject = claims
             .get("sub")
@@ -301,6 +298,11 @@ ZkkZhBYSba3FjlCk9ndEibRE/bxA0jj+mutpV60lMeF7PoDPrKo4SSYWcg==
             .await
             .unwrap();
         assert!(arr.scopes.member_only());
+        let form = v
+            .verify(&token(claims(json!({"scope": "openid submit"}))))
+            .await
+            .unwrap();
+        assert_eq!(form.scopes, Scopes::SUBMIT);
     }
 
     #[tokio::test]

@@ -1,7 +1,9 @@
 //! The gateway's HTTP surface: `/graphql` (POST, and GET for queries), GraphiQL at `/`,
-//! `/healthz` (alive) and `/readyz` (ActionKit reachable with the credential).
+//! `/healthz` (alive) and `/readyz` (ActionKit reachable with the credential); in
+//! development mode with the sandbox, `/examples/petition`.
 
 pub mod auth;
+pub mod examples;
 mod graphiql;
 pub(crate) mod graphql;
 mod health;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub security: Arc<auth::Security>,
     /// Admission control of `/graphql` (off unless set, see `shed.rs`).
     pub shed: Arc<Shedder>,
+    /// The example petition page (development mode with the sandbox only).
+    pub examples: Option<Arc<examples::PetitionExample>>,
 }
 
 impl AppState {
@@ -55,6 +59,7 @@ impl AppState {
             readiness: Arc::new(health::Readiness::default()),
             security: Arc::new(auth::Security::closed()),
             shed: Shedder::disabled(),
+            examples: None,
         }
     }
 
@@ -89,8 +94,11 @@ pub fn router(state: AppState) -> Router {
             auth::guard,
         ))
         .layer(DefaultBodyLimit::max(security.max_body_bytes));
-    let router = Router::new()
-        .merge(graphql_routes)
+    let mut router = Router::new().merge(graphql_routes);
+    if state.examples.is_some() {
+        router = router.route("/examples/petition", get(examples::petition));
+    }
+    let router = router
         .route("/", get(graphiql::page))
         .route("/graphiql/graphiql.min.css", get(graphiql::css))
         .route("/graphiql/graphiql.min.js", get(graphiql::js))

@@ -83,6 +83,10 @@ impl Common<'_> {
         ID(self.0.id.to_string())
     }
     async fn user(&self, ctx: &Context<'_>) -> GqlResult<UserNode> {
+        // The member behind an action is member data: a caller that may not read this
+        // member (a `submit` key, a key with `write` only) learns nothing, not even
+        // whether the user exists, and no upstream call is made.
+        crate::graphql::access::check_user(ctx, self.0.user_id())?;
         let loaders = ctx.data_unchecked::<Loaders>();
         match loaders.users.load_one(self.0.user_id()).await {
             Ok(Some(user)) => Ok(UserNode::new(user)),
