@@ -252,6 +252,6 @@ async fn key_entries_with_page_lists_parse() {
         format!("form:submit:{}:bad page", hash_key("k")),
         format!("form:submit:{}:a+b c", hash_key("k")),
     ] {
-        assert!(parse_keys(&[bad.clone()]).is_err(), "{bad}");
+        assert!(parse_keys(std::slice::from_ref(&bad)).is_err(), "{bad}");
     }
 }
