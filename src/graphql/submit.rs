@@ -327,6 +327,11 @@ impl Buckets {
             map.retain(|_, (tokens, at)| {
                 *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
             });
+            if map.len() >= MAX_BUCKETS {
+                // Memory stays bounded even when every key is busy (many addresses,
+                // made-up page names): start over.
+                map.clear();
+            }
         }
         let (tokens, at) = map.entry(key.to_owned()).or_insert((self.burst, now));
         *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.per_second)
