@@ -20,11 +20,17 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gateway
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gateway \
+    && mkdir -p /var/lib/actionkit-graphql \
+    && chown 10001:10001 /var/lib/actionkit-graphql
 COPY --from=build /src/target/release/actionkit-graphql /usr/local/bin/actionkit-graphql
 USER 10001:10001
+# The submission store (SQLite): mount a volume here to keep queued submissions
+# across containers (`-v actionkit-graphql-data:/var/lib/actionkit-graphql`).
 ENV GATEWAY_LISTEN=0.0.0.0:8000 \
-    GATEWAY_HEALTH_URL=http://127.0.0.1:8000/healthz
+    GATEWAY_HEALTH_URL=http://127.0.0.1:8000/healthz \
+    GATEWAY_DATA_DIR=/var/lib/actionkit-graphql
+VOLUME ["/var/lib/actionkit-graphql"]
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["actionkit-graphql", "healthcheck"]

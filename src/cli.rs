@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// `service.name` of exported spans [default: actionkit-graphql].
     #[arg(long, env = "OTEL_SERVICE_NAME")]
     pub otel_service_name: Option<String>,
+    /// Directory of the embedded submission store (created on first start)
+    /// [default: ~/.local/share/actionkit-graphql, its sandbox/ with --sandbox].
+    #[arg(long, env = "GATEWAY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Settings of the embedded sandbox (with --sandbox).
     #[command(flatten)]
     pub sandbox_config: SandboxConfig,
@@ -163,6 +167,12 @@ impl ServeArgs {
         }
         if let Some(name) = &self.otel_service_name {
             config.telemetry.service_name = name.clone();
+        }
+        if let Some(dir) = &self.data_dir {
+            config.outbox.data_dir = Some(dir.clone());
+        }
+        if config.outbox.data_dir.is_none() {
+            config.outbox.data_dir = Some(crate::config::default_data_dir(self.sandbox));
         }
         let ak = &mut config.actionkit;
         if let Some(url) = &self.actionkit_url {

@@ -34,6 +34,72 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Taking actions (`submitAction`): validation, custom fields per page, limits.
     pub submit: SubmitConfig,
+    pub outbox: OutboxConfig,
+}
+
+/// The submission outbox: where submissions are stored and how they are delivered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// The embedded store's directory (created on first start). Unset: the default
+    /// directory for the command (see [`default_data_dir`]); a gateway built from the
+    /// library without one (tests, examples) uses a temporary directory.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// How long `submitAction` waits for ActionKit before it answers `QUEUED`.
+    pub answer_within_ms: u64,
+    /// Without an idempotency key, the same input from the same caller within this
+    /// many seconds is the same submission; 0 turns the window off.
+    pub duplicate_window_secs: u64,
+    /// Queued submissions the worker sends at once (at most `actionkit.max_in_flight`).
+    pub worker_concurrency: usize,
+    /// After a send without an answer, how long to wait before looking whether the
+    /// action was created (and only then sending again).
+    pub unknown_settle_ms: u64,
+    /// Longest backoff between two attempts at one submission (retries never stop).
+    pub max_backoff_ms: u64,
+    /// Names the upstream the store's submissions are for, in place of ActionKit's
+    /// URL. Not a file setting: `serve --sandbox` sets it to `sandbox`, since the
+    /// embedded sandbox's port changes at every start.
+    #[serde(skip)]
+    pub upstream_name: Option<String>,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            data_dir: None,
+            answer_within_ms: 800,
+            duplicate_window_secs: 300,
+            worker_concurrency: 4,
+            unknown_settle_ms: 30_000,
+            max_backoff_ms: 300_000,
+            upstream_name: None,
+        }
+    }
+}
+
+/// The data directory when none is configured: `$XDG_DATA_HOME/actionkit-graphql`,
+/// else `$HOME/.local/share/actionkit-graphql`, else `./actionkit-graphql-data`; with
+/// `--sandbox`, its `sandbox/` subdirectory, so that submissions to the demo never
+/// share a store with submissions to a real instance.
+pub fn default_data_dir(sandbox: bool) -> std::path::PathBuf {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let base = env("XDG_DATA_HOME")
+        .map(std::path::PathBuf::from)
+        .map(|d| d.join("actionkit-graphql"))
+        .or_else(|| {
+            env("HOME").map(|h| {
+                std::path::PathBuf::from(h)
+                    .join(".local/share")
+                    .join("actionkit-graphql")
+            })
+        })
+        .unwrap_or_else(|| std::path::PathBuf::from("actionkit-graphql-data"));
+    if sandbox {
+        base.join("sandbox")
+    } else {
+        base
+    }
 }
 
 /// Taking actions from forms (`submitAction`).
@@ -378,6 +444,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             telemetry: TelemetryConfig::default(),
             submit: SubmitConfig::default(),
+            outbox: OutboxConfig::default(),
         }
     }
 }
@@ -466,6 +533,14 @@ impl Config {
                 "sample_ratio": self.telemetry.sample_ratio,
             },
             "submit": self.submit.masked(),
+            "outbox": {
+                "data_dir": self.outbox.data_dir.as_ref().map(|p| p.display().to_string()),
+                "answer_within_ms": self.outbox.answer_within_ms,
+                "duplicate_window_secs": self.outbox.duplicate_window_secs,
+                "worker_concurrency": self.outbox.worker_concurrency,
+                "unknown_settle_ms": self.outbox.unknown_settle_ms,
+                "max_backoff_ms": self.outbox.max_backoff_ms,
+            },
         });
         toml::to_string(&strip_nulls(value)).unwrap_or_default()
     }
@@ -504,6 +579,22 @@ mod tests {
     fn unknown_keys_are_named() {
         let err = Config::from_toml("[actionkit]\nurll = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn outbox_settings_read_from_the_file_and_default_directories() {
+        let c = Config::from_toml("[outbox]\ndata_dir = \"/var/lib/gw\"\nanswer_within_ms = 500\n")
+            .unwrap();
+        assert_eq!(c.outbox.data_dir.as_deref(), Some(Path::new("/var/lib/gw")));
+        assert_eq!(c.outbox.answer_within_ms, 500);
+        assert_eq!(c.outbox.duplicate_window_secs, 300);
+        assert!(c.to_masked_toml().contains("data_dir = \"/var/lib/gw\""));
+        assert!(Config::from_toml("[outbox]\ndatadir = \"x\"\n")
+            .unwrap_err()
+            .to_string()
+            .contains("datadir"));
+        assert!(default_data_dir(true).ends_with("actionkit-graphql/sandbox"));
+        assert!(default_data_dir(false).ends_with("actionkit-graphql"));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use actionkit_graphql::{graphql, sandbox, telemetry};
 
 /// How long operations in flight may run after a shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
+/// How long the outbox's deliveries in flight may run after the server stopped.
+const OUTBOX_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -228,6 +230,8 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         );
         let url = url::Url::parse(&format!("http://{}", handle.addr))?;
         _sandbox = Some(handle);
+        // The embedded sandbox's port changes at every start; its store is the sandbox's.
+        config.outbox.upstream_name = Some("sandbox".into());
         Upstream {
             url,
             username: sb.username.clone(),
@@ -295,6 +299,14 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             examples::DEMO_PAGE_TITLE,
         )));
     }
+    let outbox = state.outbox.clone();
+    if let Some(dir) = &config.outbox.data_dir {
+        tracing::info!(
+            data_dir = %dir.display(),
+            queued = outbox.as_ref().map(|o| o.queue_depth()),
+            "submission store open"
+        );
+    }
     match state.client.check_credentials().await {
         Ok(()) => {}
         Err(UpstreamError::Unauthorized) => {
@@ -333,6 +345,16 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => {
             tracing::warn!("operations still in flight after {SHUTDOWN_GRACE:?}; exiting");
+        }
+    }
+    // The outbox's worker finishes the deliveries in progress; what is queued stays
+    // stored for the next start.
+    if let Some(outbox) = outbox {
+        if tokio::time::timeout(OUTBOX_GRACE, outbox.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("deliveries still in flight after {OUTBOX_GRACE:?}; exiting (they are looked up at the next start)");
         }
     }
     tracing::info!("stopped");

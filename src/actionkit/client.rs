@@ -47,6 +47,8 @@ pub(crate) struct Inner {
     pub(crate) locks: WriteLocks,
     pub(crate) patch_semantics: AtomicU8,
     pub(crate) page_names: PageNameCache,
+    /// Names of the allowed custom user fields, one entry; `None` when not cached.
+    pub(crate) allowed_user_fields: Option<moka::sync::Cache<(), Arc<Vec<String>>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -73,6 +75,12 @@ impl Client {
                 locks: WriteLocks::default(),
                 patch_semantics: AtomicU8::new(PatchSemantics::Unknown as u8),
                 page_names: PageNameCache::new(config.page_name_ttl),
+                allowed_user_fields: (!config.allowed_user_fields_ttl.is_zero()).then(|| {
+                    moka::sync::Cache::builder()
+                        .max_capacity(1)
+                        .time_to_live(config.allowed_user_fields_ttl)
+                        .build()
+                }),
             }),
         })
     }
@@ -223,5 +231,10 @@ mod tests {
         assert_send(&c.page_by_name("p"));
         assert_send(&c.set_action_fields(ActionId(1), &fields));
         assert_send(&c.clear_action_fields(ActionId(1), Some(&names)));
+        let s = crate::actionkit::ActionSubmission::default();
+        assert_send(&c.submit_action(&s));
+        assert_send(&c.find_submitted_action(&s, std::time::SystemTime::now()));
+        assert_send(&c.page_form("p"));
+        assert_send(&c.allowed_user_fields());
     }
 }

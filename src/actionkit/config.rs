@@ -43,6 +43,9 @@ pub struct ClientConfig {
     pub page_name_ttl: Duration,
     /// When to stop sending requests to a failing instance (see `breaker.rs`).
     pub breaker: BreakerPolicy,
+    /// How long the names of the instance's allowed custom user fields are reused
+    /// (`Client::allowed_user_fields`). Default 60 s; zero: never.
+    pub allowed_user_fields_ttl: Duration,
 }
 
 impl ClientConfig {
@@ -61,6 +64,7 @@ impl ClientConfig {
             user_agent: concat!("actionkit-graphql/", env!("CARGO_PKG_VERSION")).to_owned(),
             page_name_ttl: Duration::from_secs(60),
             breaker: BreakerPolicy::default(),
+            allowed_user_fields_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -83,6 +87,7 @@ impl fmt::Debug for ClientConfig {
             .field("user_agent", &self.user_agent)
             .field("page_name_ttl", &self.page_name_ttl)
             .field("breaker", &self.breaker)
+            .field("allowed_user_fields_ttl", &self.allowed_user_fields_ttl)
             .finish()
     }
 }

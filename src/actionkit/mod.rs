@@ -19,12 +19,18 @@
 //! | `set_action_fields` | 3 (GET, PATCH, GET); 1 when nothing changes |
 //! | `clear_action_fields`, replace semantics | 3 (GET, PATCH, GET); 1 when none of the names is set |
 //! | `clear_action_fields`, merge semantics | first time 3 + 1 list + 1 per row + 1; later 1 + 1 + rows + 1 |
+//! | `submit_action` | 1 (`POST /rest/v1/action/`, never retried); 2 when the answer is the reduced `{action_id, …}` (+1 `GET /rest/v1/action/<id>/`) |
+//! | `find_submitted_action` | by email 2 (user by email, actions), by AKID 1 (actions); +1 page lookup by name (cached 60 s) without `page__name` |
+//! | `page_form` | 1 (`GET /rest/v1/page/?name=`; primes the page-name cache) |
+//! | `allowed_user_fields` | ⌈fields/100⌉, then 0 while cached (60 s) |
 //!
-//! Retries add calls; [`UpstreamCounter`] counts them per operation.
+//! Retries add calls (never to `submit_action`); [`UpstreamCounter`] counts them per
+//! operation.
 //!
 //! Files: `config.rs` (settings), `transport.rs` (one HTTP exchange: auth, cap,
 //! retries, deadline, tracing, status mapping), `pagination.rs` (collections and
 //! windows), `capabilities.rs` (the schema probe), `akid.rs`, `reads.rs`, `writes.rs`,
+//! `submit.rs` (action processing, page forms, allowed user fields),
 //! `accounting.rs` (call counters), `wire.rs` (the collection envelope), `models.rs`,
 //! `breaker.rs` (the circuit breaker every attempt passes through).
 
@@ -55,5 +61,5 @@ pub use models::{
     Action, ActionField, ActionFilter, ActionId, ActionKind, CustomFields, FieldValue, Order, Page,
     PageId, User, UserId, Window,
 };
-pub use submit::{ActionSubmission, PageForm, ProcessedAction};
+pub use submit::{ActionSubmission, PageForm, ProcessedAction, CLOCK_SKEW_MARGIN};
 pub use writes::MAX_FIELD_VALUE_BYTES;

@@ -69,12 +69,12 @@ fn typed_resource(kind: &ActionKind, suffix: &str) -> Result<String, Error> {
 }
 
 /// Where a user-actions query goes and which page condition it carries.
-struct ActionQuery {
-    route: &'static str,
+pub(crate) struct ActionQuery {
+    pub(crate) route: &'static str,
     /// `/rest/v1/<res>/?` (ends with `?`), before the user filter.
-    base: String,
+    pub(crate) base: String,
     /// `&page__name=…` or `&page=…` or empty.
-    page_filter: String,
+    pub(crate) page_filter: String,
 }
 
 impl Client {
@@ -106,15 +106,20 @@ impl Client {
             ));
         }
         let deadline = self.deadline();
+        self.bounded(deadline, self.user_by_email_in(email, deadline))
+            .await
+    }
+
+    pub(crate) async fn user_by_email_in(
+        &self,
+        email: &str,
+        deadline: Instant,
+    ) -> Result<Option<User>, Error> {
         let path = format!("/rest/v1/user/?email={}", enc(email));
         let users: Vec<User> = self
-            .bounded(deadline, async {
-                Ok(self
-                    .first_page("/rest/v1/user/", &path, deadline)
-                    .await?
-                    .objects)
-            })
-            .await?;
+            .first_page("/rest/v1/user/", &path, deadline)
+            .await?
+            .objects;
         Ok(users
             .into_iter()
             .find(|u| u.email.eq_ignore_ascii_case(email)))
@@ -358,7 +363,7 @@ impl Client {
 
     /// Resolves an action filter to a resource and page condition; `None` when it can
     /// match nothing (no page of that name, or a page of another kind).
-    async fn action_query(
+    pub(crate) async fn action_query(
         &self,
         filter: &ActionFilter,
         deadline: Instant,

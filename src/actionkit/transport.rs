@@ -39,6 +39,11 @@ pub(crate) enum Idempotency {
     /// (nothing was sent). A timeout or broken connection *after* sending is reported
     /// as [`Error::WriteOutcomeUnknown`] and not repeated.
     Write,
+    /// A write whose repetition would do it twice (action processing): sent once,
+    /// whatever the answer. A failure after sending is
+    /// [`Error::WriteOutcomeUnknown`]; a refusal before sending (429, breaker open,
+    /// failure to connect) is reported as such.
+    Once,
 }
 
 /// Counts a call in `gateway_upstream_in_flight` for as long as it lives.
@@ -296,7 +301,7 @@ impl Transport {
                     timed_out,
                     message,
                 } => {
-                    if sent && req.idempotency == Idempotency::Write {
+                    if sent && req.idempotency != Idempotency::Read {
                         return Err((None, retries, Error::WriteOutcomeUnknown));
                     }
                     let e = if timed_out {
@@ -315,7 +320,7 @@ impl Transport {
                     return Err((None, retries, e));
                 }
                 Attempt::Deadline { sent } => {
-                    let e = if sent && req.idempotency == Idempotency::Write {
+                    let e = if sent && req.idempotency != Idempotency::Read {
                         Error::WriteOutcomeUnknown
                     } else {
                         Error::Timeout
@@ -323,7 +328,7 @@ impl Transport {
                     return Err((None, retries, e));
                 }
             };
-            if retries >= self.retry.max_retries {
+            if retries >= self.retry.max_retries || req.idempotency == Idempotency::Once {
                 return Err((status, retries, failure));
             }
             let wait = self

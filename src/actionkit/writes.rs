@@ -111,7 +111,7 @@ impl WriteLocks {
 }
 
 /// `^[A-Za-z0-9_]{1,255}$`.
-fn validate_name(name: &str) -> Result<(), Error> {
+pub(crate) fn validate_name(name: &str) -> Result<(), Error> {
     if name.is_empty()
         || name.len() > 255
         || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')

@@ -25,6 +25,7 @@ pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 
 use crate::actionkit::Client;
+use crate::outbox::Outbox;
 
 /// The gateway's schema type.
 pub type GatewaySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -60,9 +61,13 @@ impl Default for GraphqlSettings {
     }
 }
 
-/// Builds the schema. The client goes into schema data; loaders are added per request
-/// by [`Loaders::new`].
-pub fn build_schema(client: Option<Client>, settings: &GraphqlSettings) -> GatewaySchema {
+/// Builds the schema. The client and the outbox go into schema data; loaders are added
+/// per request by [`Loaders::new`].
+pub fn build_schema(
+    client: Option<Client>,
+    outbox: Option<Outbox>,
+    settings: &GraphqlSettings,
+) -> GatewaySchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .limit_complexity(settings.max_complexity)
         .extension(ExecutionMarker)
@@ -81,12 +86,15 @@ pub fn build_schema(client: Option<Client>, settings: &GraphqlSettings) -> Gatew
         &settings.submit,
         settings.akid_secret.clone(),
     ));
+    if let Some(outbox) = outbox {
+        builder = builder.data(outbox);
+    }
     builder.finish()
 }
 
 /// The SDL of the schema, as `print-schema` writes it and `schema.graphql` keeps it.
 pub fn sdl() -> String {
-    build_schema(None, &GraphqlSettings::default()).sdl()
+    build_schema(None, None, &GraphqlSettings::default()).sdl()
 }
 
 /// Set by [`ExecutionMarker`] when an operation passed parsing and validation.

@@ -23,7 +23,7 @@ use super::loaders::Loaders;
 use super::mutation::CustomFieldInput;
 use super::submit_input::{self, Code, Problem, RawSubmission};
 use super::types::ActionNode;
-use crate::actionkit::{ActionId, Client, PageForm};
+use crate::actionkit::{Action, ActionId, Client, PageForm};
 use crate::config::SubmitConfig;
 use crate::outbox::{self, Outbox, SubmissionRecord, SubmissionState};
 
@@ -148,13 +148,14 @@ impl From<SubmissionState> for SubmissionStatus {
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
     /// The input field: `email`, `firstName`, `zip`, `page`, ..., or `user_<name>` /
-    /// `action_<name>` for custom fields; `__all__` when ActionKit named no field.
+    /// `action_<name>` for custom fields; empty when ActionKit refused the submission
+    /// as a whole.
     pub field: String,
     /// A stable code: `REQUIRED`, `INVALID_EMAIL`, `INVALID_ZIP`, `INVALID_PHONE`,
     /// `INVALID_AKID`, `INVALID_NAME`, `INVALID`, `TOO_LONG`, `TOO_MANY`,
     /// `CONTROL_CHARACTERS`, `UNSUPPORTED_CHARACTERS`, `UNKNOWN_FIELD`, `NOT_FOUND`
-    /// (the page), or, for refusals by ActionKit itself, the codes the outbox gives
-    /// (such as `REFUSED_BY_ACTIONKIT`).
+    /// (the page); for refusals by ActionKit itself, `REQUIRED`, `INVALID` or
+    /// `REFUSED` (the submission as a whole).
     pub code: String,
     /// A message for people, in English.
     pub message: String,
@@ -184,7 +185,14 @@ impl From<&outbox::FieldError> for FieldError {
 /// caller: the caller made it. What hangs off it about the member (`user`) is
 /// checked field by field (`access::check_user`): a `submit` key gets nothing back
 /// about the member beyond what it sent.
-async fn created_action(ctx: &Context<'_>, id: Option<ActionId>) -> GqlResult<Option<ActionNode>> {
+async fn created_action(
+    ctx: &Context<'_>,
+    id: Option<ActionId>,
+    known: Option<&Arc<Action>>,
+) -> GqlResult<Option<ActionNode>> {
+    if let Some(action) = known {
+        return Ok(Some(ActionNode::new(action.clone())));
+    }
     let Some(id) = id else { return Ok(None) };
     let loaders = ctx.data_unchecked::<Loaders>();
     let action = loaders
@@ -200,6 +208,8 @@ pub struct SubmitActionPayload {
     status: SubmissionStatus,
     submission_id: String,
     action_id: Option<ActionId>,
+    /// The action as ActionKit answered this very call, when it did (saves a read).
+    action: Option<Arc<Action>>,
     redirect_url: Option<String>,
     field_errors: Vec<FieldError>,
 }
@@ -210,18 +220,23 @@ impl SubmitActionPayload {
             status: SubmissionStatus::Failed,
             submission_id: String::new(),
             action_id: None,
+            action: None,
             redirect_url: None,
             field_errors: problems.into_iter().map(FieldError::from).collect(),
         }
     }
 
-    fn from_record(r: &SubmissionRecord) -> Self {
+    fn from_record(r: SubmissionRecord) -> Self {
+        let processed = r.state == SubmissionState::Processed;
         SubmitActionPayload {
             status: r.state.into(),
             submission_id: r.id.clone(),
-            action_id: r
-                .action_id
-                .filter(|_| r.state == SubmissionState::Processed),
+            action_id: r.action_id.filter(|_| processed),
+            action: r
+                .action
+                .clone()
+                .filter(|a| processed && Some(a.id) == r.action_id)
+                .map(Arc::new),
             redirect_url: r.redirect_url.clone(),
             field_errors: r.field_errors.iter().map(FieldError::from).collect(),
         }
@@ -245,7 +260,7 @@ impl SubmitActionPayload {
     /// The action created, typed by its page's type, when `PROCESSED`. A `submit` key
     /// may not read its `user` (member data).
     async fn action(&self, ctx: &Context<'_>) -> GqlResult<Option<ActionNode>> {
-        created_action(ctx, self.action_id).await
+        created_action(ctx, self.action_id, self.action.as_ref()).await
     }
     /// Where the page sends the member next (its thank-you page), when ActionKit says.
     async fn redirect_url(&self) -> Option<&str> {
@@ -283,7 +298,7 @@ impl Submission {
             .0
             .action_id
             .filter(|_| self.0.state == SubmissionState::Processed);
-        created_action(ctx, id).await
+        created_action(ctx, id, None).await
     }
     /// Where the page sends the member next, once processed, when ActionKit says.
     async fn redirect_url(&self) -> Option<&str> {
@@ -594,7 +609,7 @@ pub async fn submit_action(
         SubmissionState::Failed => "failed",
     });
     tracing::info!(caller = %principal.name, page = %record.page, status = ?record.state, "submission");
-    Ok(SubmitActionPayload::from_record(&record))
+    Ok(SubmitActionPayload::from_record(record))
 }
 
 /// The longest submission id looked up.

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use crate::actionkit::{ActionSubmission, MAX_FIELD_VALUE_BYTES};
 
 /// The stable codes of field errors found by the gateway. (Failures reported by
-/// ActionKit later come with the outbox's codes, such as `REFUSED_BY_ACTIONKIT`.)
+/// ActionKit later come with the outbox's codes: `REQUIRED`, `INVALID`, `REFUSED`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     /// A field the page (or ActionKit) requires is missing or empty.
@@ -881,6 +881,7 @@ mod tests {
         assert_eq!(graphql_field_name("action_why"), "action_why");
         assert_eq!(graphql_field_name("plus4"), "zip");
         assert_eq!(graphql_field_name("__all__"), "__all__");
+        assert_eq!(graphql_field_name(""), "");
         assert_eq!(graphql_field_name("event_id"), "eventId");
     }
 }

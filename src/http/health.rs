@@ -25,8 +25,20 @@ pub async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-/// Ready: ActionKit answers an authenticated call with the configured credential.
+/// Ready: ActionKit answers an authenticated call with the configured credential, and
+/// the submission store can write. The body also says how many submissions wait.
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if let Some(outbox) = &state.outbox {
+        if let Err(e) = outbox.check().await {
+            tracing::error!(error = %e, "readiness: the submission store cannot write");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unready", "reason": "the submission store cannot write"})),
+            )
+                .into_response();
+        }
+    }
+    let queued = state.outbox.as_ref().map(|o| o.queue_depth());
     let mut last = state.readiness.last.lock().await;
     let ready = match *last {
         Some((at, ready)) if at.elapsed() < READY_TTL => ready,
@@ -37,7 +49,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
     };
     if ready {
-        Json(json!({"status": "ready"})).into_response()
+        match queued {
+            Some(queued) => Json(json!({"status": "ready", "queued_submissions": queued})),
+            None => Json(json!({"status": "ready"})),
+        }
+        .into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -74,6 +74,23 @@ fn describe() {
         "Keys per dataloader batch, by loader"
     );
     describe_counter!("gateway_page_cache_total", "Page cache lookups by result");
+    describe_gauge!(
+        "gateway_outbox_queue_depth",
+        "Submissions stored and not yet delivered to ActionKit"
+    );
+    describe_counter!(
+        "gateway_outbox_submissions_total",
+        "Submissions taken, by the answer given (processed, queued, failed, duplicate, error)"
+    );
+    describe_counter!(
+        "gateway_outbox_delivery_attempts_total",
+        "Sends and lookups of submissions, by path (at_once, worker) and result"
+    );
+    describe_histogram!(
+        "gateway_outbox_delivery_delay_seconds",
+        Unit::Seconds,
+        "From a submission's arrival to its action existing upstream"
+    );
 }
 
 /// Renders the metrics.

@@ -1,6 +1,6 @@
 //! The gateway's HTTP surface: `/graphql` (POST, and GET for queries), GraphiQL at `/`,
-//! `/healthz` (alive) and `/readyz` (ActionKit reachable with the credential); in
-//! development mode with the sandbox, `/examples/petition`.
+//! `/healthz` (alive) and `/readyz` (ActionKit reachable with the credential, the
+//! submission store writable); in development mode with the sandbox, `/examples/petition`.
 
 pub mod auth;
 pub mod examples;
@@ -24,6 +24,7 @@ pub use shed::Shedder;
 
 use crate::actionkit::Client;
 use crate::graphql::{GatewaySchema, PageCache};
+use crate::outbox::Outbox;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
@@ -40,6 +41,8 @@ pub struct AppState {
     pub shed: Arc<Shedder>,
     /// The example petition page (development mode with the sandbox only).
     pub examples: Option<Arc<examples::PetitionExample>>,
+    /// The submission outbox (`/readyz` checks its store); `build_state` sets it.
+    pub outbox: Option<Outbox>,
 }
 
 impl AppState {
@@ -60,7 +63,14 @@ impl AppState {
             security: Arc::new(auth::Security::closed()),
             shed: Shedder::disabled(),
             examples: None,
+            outbox: None,
         }
+    }
+
+    /// Sets the submission outbox.
+    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 
     /// Sets the guards of `/graphql` (see [`auth::Security::from_config`]).
