@@ -71,6 +71,8 @@ pub fn outbox_settings(config: &Config, client_config: &ClientConfig) -> OutboxS
     s.send_at_once = cap;
     s.unknown_settle = Duration::from_millis(o.unknown_settle_ms);
     s.max_backoff = Duration::from_millis(o.max_backoff_ms.max(1));
+    s.retention = (o.retention_days > 0)
+        .then(|| Duration::from_secs(o.retention_days.saturating_mul(86_400)));
     s.upstream = o.upstream_name.clone().unwrap_or_else(|| {
         let mut url = client_config.base_url.clone();
         let _ = url.set_username("");

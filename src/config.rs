@@ -57,6 +57,9 @@ pub struct OutboxConfig {
     pub unknown_settle_ms: u64,
     /// Longest backoff between two attempts at one submission (retries never stop).
     pub max_backoff_ms: u64,
+    /// Days a processed or failed submission is kept (for `Query.submission` and its
+    /// idempotency key); 0 keeps them forever. Queued submissions are never removed.
+    pub retention_days: u64,
     /// Names the upstream the store's submissions are for, in place of ActionKit's
     /// URL. Not a file setting: `serve --sandbox` sets it to `sandbox`, since the
     /// embedded sandbox's port changes at every start.
@@ -73,6 +76,7 @@ impl Default for OutboxConfig {
             worker_concurrency: 4,
             unknown_settle_ms: 30_000,
             max_backoff_ms: 300_000,
+            retention_days: 30,
             upstream_name: None,
         }
     }
@@ -540,6 +544,7 @@ impl Config {
                 "worker_concurrency": self.outbox.worker_concurrency,
                 "unknown_settle_ms": self.outbox.unknown_settle_ms,
                 "max_backoff_ms": self.outbox.max_backoff_ms,
+                "retention_days": self.outbox.retention_days,
             },
         });
         toml::to_string(&strip_nulls(value)).unwrap_or_default()

@@ -8,11 +8,11 @@
 use std::time::{Duration, SystemTime};
 
 use actionkit_graphql::actionkit::{
-    ActionKind, ActionSubmission, Client, ClientConfig, RetryPolicy,
+    ActionKind, ActionSubmission, Client, ClientConfig, Error, RetryPolicy, UserId,
 };
 use actionkit_graphql::sandbox::{self, FilterMode, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 struct Env {
     sandbox: SandboxHandle,
@@ -66,6 +66,17 @@ impl Env {
             .as_u64()
             .unwrap()
     }
+
+    async fn faults(&self, faults: Value) {
+        let r = self
+            .http
+            .post(format!("{}/__sandbox/faults", self.sandbox.url()))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
 }
 
 const MODES: [FilterMode; 2] = [FilterMode::Strict, FilterMode::Permissive];
@@ -117,6 +128,46 @@ async fn a_new_member_signing_a_petition_creates_a_user_and_the_action() {
         assert_eq!(user.fields["age"].first(), "41");
         // The action as the client reads it later is the one it got back.
         assert_eq!(env.client.action(a.id).await.unwrap().as_ref(), Some(a));
+        env.sandbox.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_missing_required_field_is_refused_by_name_and_nothing_is_created() {
+    for mode in MODES {
+        let env = Env::start(mode).await;
+        let form = env
+            .client
+            .page_form("clean-water-now")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(form.required_fields, vec!["first_name", "zip"], "{mode:?}");
+        let users_before = env.total("/rest/v1/user/?_limit=1").await;
+        let actions_before = env.total("/rest/v1/action/?_limit=1").await;
+        let s = ActionSubmission {
+            page: "clean-water-now".into(),
+            email: Some("no.zip@example.org".into()),
+            first_name: Some("Nozip".into()),
+            ..ActionSubmission::default()
+        };
+        match env.client.submit_action(&s).await {
+            Err(Error::BadRequest { messages }) => {
+                assert_eq!(messages.keys().collect::<Vec<_>>(), vec!["zip"], "{mode:?}");
+                assert_eq!(messages["zip"], vec!["This field is required."]);
+            }
+            other => panic!("{mode:?}: {other:?}"),
+        }
+        assert_eq!(env.total("/rest/v1/user/?_limit=1").await, users_before);
+        assert_eq!(env.total("/rest/v1/action/?_limit=1").await, actions_before);
+        // A recognised member with the fields on file needs not send them.
+        let rosa = ActionSubmission {
+            page: "clean-water-now".into(),
+            email: Some("rosa.delgado1@example.org".into()),
+            ..ActionSubmission::default()
+        };
+        let done = env.client.submit_action(&rosa).await.unwrap();
+        assert_eq!(done.action.user_id(), UserId(1));
         env.sandbox.shutdown().await;
     }
 }
@@ -186,4 +237,98 @@ async fn find_submitted_action_finds_the_action_just_made_and_not_an_older_one()
         );
         env.sandbox.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn an_action_created_before_a_500_or_a_dropped_connection_is_found_after() {
+    let env = Env::start(FilterMode::Strict).await;
+    for fault in ["error_500_after_write", "drop_after_write"] {
+        let since = SystemTime::now();
+        let s = ActionSubmission {
+            page: "fair-rent".into(),
+            email: Some(format!("{fault}@example.org")),
+            zip: Some("60614".into()),
+            first_name: Some("F".into()),
+            ..ActionSubmission::default()
+        };
+        let actions_before = env.total("/rest/v1/action/?_limit=1").await;
+        env.faults(json!({ fault: 1.0 })).await;
+        let got = env.client.submit_action(&s).await;
+        env.faults(json!({})).await;
+        assert!(
+            matches!(got, Err(Error::WriteOutcomeUnknown)),
+            "{fault}: {got:?}"
+        );
+        assert_eq!(
+            env.total("/rest/v1/action/?_limit=1").await,
+            actions_before + 1,
+            "{fault}"
+        );
+        let found = env.client.find_submitted_action(&s, since).await.unwrap();
+        assert!(found.is_some(), "{fault}");
+    }
+    // The answer held back past the client's request timeout: unknown, but made.
+    let mut c = ClientConfig::new(
+        env.sandbox.url().parse().unwrap(),
+        "sandbox",
+        SecretString::from("sandbox"),
+    );
+    c.request_timeout = Duration::from_millis(200);
+    let impatient = Client::new(c).unwrap();
+    let since = SystemTime::now();
+    let s = ActionSubmission {
+        page: "save-the-bees".into(),
+        email: Some("slow.after.write@example.org".into()),
+        ..ActionSubmission::default()
+    };
+    env.faults(json!({"slow_after_write": 1.0, "slow_ms": 600}))
+        .await;
+    let got = impatient.submit_action(&s).await;
+    env.faults(json!({})).await;
+    assert!(matches!(got, Err(Error::WriteOutcomeUnknown)), "{got:?}");
+    assert_eq!(impatient.totals().calls, 1);
+    let found = env.client.find_submitted_action(&s, since).await.unwrap();
+    assert!(found.is_some(), "slow_after_write");
+
+    // A 500 before processing: unknown to the client, but nothing was made.
+    let since = SystemTime::now();
+    let s = ActionSubmission {
+        page: "save-the-bees".into(),
+        email: Some("before.500@example.org".into()),
+        ..ActionSubmission::default()
+    };
+    env.faults(json!({"error_500": 1.0})).await;
+    let got = env.client.submit_action(&s).await;
+    env.faults(json!({})).await;
+    assert!(matches!(got, Err(Error::WriteOutcomeUnknown)), "{got:?}");
+    assert_eq!(
+        env.client.find_submitted_action(&s, since).await.unwrap(),
+        None
+    );
+    // A 429 burst: refused, nothing made, one request.
+    env.faults(json!({"burst_429": 1})).await;
+    assert!(matches!(
+        env.client.submit_action(&s).await,
+        Err(Error::RateLimited)
+    ));
+    assert_eq!(
+        env.client.find_submitted_action(&s, since).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn page_form_and_allowed_user_fields_read_the_sandbox() {
+    let env = Env::start(FilterMode::Strict).await;
+    let form = env
+        .client
+        .page_form("save-the-bees")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(form.page.name, "save-the-bees");
+    assert!(form.required_fields.is_empty());
+    assert_eq!(env.client.page_form("no-such-page").await.unwrap(), None);
+    let names = env.client.allowed_user_fields().await.unwrap();
+    assert!(names.contains(&"age".to_owned()) && names.contains(&"color".to_owned()));
 }

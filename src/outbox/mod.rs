@@ -131,6 +131,10 @@ pub struct OutboxSettings {
     pub upstream: String,
     /// Remove the data directory when the outbox closes (tests, examples).
     pub temporary: bool,
+    /// Processed and failed submissions are forgotten this long after they arrived
+    /// (`Query.submission` no longer finds them, their idempotency keys may be used
+    /// again). `None`: kept forever. Queued ones are never removed.
+    pub retention: Option<Duration>,
 }
 
 impl OutboxSettings {
@@ -146,6 +150,7 @@ impl OutboxSettings {
             max_backoff: Duration::from_secs(300),
             upstream: String::new(),
             temporary: false,
+            retention: Some(Duration::from_secs(30 * 86_400)),
         }
     }
 }
@@ -384,19 +389,28 @@ fn classify(e: &UpstreamError) -> Outcome {
             code: "REFUSED".into(),
             message: "The gateway could not send this submission to ActionKit.".into(),
         }]),
-        UpstreamError::RateLimited | UpstreamError::CircuitOpen => Outcome::NotCreated {
-            overloaded: true,
-            pause: true,
-        },
+        // `Timeout` from `submit_action`: no slot under the client's cap in time,
+        // nothing was sent (sent-and-unanswered is `WriteOutcomeUnknown`).
+        UpstreamError::RateLimited | UpstreamError::CircuitOpen | UpstreamError::Timeout => {
+            Outcome::NotCreated {
+                overloaded: true,
+                pause: true,
+            }
+        }
         UpstreamError::Transport(_) | UpstreamError::Unauthorized | UpstreamError::NotFound => {
             Outcome::NotCreated {
                 overloaded: false,
                 pause: true,
             }
         }
+        // Another 4xx (405, 409, 413, ...): nothing was created. More likely a setting
+        // than the input, so it is retried with backoff (and shows in the record).
+        UpstreamError::Status { status } if (400..500).contains(status) => Outcome::NotCreated {
+            overloaded: false,
+            pause: false,
+        },
         // Sent and not answered, or answered in a way that does not say: look first.
         UpstreamError::WriteOutcomeUnknown
-        | UpstreamError::Timeout
         | UpstreamError::Status { .. }
         | UpstreamError::Decode { .. } => Outcome::Unknown,
     }
@@ -720,6 +734,28 @@ async fn worker(shared: Arc<Shared>) {
     }
 }
 
+/// Forgets delivered and failed submissions past the retention, at start and hourly.
+async fn pruner(shared: Arc<Shared>) {
+    let Some(retention) = shared.settings.retention else {
+        return;
+    };
+    let mut stop = shared.stop.subscribe();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match shared.store.prune(now_ms() - ms(retention)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "outbox: forgot submissions past the retention"),
+            Err(e) => tracing::warn!(error = %e, "outbox: pruning failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
 impl Outbox {
     /// Opens (or creates) the store in `settings.data_dir` and starts the worker, which
     /// first delivers whatever an earlier process left queued or in flight.
@@ -762,6 +798,7 @@ impl Outbox {
             tracker: Arc::new(Semaphore::new(TRACKED as usize)),
         });
         shared.gauge();
+        let shared_for_worker = shared.clone();
         let depth = shared.store.queue_depth();
         if depth > 0 {
             tracing::info!(
@@ -769,7 +806,9 @@ impl Outbox {
                 "outbox: taking over submissions an earlier process left undelivered"
             );
         }
-        let handle = tokio::spawn(worker(shared.clone()));
+        let handle = tokio::spawn(async move {
+            tokio::join!(worker(shared_for_worker.clone()), pruner(shared_for_worker));
+        });
         Outbox {
             inner: Arc::new(Inner {
                 shared,

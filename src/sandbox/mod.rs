@@ -3,10 +3,15 @@
 //!
 //! Layout:
 //! - [`store`]: compact rows, interned strings, indexes, AKIDs, naive UTC timestamps.
-//! - [`seed`]: deterministic demo data (`--seed`, `--users`).
-//! - [`resources`]: resource names, fields, `filtering`/`ordering` tables, representations.
+//! - [`seed`]: deterministic demo data (`--seed`, `--users`), built in steps; its fixed
+//!   tables in `seed/data.rs`.
+//! - [`resources`]: resource names and fields; `filters.rs` (`filtering`/`ordering`
+//!   tables, schema), `values.rs` (field values for filters), `render.rs` (JSON).
 //! - [`query`]: filters, ordering, paging, `meta` links.
-//! - [`http`]: the axum handler: auth, trailing slash, knobs, faults, stats, reads and writes.
+//! - `http/`: the axum handler (`mod.rs`: stats, cap, faults, latency, trailing slash,
+//!   auth), `dispatch.rs` (reads, routing), `processing.rs` (`POST /action/`),
+//!   `writes.rs` (actions, actionfields), `users.rs`, `pages.rs`, `body.rs` (request
+//!   bodies), `respond.rs` (answers), `faults.rs`, `control.rs` (`/__sandbox/`).
 //!
 //! Control endpoints (no auth, not counted): `GET /__sandbox/stats`,
 //! `POST /__sandbox/stats/reset`, `GET`/`POST /__sandbox/faults`.
@@ -43,7 +48,9 @@ pub enum FieldsPatch {
 }
 
 /// Injected faults; also the JSON of `GET`/`POST /__sandbox/faults`. Each probability
-/// is drawn per `/rest/v1` request from a generator seeded with `--seed`.
+/// is drawn per `/rest/v1` request from a generator seeded with `--seed`. The first
+/// five act before the store is touched (a faulted write changes nothing); the
+/// `*_after_write` ones act on a write that was applied and answered 2xx.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
@@ -84,6 +91,30 @@ pub struct Faults {
         default_value_t = 0
     )]
     pub burst_429: u64,
+    /// Probability that a write (POST, PUT, PATCH, DELETE) is applied and then answered
+    /// 500 with Django's HTML error page: the caller cannot know it landed.
+    #[arg(
+        long = "fault-500-after-write",
+        env = "SANDBOX_FAULT_500_AFTER_WRITE",
+        default_value_t = 0.0
+    )]
+    pub error_500_after_write: f64,
+    /// Probability that a write is applied and then its connection dropped (the head is
+    /// sent, the body aborted).
+    #[arg(
+        long = "fault-drop-after-write",
+        env = "SANDBOX_FAULT_DROP_AFTER_WRITE",
+        default_value_t = 0.0
+    )]
+    pub drop_after_write: f64,
+    /// Probability that a write is applied and its answer then held back `slow_ms`
+    /// (a caller with a shorter timeout gives up on a write that landed).
+    #[arg(
+        long = "fault-slow-after-write",
+        env = "SANDBOX_FAULT_SLOW_AFTER_WRITE",
+        default_value_t = 0.0
+    )]
+    pub slow_after_write: f64,
 }
 
 impl Default for Faults {
@@ -97,6 +128,9 @@ impl Default for Faults {
             malformed_json: 0.0,
             drop_connection: 0.0,
             burst_429: 0,
+            error_500_after_write: 0.0,
+            drop_after_write: 0.0,
+            slow_after_write: 0.0,
         }
     }
 }

@@ -258,6 +258,42 @@ pub struct Page {
     pub fields: Vec<(Sym, Sym)>,
     /// Whether the page has a CMS form (`cms_form` is absent on some real pages).
     pub cms_form: bool,
+    /// Required user fields beyond email, as ids in [`FORM_FIELDS`] (rendered as
+    /// `required_fields`, checked by action processing).
+    pub required_fields: Vec<u32>,
+}
+
+/// The form fields a page may require, by id (`/rest/v1/formfield/<id>/`); `zip` is
+/// id 2 as in the recorded page list.
+pub const FORM_FIELDS: [&str; 12] = [
+    "name",
+    "zip",
+    "first_name",
+    "last_name",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "postal",
+    "country",
+    "region",
+    "phone",
+];
+
+/// The id of a form field by name (see [`FORM_FIELDS`]).
+pub fn form_field_id(name: &str) -> Option<u32> {
+    FORM_FIELDS
+        .iter()
+        .position(|f| *f == name)
+        .map(|i| i as u32 + 1)
+}
+
+/// The name of a form field by id.
+pub fn form_field_name(id: u32) -> Option<&'static str> {
+    (id as usize)
+        .checked_sub(1)
+        .and_then(|i| FORM_FIELDS.get(i))
+        .copied()
 }
 
 pub struct ActionField {

@@ -1,0 +1,194 @@
+//! What the outbox tests share: a sandbox over HTTP, a client for it, submissions,
+//! and counting a member's actions through the sandbox's REST.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use actionkit_graphql::actionkit::{ActionSubmission, Client, ClientConfig};
+use actionkit_graphql::outbox::{Outbox, OutboxSettings, SubmissionRecord, SubmissionState};
+use actionkit_graphql::sandbox::{self, SandboxConfig, SandboxHandle};
+use secrecy::SecretString;
+use serde_json::Value;
+
+/// A directory under the system's temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "outbox-test-{tag}-{}-{}",
+            std::process::id(),
+            actionkit_graphql::outbox::new_id()
+        ));
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Counts through the sandbox's REST, as an operator would.
+#[derive(Clone)]
+pub struct SandboxRest {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl SandboxRest {
+    pub fn new(base: impl Into<String>) -> SandboxRest {
+        SandboxRest {
+            base: base.into(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .basic_auth("sandbox", Some("sandbox"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.unwrap()
+    }
+
+    /// Actions of the member with this email (0 when there is no such member).
+    pub async fn actions_of(&self, email: &str) -> u64 {
+        // Retried: the sandbox may be at its --max-concurrent and answer 429.
+        for _ in 0..200 {
+            let r = self
+                .http
+                .get(format!("{}/rest/v1/user/", self.base))
+                .query(&[("email", email)])
+                .basic_auth("sandbox", Some("sandbox"))
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 429 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            let users: Value = r.json().await.unwrap();
+            let Some(id) = users["objects"][0]["id"].as_u64() else {
+                return 0;
+            };
+            loop {
+                let r = self
+                    .http
+                    .get(format!("{}/rest/v1/action/?user={id}&_limit=1", self.base))
+                    .basic_auth("sandbox", Some("sandbox"))
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() == 429 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                let v: Value = r.json().await.unwrap();
+                return v["meta"]["total_count"].as_u64().unwrap();
+            }
+        }
+        panic!("the sandbox kept answering 429");
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/__sandbox/stats", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        let r = self
+            .http
+            .post(format!("{}/__sandbox/faults", self.base))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "faults: {}", r.status());
+    }
+}
+
+pub struct Env {
+    pub sandbox: SandboxHandle,
+    pub rest: SandboxRest,
+    pub client_config: ClientConfig,
+}
+
+impl Env {
+    pub async fn start(config: SandboxConfig) -> Env {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sandbox = sandbox::spawn(config, listener).await.unwrap();
+        let mut c = ClientConfig::new(
+            sandbox.url().parse().unwrap(),
+            "sandbox",
+            SecretString::from("sandbox"),
+        );
+        c.akid_secret = Some(SecretString::from("sandbox-akid-secret"));
+        let rest = SandboxRest::new(sandbox.url());
+        Env {
+            sandbox,
+            rest,
+            client_config: c,
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        let client = Client::new(self.client_config.clone()).unwrap();
+        client.probe().await;
+        client
+    }
+
+    pub async fn outbox(&self, settings: OutboxSettings) -> Outbox {
+        Outbox::open(self.client().await, settings).await.unwrap()
+    }
+}
+
+/// Settings for tests: short waits, so that retries happen within a test's time.
+pub fn settings(dir: &std::path::Path) -> OutboxSettings {
+    let mut s = OutboxSettings::new(dir);
+    s.unknown_settle = Duration::from_millis(1500);
+    s.max_backoff = Duration::from_millis(500);
+    s
+}
+
+/// A petition signature with what the demo page requires.
+pub fn signature(email: &str) -> ActionSubmission {
+    ActionSubmission {
+        page: "save-the-bees".into(),
+        email: Some(email.into()),
+        first_name: Some("Test".into()),
+        last_name: Some("Signer".into()),
+        zip: Some("53703".into()),
+        country: Some("United States".into()),
+        ..ActionSubmission::default()
+    }
+}
+
+/// Waits until the submission is no longer queued.
+pub async fn settled(outbox: &Outbox, id: &str, within: Duration) -> SubmissionRecord {
+    let start = Instant::now();
+    loop {
+        let r = outbox.status(id).await.unwrap().unwrap();
+        if r.state != SubmissionState::Queued {
+            return r;
+        }
+        assert!(
+            start.elapsed() < within,
+            "still queued after {within:?}: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
