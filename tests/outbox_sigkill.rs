@@ -408,3 +408,91 @@ async fn outbox_sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_sigterm_stops_cleanly_and_the_next_start_delivers_the_rest() {
+    let dir = TempDir::new("sigterm");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let data_dir = dir.0.join("data");
+    let config = dir.0.join("gateway.toml");
+    std::fs::write(
+        &config,
+        "[security]\nrate_limit_per_minute = 0\n\n\
+         [outbox]\nanswer_within_ms = 100\nunknown_settle_ms = 1500\nmax_backoff_ms = 500\n",
+    )
+    .unwrap();
+    let (_sandbox, sandbox_addr) = start(
+        &[
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+            "20",
+            "--max-concurrent",
+            "1",
+            "--latency-ms",
+            "500",
+        ],
+        &[],
+        "ActionKit sandbox on",
+    )
+    .await;
+    let rest = SandboxRest::new(format!("http://{sandbox_addr}"));
+    let page_id = get_retrying(&rest, "/rest/v1/page/?name=save-the-bees").await["objects"][0]
+        ["id"]
+        .as_u64()
+        .unwrap();
+    let (mut gateway, gateway_addr) = start_gateway(&sandbox_addr, &data_dir, &config).await;
+    let http = reqwest::Client::new();
+    let mut accepted = Vec::new();
+    for n in 0..12 {
+        let email = format!("term.n{n}@example.org");
+        let (status, _) = submit(&http, &gateway_addr, &email).await.unwrap();
+        assert_eq!(status, "QUEUED");
+        accepted.push(email);
+    }
+    // SIGTERM (by the child's own pid): the gateway stops accepting, the outbox
+    // finishes the deliveries in progress, and the process exits 0.
+    let pid = gateway.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), gateway.wait())
+        .await
+        .expect("the gateway did not stop after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    // A clean stop leaves nothing in flight: only waiting submissions.
+    {
+        let db = rusqlite::Connection::open(data_dir.join("outbox.sqlite3")).unwrap();
+        let in_flight: i64 = db
+            .query_row(
+                "SELECT count(*) FROM submissions WHERE state = 'queued' AND outcome_unknown = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(in_flight, 0);
+    }
+    let before = actions_per_email(&rest, page_id).await;
+    assert!(
+        accepted.iter().any(|e| !before.contains_key(e)),
+        "all delivered before the stop: the test proves nothing"
+    );
+    let (_gateway, _) = start_gateway(&sandbox_addr, &data_dir, &config).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let counts = actions_per_email(&rest, page_id).await;
+        let pending = accepted.iter().filter(|e| !counts.contains_key(*e)).count();
+        if pending == 0 {
+            for e in &accepted {
+                assert_eq!(counts.get(e), Some(&1), "{e}");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} never delivered");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
