@@ -231,3 +231,47 @@ async fn a_page_not_allowed_for_the_key_is_forbidden_before_any_call() {
     assert!(body["data"].is_null(), "{body}");
     assert_eq!(gw.calls().await, 0);
 }
+
+#[tokio::test]
+async fn the_pages_required_fields_come_from_its_form() {
+    let gw = keyed().await;
+    // clean-water-now requires first_name and zip (the sandbox's demo settings).
+    let input = json!({"page": OTHER_PAGE, "email": "water@example.org"});
+    // The first time, the page's form is read (one call), and nothing is submitted.
+    gw.reset_stats().await;
+    let (_, body) = submit(&gw, Some(FORM_KEY), input.clone()).await;
+    assert_eq!(
+        field_errors(&body),
+        vec![
+            ("firstName".to_owned(), "REQUIRED".to_owned()),
+            ("zip".to_owned(), "REQUIRED".to_owned())
+        ],
+        "{body}"
+    );
+    assert_eq!(posted_actions(&gw).await, 0);
+    // Then from the cache, together with the other problems, without any call.
+    let mut with_bad_email = input.clone();
+    with_bad_email["email"] = json!("water-at-example.org");
+    let errors = refused(&gw, FORM_KEY, with_bad_email).await;
+    for (field, code) in [
+        ("email", "INVALID_EMAIL"),
+        ("firstName", "REQUIRED"),
+        ("zip", "REQUIRED"),
+    ] {
+        assert!(has(&errors, field, code), "{errors:?}");
+    }
+    // A whole name stands for the first name.
+    let mut named = input.clone();
+    named["name"] = json!("Ada Lovelace");
+    let errors = refused(&gw, FORM_KEY, named).await;
+    assert_eq!(errors, vec![("zip".to_owned(), "REQUIRED".to_owned())]);
+    // Everything there: processed.
+    let mut complete = input;
+    complete["firstName"] = json!("Ada");
+    complete["zip"] = json!("02139");
+    let (_, body) = submit(&gw, Some(FORM_KEY), complete).await;
+    assert_eq!(
+        body["data"]["submitAction"]["status"], "PROCESSED",
+        "{body}"
+    );
+}
