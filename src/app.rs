@@ -138,6 +138,8 @@ pub fn outbox_settings(config: &Config, client_config: &ClientConfig) -> OutboxS
     s.send_at_once = cap;
     s.unknown_settle = Duration::from_millis(o.unknown_settle_ms);
     s.max_backoff = Duration::from_millis(o.max_backoff_ms.max(1));
+    s.retention = (o.retention_days > 0)
+        .then(|| Duration::from_secs(o.retention_days.saturating_mul(86_400)));
     s.upstream = o.upstream_name.clone().unwrap_or_else(|| {
         let mut url = client_config.base_url.clone();
         let _ = url.set_username("");
@@ -195,6 +197,7 @@ async fn build_state(
     )?;
     // The recorder first, so that the client's gauges (breaker state) are recorded.
     crate::http::metrics::handle();
+    let akid_secret = client_config.akid_secret.clone();
     let outbox_settings = outbox_settings(config, &client_config);
     let client = Client::new(client_config).context("cannot build the ActionKit client")?;
     client.probe().await;
@@ -221,6 +224,8 @@ async fn build_state(
             max_fragment_spreads: config.security.max_fragment_spreads,
             expose: mode == Mode::Development,
         },
+        submit: config.submit.clone(),
+        akid_secret,
     };
     let schema = build_schema(Some(client.clone()), Some(outbox.clone()), &settings);
     let pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
@@ -319,6 +324,12 @@ async fn checked_state(
             Err(UpstreamError::Unauthorized) => bail!(
                 "ActionKit refused ACTIONKIT_USERNAME/ACTIONKIT_PASSWORD (HTTP 401); check the staff account and its API permissions"
             ),
+            // Busy, not wrong: a gateway that restarts with a backlog of submissions (its
+            // worker starts with the outbox) may find ActionKit at its limit. Refusing to
+            // start would keep the backlog from draining.
+            Err(UpstreamError::RateLimited) => tracing::warn!(
+                "ActionKit answers 429 (at its concurrency limit); starting without checking the credential"
+            ),
             Err(e) => bail!("cannot reach ActionKit: {e}"),
         }
     }
@@ -362,7 +373,28 @@ pub async fn run(
         }
         None => Upstream::from_config(&config.actionkit)?,
     };
-    let state = checked_state(&config, mode, upstream, true).await?;
+    // Development mode on the embedded sandbox: a `submit` key for the example petition
+    // page, made for this process only and limited to the demo page.
+    let demo_key = (embedded.is_some() && mode == Mode::Development).then(|| {
+        use crate::http::{auth, examples};
+        let key = auth::generate_key();
+        config.security.demo_keys.push(format!(
+            "{}:submit:{}:{}",
+            examples::DEMO_KEY_NAME,
+            auth::hash_key(&key),
+            examples::DEMO_PAGE
+        ));
+        key
+    });
+    let mut state = checked_state(&config, mode, upstream, true).await?;
+    if let Some(key) = &demo_key {
+        use crate::http::examples;
+        state.examples = Some(std::sync::Arc::new(examples::PetitionExample::new(
+            key,
+            examples::DEMO_PAGE,
+            examples::DEMO_PAGE_TITLE,
+        )));
+    }
     let outbox = state.outbox.clone();
     if let Some(dir) = &config.outbox.data_dir {
         tracing::info!(
@@ -379,6 +411,13 @@ pub async fn run(
         ?mode,
         "gateway listening: GraphiQL at http://{addr}/ , GraphQL at http://{addr}/graphql"
     );
+    if let Some(key) = &demo_key {
+        tracing::info!(
+            "example petition form at http://{addr}/examples/petition ; its demo `submit` key \
+             (this process only, page {:?}): {key}",
+            crate::http::examples::DEMO_PAGE
+        );
+    }
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown.await;

@@ -37,6 +37,8 @@ pub struct Config {
     pub security: SecurityConfig,
     pub server: ServerConfig,
     pub telemetry: TelemetryConfig,
+    /// Taking actions (`submitAction`): validation, custom fields per page, limits.
+    pub submit: SubmitConfig,
     pub outbox: OutboxConfig,
 }
 
@@ -60,6 +62,9 @@ pub struct OutboxConfig {
     pub unknown_settle_ms: u64,
     /// Longest backoff between two attempts at one submission (retries never stop).
     pub max_backoff_ms: u64,
+    /// Days a processed or failed submission is kept (for `Query.submission` and its
+    /// idempotency key); 0 keeps them forever. Queued submissions are never removed.
+    pub retention_days: u64,
     /// Names the upstream the store's submissions are for, in place of ActionKit's
     /// URL. Not a file setting: `serve --sandbox` sets it to `sandbox`, since the
     /// embedded sandbox's port changes at every start.
@@ -76,6 +81,7 @@ impl Default for OutboxConfig {
             worker_concurrency: 4,
             unknown_settle_ms: 30_000,
             max_backoff_ms: 300_000,
+            retention_days: 30,
             upstream_name: None,
         }
     }
@@ -133,6 +139,57 @@ impl Default for ServerConfig {
             idle_timeout_ms: 75_000,
             max_connections: None,
             body_read_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Taking actions from forms (`submitAction`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubmitConfig {
+    /// How long a page's form (does it exist, its required fields) is cached, in
+    /// seconds. Within it, refused input costs no upstream call.
+    pub page_form_ttl_secs: u64,
+    /// How long the instance's allowed custom user fields are cached, in seconds.
+    pub allowed_user_fields_ttl_secs: u64,
+    /// Custom action fields (`action_<name>`, names without the prefix) that callers
+    /// without `write` may send on every page.
+    pub action_fields: Vec<String>,
+    /// Submissions per minute from one client address, for callers without `write`
+    /// (`submit` and `self` keys); 0 turns the limit off.
+    pub per_address_per_minute: u32,
+    /// Submissions one address may make at once before the per-minute rate applies.
+    pub per_address_burst: u32,
+    /// Submissions per minute to one page from callers without `write`; 0 = off.
+    pub per_page_per_minute: u32,
+    pub per_page_burst: u32,
+    /// Per-page settings, by page short name (`[submit.pages.save-the-bees]`).
+    pub pages: std::collections::BTreeMap<String, SubmitPageConfig>,
+}
+
+/// What one page accepts from callers without `write`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubmitPageConfig {
+    /// Custom action fields (`action_<name>`, names without the prefix) this page
+    /// accepts, besides `submit.action_fields`.
+    pub action_fields: Vec<String>,
+    /// Custom user fields (`user_<name>`, names without the prefix) this page accepts.
+    /// Unset: the instance's allowed user fields (`/rest/v1/alloweduserfield/`).
+    pub user_fields: Option<Vec<String>>,
+}
+
+impl Default for SubmitConfig {
+    fn default() -> Self {
+        SubmitConfig {
+            page_form_ttl_secs: 60,
+            allowed_user_fields_ttl_secs: 300,
+            action_fields: Vec::new(),
+            per_address_per_minute: 20,
+            per_address_burst: 10,
+            per_page_per_minute: 12_000,
+            per_page_burst: 2_000,
+            pages: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -197,8 +254,10 @@ impl Default for TelemetryConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
-    /// Client keys, each `name:scopes:sha256hex` (scopes `read`, `write`, `self`
-    /// joined by `+`); the hash is `actionkit-graphql hash-key`'s output.
+    /// Client keys, each `name:scopes:sha256hex` (scopes `read`, `write`, `self`,
+    /// `submit` joined by `+`); the hash is `actionkit-graphql hash-key`'s output. An
+    /// optional fourth part, page short names joined by `+`, limits the pages the key
+    /// may submit actions to (`form:submit:<hash>:save-the-bees+fair-rent`).
     #[serde(serialize_with = "masked_keys")]
     pub api_keys: Vec<String>,
     /// Let requests without a key read (never write). Needed to serve a real instance
@@ -228,6 +287,11 @@ pub struct SecurityConfig {
     pub trusted_documents: TrustedDocumentsConfig,
     /// Bearer JWTs from an identity provider, besides API keys (off when absent).
     pub jwt: Option<JwtConfig>,
+    /// Keys the process makes itself, in the `api_keys` format: the demo `submit` key
+    /// of `serve --sandbox` in development mode. Never read from a file or the
+    /// environment, and not counted as configured keys (the open sandbox stays open).
+    #[serde(skip)]
+    pub demo_keys: Vec<String>,
 }
 
 /// JWT verification (RS256/ES256).
@@ -311,6 +375,7 @@ impl Default for SecurityConfig {
             rate_limit_burst: 100,
             trusted_documents: TrustedDocumentsConfig::default(),
             jwt: None,
+            demo_keys: Vec::new(),
         }
     }
 }
@@ -390,6 +455,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             server: ServerConfig::default(),
             telemetry: TelemetryConfig::default(),
+            submit: SubmitConfig::default(),
             outbox: OutboxConfig::default(),
         }
     }

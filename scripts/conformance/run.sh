@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# GraphQL-over-HTTP conformance (graphql-http's auditServer) and GraphiQL in a real
-# browser (headless Chromium via playwright-core), both against
+# GraphQL-over-HTTP conformance (graphql-http's auditServer), GraphiQL and the example
+# petition page in a real browser (headless Chromium via playwright-core), all against
 # `actionkit-graphql serve --sandbox`. Works from a fresh clone on a fresh Debian
 # machine: installs Chromium (apt) if missing, the node tools (npm ci, local to this
 # folder), builds the gateway, starts it on a free port, runs both checks, stops it.
 #
-# Exit status: 0 when every audit is ok and the browser test passes, 1 otherwise.
+# Exit status: 0 when every audit is ok and both browser tests pass, 1 otherwise.
 #
 # Environment:
 #   CONFORMANCE_PROFILE=release  build and run the release binary (default: the debug
@@ -115,7 +115,17 @@ if URL="$base/graphql" node "$here/audit.mjs"; then audit=passed; else audit=FAI
 step "GraphiQL in headless Chromium on $base/"
 if BASE_URL="$base" node "$here/browser.mjs"; then browser=passed; else browser=FAILED; status=1; fi
 
-step "summary: audit $audit, browser test $browser (screenshot: $ARTIFACTS_DIR/graphiql.png)"
+# The gateway logs the embedded sandbox's address at start.
+sandbox_url="$(grep -o 'embedded sandbox at http://[0-9.:]*' "$server_log" | head -n 1 | sed 's/^embedded sandbox at //')"
+step "the example petition page in headless Chromium on $base/examples/petition (sandbox ${sandbox_url:-not found})"
+if [ -n "$sandbox_url" ] && BASE_URL="$base" SANDBOX_URL="$sandbox_url" node "$here/petition.mjs"; then
+  petition=passed
+else
+  petition=FAILED
+  status=1
+fi
+
+step "summary: audit $audit, browser test $browser, petition test $petition (screenshots: $ARTIFACTS_DIR/graphiql.png, $ARTIFACTS_DIR/petition.png)"
 if [ "$status" -ne 0 ]; then
   echo "gateway log (tail):"
   tail -n 40 "$server_log" || true

@@ -4,12 +4,18 @@
 //!
 //! Scopes:
 //! - `read`: any query.
-//! - `write`: mutations on any action, and the action they return (its `user` and
-//!   `page` need `read`).
+//! - `write`: mutations on any action, and the action they return (its `user` needs
+//!   `read`); `submitAction` for any member.
 //! - `self`: queries about one member only, the one whose AKID the caller sent
 //!   (`X-AKID`, verified locally with `ACTIONKIT_AKID_SECRET`): that user, the user's
-//!   actions and the pages of those actions. With `write` as well, mutations only on
-//!   that member's actions.
+//!   actions and the pages of those actions; `submitAction` as that member. With
+//!   `write` as well, mutations only on that member's actions.
+//! - `submit`: for keys that live in public pages: `submitAction`, `submission`,
+//!   `pageContext` and nothing else ([`SUBMIT_ROOT_FIELDS`]); nothing about a member
+//!   comes back beyond what the caller sent (the action's `user` is refused).
+//!
+//! Which scope each root field needs is decided before anything runs
+//! ([`root_field_allowed`]). Anonymous callers never submit, whatever their scopes.
 //!
 //! A request that reaches the schema without a principal may do nothing (fail closed).
 
@@ -18,9 +24,12 @@ use std::sync::{Arc, Mutex};
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
 };
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
 use async_graphql::{Context, Request, ServerError, ServerResult, Variables};
 use base64::Engine as _;
+use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -34,6 +43,8 @@ pub struct Scopes {
     pub read: bool,
     pub write: bool,
     pub member: bool,
+    /// `submit`: take actions from a public form, and nothing else.
+    pub submit: bool,
 }
 
 impl Scopes {
@@ -41,35 +52,69 @@ impl Scopes {
         read: true,
         write: true,
         member: false,
+        submit: false,
     };
     pub const READ: Scopes = Scopes {
         read: true,
         write: false,
         member: false,
+        submit: false,
+    };
+    pub const SUBMIT: Scopes = Scopes {
+        read: false,
+        write: false,
+        member: false,
+        submit: true,
     };
     pub const NONE: Scopes = Scopes {
         read: false,
         write: false,
         member: false,
+        submit: false,
     };
 
-    /// Parses `read+write`, `self`, ... (`+` or space separated; at least one scope).
+    /// Sets the scope called `name` (`read`, `write`, `self`, `submit`); false for
+    /// any other name.
+    pub fn grant(&mut self, name: &str) -> bool {
+        match name {
+            "read" => self.read = true,
+            "write" => self.write = true,
+            "self" => self.member = true,
+            "submit" => self.submit = true,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Parses `read+write`, `self`, `submit`, ... (`+` or space separated; at least one
+    /// scope).
     pub fn parse(text: &str) -> Result<Scopes, String> {
         let mut s = Scopes::NONE;
         let mut any = false;
         for part in text.split(['+', ' ']).filter(|p| !p.is_empty()) {
-            match part {
-                "read" => s.read = true,
-                "write" => s.write = true,
-                "self" => s.member = true,
-                other => return Err(format!("unknown scope {other:?} (read, write, self)")),
+            if !s.grant(part) {
+                return Err(format!(
+                    "unknown scope {part:?} (read, write, self, submit)"
+                ));
             }
             any = true;
         }
         if !any {
-            return Err("no scope given (read, write, self)".into());
+            return Err("no scope given (read, write, self, submit)".into());
         }
         Ok(s)
+    }
+
+    /// True when the caller may take actions (`submitAction`): `write`, `submit`, or
+    /// `self` (as its own member).
+    pub fn may_submit(self) -> bool {
+        self.write || self.submit || self.member
+    }
+
+    /// True for the callers that public pages hold (`submit`, `self`) and that the
+    /// per-address and per-page submission limits apply to: everyone without `write`.
+    pub fn public_submitter(self) -> bool {
+        !self.write
     }
 
     /// True when reads are limited to one member.
@@ -88,6 +133,7 @@ impl std::fmt::Display for Scopes {
             (self.read, "read"),
             (self.write, "write"),
             (self.member, "self"),
+            (self.submit, "submit"),
         ]
         .into_iter()
         .filter_map(|(on, n)| on.then_some(n))
@@ -104,6 +150,13 @@ pub struct Principal {
     pub scopes: Scopes,
     /// The member a `self` caller proved to be (from a verified AKID).
     pub member: Option<UserId>,
+    /// That member's AKID as the caller sent it (verified), which `submitAction` sends
+    /// when the caller names no member. Redacted in `Debug`.
+    pub member_akid: Option<SecretString>,
+    /// The pages this key may submit to; `None`: any page.
+    pub pages: Option<Arc<[String]>>,
+    /// The client's address (per-address limits), when the HTTP layer knows it.
+    pub address: Option<std::net::IpAddr>,
 }
 
 impl Principal {
@@ -112,12 +165,29 @@ impl Principal {
             name: name.into(),
             scopes,
             member: None,
+            member_akid: None,
+            pages: None,
+            address: None,
         }
     }
 
     /// The principal of a request that carries none: may do nothing.
     pub fn nobody() -> Self {
         Principal::new("nobody", Scopes::NONE)
+    }
+
+    /// A caller without a credential (anonymous reads, the open sandbox). Anonymous
+    /// callers never submit actions.
+    pub fn is_anonymous(&self) -> bool {
+        matches!(&*self.name, "anonymous" | "nobody")
+    }
+
+    /// May this caller submit to the page named `page`? Only when its key lists it
+    /// (or lists no pages).
+    pub fn may_submit_to(&self, page: &str) -> bool {
+        self.pages
+            .as_ref()
+            .is_none_or(|pages| pages.iter().any(|p| p == page))
     }
 }
 
@@ -198,16 +268,16 @@ pub fn check_action_owner(ctx: &Context<'_>, owner: UserId) -> Result<(), Gatewa
     }
 }
 
-/// May the caller follow an action to its member or page? With `read`, or with
-/// `self` for the member's own actions. A `write`-only caller sees the action a
-/// mutation returns, not the member or page behind it.
-pub fn check_action_links(ctx: &Context<'_>, owner: UserId) -> Result<(), GatewayError> {
+/// May the caller follow an action to its member? With `read`, or with `self` for the
+/// member's own actions. A `write`-only or `submit` caller sees the action a mutation
+/// returns, not the member behind it.
+pub fn check_action_user(ctx: &Context<'_>, owner: UserId) -> Result<(), GatewayError> {
     let p = principal(ctx);
     if p.scopes.read || (p.scopes.member && p.member == Some(owner)) {
         Ok(())
     } else {
         Err(forbidden(
-            "the action's `user` and `page` need a key with the `read` scope",
+            "the action's `user` needs a key with the `read` scope",
         ))
     }
 }
@@ -292,29 +362,118 @@ fn forbidden_server_error(message: &str) -> ServerError {
     err
 }
 
-fn selected_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
-    match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
-        }
-        _ => None,
-    }
-}
+/// The root fields a `submit` key may use (with introspection's `__typename`).
+pub const SUBMIT_ROOT_FIELDS: [&str; 3] = ["submitAction", "submission", "pageContext"];
 
-/// Whether `scopes` may run an operation of this type.
+/// Whether `scopes` may run an operation of this type at all (before its fields are
+/// looked at; see [`root_field_allowed`]).
 pub fn operation_allowed(scopes: Scopes, ty: OperationType) -> Result<(), &'static str> {
     match ty {
-        OperationType::Mutation if !scopes.write => {
+        OperationType::Mutation if !(scopes.write || scopes.may_submit()) => {
             Err("mutations need a key with the `write` scope")
         }
-        OperationType::Query if !scopes.may_query() => {
+        OperationType::Query if !(scopes.may_query() || scopes.submit || scopes.write) => {
             Err("queries need a key with the `read` or `self` scope")
         }
         OperationType::Subscription => Err("subscriptions are not served"),
         _ => Ok(()),
     }
+}
+
+/// Whether `principal` may use the root field `field` of an operation of type `ty`.
+/// Unknown fields pass (validation reports them).
+pub fn root_field_allowed(
+    principal: &Principal,
+    ty: OperationType,
+    field: &str,
+) -> Result<(), &'static str> {
+    let s = principal.scopes;
+    match (ty, field) {
+        (_, "__typename") => Ok(()),
+        (OperationType::Query, "__schema" | "__type") if s.may_query() || s.submit || s.write => {
+            Ok(())
+        }
+        (OperationType::Mutation, "submitAction") => {
+            if principal.is_anonymous() {
+                Err("anonymous callers cannot submit actions: send a key with the `submit` scope")
+            } else if s.may_submit() {
+                Ok(())
+            } else {
+                Err("submitAction needs a key with the `submit`, `self` or `write` scope")
+            }
+        }
+        (OperationType::Query, "submission") if s.may_query() || s.may_submit() => Ok(()),
+        (OperationType::Query, "pageContext") if s.read || s.member || s.submit => Ok(()),
+        (OperationType::Mutation, _) if s.write => Ok(()),
+        (OperationType::Mutation, _) => Err("mutations need a key with the `write` scope"),
+        (OperationType::Query, _) if s.may_query() => Ok(()),
+        (OperationType::Query, _) if s.submit => {
+            Err("a `submit` key may use submitAction, submission and pageContext only")
+        }
+        (OperationType::Query, _) => Err("queries need a key with the `read` or `self` scope"),
+        (OperationType::Subscription, _) => Err("subscriptions are not served"),
+    }
+}
+
+/// The root fields an operation selects, through fragments and inline fragments
+/// (each fragment once: a fragment that spreads itself is a validation error later,
+/// not a loop here).
+fn root_fields<'a>(
+    doc: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    seen: &mut Vec<&'a str>,
+    out: &mut Vec<&'a str>,
+) {
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => out.push(f.node.name.node.as_str()),
+            Selection::InlineFragment(f) => root_fields(doc, &f.node.selection_set.node, seen, out),
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                if seen.contains(&name) {
+                    continue;
+                }
+                seen.push(name);
+                if let Some(frag) = doc.fragments.get(&spread.node.fragment_name.node) {
+                    root_fields(doc, &frag.node.selection_set.node, seen, out);
+                }
+            }
+        }
+    }
+}
+
+fn selected_operation<'a>(
+    doc: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a async_graphql::parser::types::OperationDefinition> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| &op.node)
+        }
+        _ => None,
+    }
+}
+
+/// Checks the selected operation of `doc` for `principal`: its type, then each of its
+/// root fields.
+pub fn check_document(
+    principal: &Principal,
+    doc: &ExecutableDocument,
+    name: Option<&str>,
+) -> Result<(), &'static str> {
+    let Some(op) = selected_operation(doc, name) else {
+        // An operation that cannot be selected is reported by async-graphql itself.
+        return Ok(());
+    };
+    operation_allowed(principal.scopes, op.ty)?;
+    let mut fields = Vec::new();
+    root_fields(doc, &op.selection_set.node, &mut Vec::new(), &mut fields);
+    for field in fields {
+        root_field_allowed(principal, op.ty, field)?;
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -353,11 +512,8 @@ impl Extension for AccessGuard {
             .ok()
             .and_then(|s| s.clone())
             .unwrap_or_else(|| (Principal::nobody(), None));
-        // An operation that cannot be selected is reported by async-graphql itself.
-        if let Some(ty) = selected_type(&doc, name.as_deref()) {
-            if let Err(msg) = operation_allowed(principal.scopes, ty) {
-                return Err(forbidden_server_error(msg));
-            }
+        if let Err(msg) = check_document(&principal, &doc, name.as_deref()) {
+            return Err(forbidden_server_error(msg));
         }
         Ok(doc)
     }
@@ -411,8 +567,67 @@ mod tests {
         assert!(operation_allowed(Scopes::ALL, Mutation).is_ok());
         let me = Scopes::parse("self").unwrap();
         assert!(operation_allowed(me, Query).is_ok());
-        assert!(operation_allowed(me, Mutation).is_err());
-        assert!(operation_allowed(Scopes::parse("write").unwrap(), Query).is_err());
         assert!(operation_allowed(Scopes::NONE, Query).is_err());
+        assert!(operation_allowed(Scopes::NONE, Mutation).is_err());
+    }
+
+    fn allowed(principal: &Principal, query: &str) -> Result<(), &'static str> {
+        let doc = async_graphql::parser::parse_query(query).unwrap();
+        check_document(principal, &doc, None)
+    }
+
+    #[test]
+    fn root_fields_need_their_scopes() {
+        let submit = Principal::new("form", Scopes::SUBMIT);
+        let reader = Principal::new("web", Scopes::READ);
+        let writer = Principal::new("ops", Scopes::parse("write").unwrap());
+        let member = Principal::new("member", Scopes::parse("self").unwrap());
+        let open = Principal::new("anonymous", Scopes::ALL);
+        let submit_action = r#"mutation { submitAction(input: {page: "p"}) { status } }"#;
+        let set = r#"mutation { setActionCustomFields(actionId: "1", fields: []) { id } }"#;
+        let user = r#"{ user(id: "1") { id } }"#;
+        let submission = r#"{ submission(id: "x") { status } __typename }"#;
+        // submit: submitAction, submission, and nothing else (fragments included).
+        assert!(allowed(&submit, submit_action).is_ok());
+        assert!(allowed(&submit, submission).is_ok());
+        assert!(allowed(&submit, user).is_err());
+        assert!(allowed(&submit, set).is_err());
+        assert!(allowed(&submit, "{ ... on Query { user(id: \"1\") { id } } }").is_err());
+        assert!(allowed(
+            &submit,
+            "query { ...F } fragment F on Query { submission(id: \"x\") { id } ...G } \
+             fragment G on Query { page(name: \"p\") { id } }"
+        )
+        .is_err());
+        // A fragment that spreads itself is no loop here (validation refuses it).
+        assert!(allowed(&submit, "query { ...F } fragment F on Query { ...F }").is_ok());
+        // read: queries, no mutations.
+        assert!(allowed(&reader, user).is_ok());
+        assert!(allowed(&reader, submit_action).is_err());
+        // write: every mutation, `submission`, no member reads.
+        assert!(allowed(&writer, submit_action).is_ok());
+        assert!(allowed(&writer, set).is_ok());
+        assert!(allowed(&writer, submission).is_ok());
+        assert!(allowed(&writer, user).is_err());
+        // self: submits (as its member), reads its member, no other mutation.
+        assert!(allowed(&member, submit_action).is_ok());
+        assert!(allowed(&member, set).is_err());
+        // Anonymous callers never submit, even in the open sandbox.
+        assert!(allowed(&open, submit_action).is_err());
+        assert!(allowed(&open, set).is_ok());
+    }
+
+    #[test]
+    fn page_lists_limit_submissions() {
+        let mut p = Principal::new("form", Scopes::SUBMIT);
+        assert!(p.may_submit_to("anything"));
+        p.pages = Some(vec!["save-the-bees".to_owned()].into());
+        assert!(p.may_submit_to("save-the-bees"));
+        assert!(!p.may_submit_to("fair-rent"));
+        assert_eq!(Scopes::parse("submit").unwrap(), Scopes::SUBMIT);
+        assert_eq!(
+            Scopes::parse("read+submit").unwrap().to_string(),
+            "read+submit"
+        );
     }
 }

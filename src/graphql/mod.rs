@@ -7,6 +7,8 @@ pub mod limits;
 pub mod loaders;
 mod mutation;
 mod query;
+mod submit;
+mod submit_input;
 pub mod types;
 pub mod upstream_cost;
 
@@ -40,6 +42,10 @@ pub struct GraphqlSettings {
     pub max_complexity: usize,
     /// Tokens, aliases, directives (see [`limits`]).
     pub limits: limits::Limits,
+    /// Taking actions: custom fields per page, caches, limits of public submitters.
+    pub submit: crate::config::SubmitConfig,
+    /// The instance's AKID secret: submitted AKIDs are checked before they are sent.
+    pub akid_secret: Option<secrecy::SecretString>,
 }
 
 impl Default for GraphqlSettings {
@@ -50,6 +56,8 @@ impl Default for GraphqlSettings {
             max_depth: 10,
             max_complexity: 10_000,
             limits: limits::Limits::default(),
+            submit: crate::config::SubmitConfig::default(),
+            akid_secret: None,
         }
     }
 }
@@ -75,6 +83,10 @@ pub fn build_schema(
     if let Some(client) = client {
         builder = builder.data(client);
     }
+    builder = builder.data(submit::SubmitGuard::new(
+        &settings.submit,
+        settings.akid_secret.clone(),
+    ));
     if let Some(outbox) = outbox {
         builder = builder.data(outbox);
     }

@@ -1,4 +1,5 @@
-//! The mutation root: setting and clearing an action's custom fields.
+//! The mutation root: taking actions (`submitAction`, see `submit.rs`), setting and
+//! clearing an action's custom fields.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -60,6 +61,20 @@ fn check_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<usize, Gatewa
 
 #[Object(name = "Mutation")]
 impl MutationRoot {
+    /// Takes an action on a page for a member: a petition signature, a signup, an
+    /// RSVP. Answers `PROCESSED` with the action, or `QUEUED` when ActionKit cannot
+    /// take it right now (it is stored and will be delivered exactly once; follow it
+    /// with `submission(id)`), or `FAILED` with `fieldErrors` for input to correct.
+    /// Input problems are data (`fieldErrors`), not errors; errors are for callers
+    /// that may not submit (`FORBIDDEN`) or submit too often (`RATE_LIMITED`).
+    async fn submit_action(
+        &self,
+        ctx: &Context<'_>,
+        input: super::submit::SubmitActionInput,
+    ) -> GqlResult<super::submit::SubmitActionPayload> {
+        super::submit::submit_action(ctx, input).await
+    }
+
     /// Sets custom fields on an action, each to exactly one value, keeping its other
     /// fields. Returns the action as it is after the write. Repeating the same call is
     /// safe. Nothing is written when any input is invalid.

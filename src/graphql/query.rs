@@ -94,6 +94,13 @@ impl QueryRoot {
         null_on_error(ctx, Self::find_action(ctx, id).await)
     }
 
+    /// A submission made with `submitAction`, by its `submissionId`: where it stands
+    /// (`QUEUED`, `PROCESSED` with its action, `FAILED` with its `fieldErrors`). Null
+    /// when no submission has this id.
+    async fn submission(&self, ctx: &Context<'_>, id: ID) -> Option<super::submit::Submission> {
+        null_on_error(ctx, super::submit::submission(ctx, id).await)
+    }
+
     /// One page, by exactly one of `id` or `name` (its short name). Null when no such
     /// page exists.
     async fn page(

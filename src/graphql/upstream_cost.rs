@@ -70,10 +70,14 @@ enum Ty {
     Query,
     Mutation,
     User,
-    Connection { first: u64 },
+    Connection {
+        first: u64,
+    },
     Edge,
     Action,
     Page,
+    /// `SubmitActionPayload` and `Submission`: a stored submission and its action.
+    Submission,
     Other,
 }
 
@@ -91,6 +95,7 @@ fn named(name: &str, current: Ty) -> Option<Ty> {
         },
         "ActionEdge" => Ty::Edge,
         "Page" => Ty::Page,
+        "SubmitActionPayload" | "Submission" => Ty::Submission,
         n if n == "Action" || n.ends_with("Action") => Ty::Action,
         _ => return None,
     })
@@ -204,6 +209,12 @@ impl<'a> Walker<'a> {
             (Ty::Mutation, "setActionCustomFields" | "clearActionCustomFields") => {
                 (m.saturating_mul(WRITE_CALLS), Ty::Action, m)
             }
+            // The page's form (when not cached), the POST, and the action read back when
+            // the instance answers with its short form.
+            (Ty::Mutation, "submitAction") => (m.saturating_mul(3), Ty::Submission, m),
+            // A stored submission is read from the gateway's own store.
+            (Ty::Query, "submission") => (0, Ty::Submission, m),
+            (Ty::Submission, "action") => (batched(self.batching.actions, m), Ty::Action, m),
             // A mutation this walk does not know yet: a write's usual cost.
             (Ty::Mutation, _) => (m.saturating_mul(WRITE_CALLS), Ty::Other, m),
             (Ty::User, "actions") => {
@@ -273,6 +284,8 @@ mod tests {
         ("Action", "customField"),
         ("Action", "order"),
         ("ActionConnection", "pageInfo"),
+        ("SubmitActionPayload", "fieldErrors"),
+        ("Submission", "fieldErrors"),
     ];
 
     const BATCHING: Batching = Batching {

@@ -66,6 +66,29 @@ pub struct ApiKey {
     pub name: Arc<str>,
     pub scopes: Scopes,
     hash: [u8; 32],
+    /// The pages the key may submit to (the entry's optional fourth part); `None`: any.
+    pub pages: Option<Arc<[String]>>,
+}
+
+impl ApiKey {
+    /// A key made in the process (the development sandbox's demo submit key).
+    pub fn generated(name: &str, scopes: Scopes, key: &str, pages: Option<Vec<String>>) -> ApiKey {
+        ApiKey {
+            name: name.into(),
+            scopes,
+            hash: Sha256::digest(key.trim().as_bytes()).into(),
+            pages: pages.map(Into::into),
+        }
+    }
+}
+
+/// Whether `name` is a page short name (letters, digits, `-`, `_`; at most 255).
+fn is_page_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -74,7 +97,8 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-/// Parses `name:scopes:sha256hex` entries (the `GATEWAY_API_KEYS` format).
+/// Parses `name:scopes:sha256hex[:pages]` entries (the `GATEWAY_API_KEYS` format);
+/// `pages`, page short names joined by `+`, limits which pages the key may submit to.
 pub fn parse_keys(entries: &[String]) -> Result<Vec<ApiKey>, String> {
     let mut keys: Vec<ApiKey> = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
@@ -83,11 +107,14 @@ pub fn parse_keys(entries: &[String]) -> Result<Vec<ApiKey>, String> {
             continue;
         }
         let n = i + 1;
-        let mut parts = entry.splitn(3, ':');
+        let mut parts = entry.splitn(4, ':');
         let (Some(name), Some(scopes), Some(hash)) = (parts.next(), parts.next(), parts.next())
         else {
-            return Err(format!("API key entry {n} is not `name:scopes:sha256hex`"));
+            return Err(format!(
+                "API key entry {n} is not `name:scopes:sha256hex` (or `name:scopes:sha256hex:pages`)"
+            ));
         };
+        let pages = parts.next();
         let name = name.trim();
         if name.is_empty()
             || name.len() > 64
@@ -111,10 +138,28 @@ pub fn parse_keys(entries: &[String]) -> Result<Vec<ApiKey>, String> {
         if keys.iter().any(|k| &*k.name == name) {
             return Err(format!("API key name {name:?} is used twice"));
         }
+        let pages = match pages.map(str::trim) {
+            None => None,
+            Some(list) => {
+                let pages: Vec<String> = list
+                    .split('+')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if pages.is_empty() || !pages.iter().all(|p| is_page_name(p)) {
+                    return Err(format!(
+                        "API key {name:?}: the fourth part must be page short names joined by `+` (letters, digits, `-`, `_`)"
+                    ));
+                }
+                Some(pages.into())
+            }
+        };
         keys.push(ApiKey {
             name: name.into(),
             scopes,
             hash,
+            pages,
         });
     }
     Ok(keys)
@@ -184,7 +229,9 @@ impl Authenticator {
                     }
                 }
                 let key = found.ok_or(AuthFailure::InvalidToken)?;
-                Principal::new(key.name.clone(), key.scopes)
+                let mut p = Principal::new(key.name.clone(), key.scopes);
+                p.pages = key.pages.clone();
+                p
             }
         };
         if principal.scopes.member_only() {
@@ -197,6 +244,7 @@ impl Authenticator {
                 access::verify_akid(secret.expose_secret(), akid.trim())
                     .ok_or(AuthFailure::MemberAkid)?,
             );
+            principal.member_akid = Some(SecretString::from(akid.trim().to_owned()));
         }
         Ok(principal)
     }
@@ -315,8 +363,27 @@ impl Security {
                 "anonymous reads are allowed (allow_anonymous_reads); writes need a key"
             );
         }
+        // Made by the process (development sandbox): added after the decision above,
+        // so that they do not close the open sandbox.
+        let mut keys = keys;
+        for key in parse_keys(&config.demo_keys).map_err(|e| anyhow::anyhow!(e))? {
+            if keys.iter().any(|k| k.name == key.name) {
+                anyhow::bail!("API key name {:?} is reserved for the demo key", key.name);
+            }
+            keys.push(key);
+        }
         for key in &keys {
-            tracing::info!(key = %key.name, scopes = %key.scopes, "client key configured");
+            match &key.pages {
+                Some(pages) => tracing::info!(
+                    key = %key.name,
+                    scopes = %key.scopes,
+                    pages = %pages.join("+"),
+                    "client key configured"
+                ),
+                None => {
+                    tracing::info!(key = %key.name, scopes = %key.scopes, "client key configured")
+                }
+            }
         }
         let per_minute = config
             .rate_limit_per_minute
@@ -394,7 +461,7 @@ pub struct Caller(pub Arc<str>);
 /// The `/graphql` guard: authenticate, rate-limit, check trusted documents, then run
 /// the handler with the principal in scope.
 pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: Next) -> Response {
-    let principal = match sec.authenticator.authenticate(req.headers()).await {
+    let mut principal = match sec.authenticator.authenticate(req.headers()).await {
         Ok(p) => p,
         Err(failure) => {
             // Guessing keys from one address is slowed down; the first failures are
@@ -417,13 +484,18 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: N
                 .respond(req.headers());
         }
     };
-    let caller: Arc<str> = if &*principal.name == "anonymous" {
-        match req.extensions().get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(addr)) => format!("anonymous@{}", addr.ip()).into(),
-            None => principal.name.clone(),
-        }
-    } else {
-        principal.name.clone()
+    principal.address = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    // Anonymous callers, and `submit` keys (one key in a public page, shared by every
+    // visitor), are one caller per client address (their rate-limit bucket, their
+    // share of the upstream budget); other keys are one caller per key.
+    let per_address = &*principal.name == "anonymous"
+        || (principal.scopes.submit && !principal.scopes.read && !principal.scopes.write);
+    let caller: Arc<str> = match principal.address {
+        Some(ip) if per_address => format!("{}@{ip}", principal.name).into(),
+        _ => principal.name.clone(),
     };
     if let Some(limiter) = &sec.limiter {
         if let Err(wait) = limiter.check(&caller, Instant::now()) {

@@ -2,9 +2,10 @@
 //! against a JWKS URL or a local key file (PEM public key, or a JWKS JSON file), with
 //! the issuer, the audience, the expiry and the subject required and `nbf` checked. A
 //! claim (`scope` by default, space-separated or an array) maps to the gateway's
-//! scopes; unknown scope names (`openid`, `profile`, ...) are ignored. The caller's
-//! identity is `jwt:<sub>` (its rate-limit bucket, its `exempt_keys` name): a token
-//! without a `sub` is refused, so tokens cannot share one anonymous identity.
+//! scopes (`read`, `write`, `self`, `submit`; a token has no per-page list); unknown
+//! scope names (`openid`, `profile`, ...) are ignored. The caller's identity is
+//! `jwt:<sub>` (its rate-limit bucket, its `exempt_keys` name): a token without a
+//! `sub` is refused, so tokens cannot share one anonymous identity.
 //!
 //! The JWKS is fetched when a token names a key id the gateway does not have, at most
 //! once per `jwks_min_refresh_secs`, by one request at a time (others wanting a fetch
@@ -250,12 +251,8 @@ impl JwtVerifier {
         };
         let mut scopes = Scopes::NONE;
         for n in names {
-            match n.as_str() {
-                "read" => scopes.read = true,
-                "write" => scopes.write = true,
-                "self" => scopes.member = true,
-                _ => {}
-            }
+            // read, write, self, submit; other names (openid, profile, ...) are ignored.
+            scopes.grant(&n);
         }
         // The caller's identity: required, and not blank.
         let subject: String = claims
@@ -376,6 +373,11 @@ ZkkZhBYSba3FjlCk9ndEibRE/bxA0jj+mutpV60lMeF7PoDPrKo4SSYWcg==
             .await
             .unwrap();
         assert!(arr.scopes.member_only());
+        let form = v
+            .verify(&token(claims(json!({"scope": "openid submit"}))))
+            .await
+            .unwrap();
+        assert_eq!(form.scopes, Scopes::SUBMIT);
     }
 
     #[tokio::test]

@@ -1,10 +1,11 @@
 //! The gateway's HTTP surface: `/graphql` (POST, and GET for queries), GraphiQL at `/`,
 //! `/healthz` (alive), `/readyz` (ActionKit reachable with the credential, the
-//! submission store writable) and `/metrics` (Prometheus).
+//! submission store writable) and `/metrics` (Prometheus); in development mode with
+//! the sandbox, `/examples/petition`.
 //!
 //! In front of `/graphql`: the guard (`auth.rs`: key or JWT, rate limit, the body
 //! read whole with a size and time limit, trusted documents), then the shedder
-//! (`shed.rs`), then the handler (`graphql.rs`), which checks the document's cost
+//! (`shed.rs`), then the handler (`graphql/`), which checks the document's cost
 //! before the schema sees it. Every error answer is built by `errors.rs`. The
 //! connections themselves (header and idle timeouts, the connection cap) are handled
 //! by `server.rs`.
@@ -12,6 +13,7 @@
 pub mod auth;
 mod body;
 pub mod errors;
+pub mod examples;
 mod graphiql;
 pub(crate) mod graphql;
 mod health;
@@ -49,6 +51,8 @@ pub struct AppState {
     pub security: Arc<auth::Security>,
     /// Admission control of `/graphql` (off unless set, see `shed.rs`).
     pub shed: Arc<Shedder>,
+    /// The example petition page (development mode with the sandbox only).
+    pub examples: Option<Arc<examples::PetitionExample>>,
     /// The submission outbox (`/readyz` checks its store); `build_state` sets it.
     pub outbox: Option<Outbox>,
     /// What an operation may cost, checked by the handler before the schema runs.
@@ -72,6 +76,7 @@ impl AppState {
             readiness: Arc::new(health::Readiness::default()),
             security: Arc::new(auth::Security::closed()),
             shed: Shedder::disabled(),
+            examples: None,
             outbox: None,
             limits: OperationLimits::default(),
         }
@@ -113,8 +118,11 @@ pub fn router(state: AppState) -> Router {
         // The guard has read the body whole, within `security.max_body_bytes`
         // (`body.rs`); the handler's extractor must not apply another limit.
         .layer(DefaultBodyLimit::disable());
-    let router = Router::new()
-        .merge(graphql_routes)
+    let mut router = Router::new().merge(graphql_routes);
+    if state.examples.is_some() {
+        router = router.route("/examples/petition", get(examples::petition));
+    }
+    let router = router
         .route("/", get(graphiql::page))
         .route("/graphiql/graphiql.min.css", get(graphiql::css))
         .route("/graphiql/graphiql.min.js", get(graphiql::js))

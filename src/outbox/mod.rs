@@ -131,6 +131,10 @@ pub struct OutboxSettings {
     pub upstream: String,
     /// Remove the data directory when the outbox closes (tests, examples).
     pub temporary: bool,
+    /// Processed and failed submissions are forgotten this long after they arrived
+    /// (`Query.submission` no longer finds them, their idempotency keys may be used
+    /// again). `None`: kept forever. Queued ones are never removed.
+    pub retention: Option<Duration>,
 }
 
 impl OutboxSettings {
@@ -146,6 +150,7 @@ impl OutboxSettings {
             max_backoff: Duration::from_secs(300),
             upstream: String::new(),
             temporary: false,
+            retention: Some(Duration::from_secs(30 * 86_400)),
         }
     }
 }
@@ -477,11 +482,19 @@ impl Shared {
         metrics::gauge!("gateway_outbox_queue_depth").set(self.store.queue_depth() as f64);
     }
 
-    /// ActionKit is overloaded or unreachable: pause the worker (doubling each time).
+    /// ActionKit is overloaded or unreachable: pause the worker (doubling each time
+    /// until a success). Overloaded (429, breaker open, no slot) is a limit on how many
+    /// at once, so the pause is short (100 ms doubling to 2 s) and the worker halves
+    /// its window; unreachable pauses longer (250 ms doubling to 30 s).
     fn upstream_trouble(&self, overloaded: bool) {
-        let cap = self.settings.max_backoff.min(Duration::from_secs(30));
+        let (base, cap) = if overloaded {
+            (Duration::from_millis(100), Duration::from_secs(2))
+        } else {
+            (Duration::from_millis(250), Duration::from_secs(30))
+        };
+        let cap = self.settings.max_backoff.min(cap);
         let mut p = lock(&self.pause);
-        let delay = backoff(p.level, Duration::from_millis(250), cap);
+        let delay = backoff(p.level, base, cap);
         p.level = (p.level + 1).min(20);
         let until = Instant::now() + delay;
         p.until = Some(p.until.map_or(until, |t| t.max(until)));
@@ -729,6 +742,28 @@ async fn worker(shared: Arc<Shared>) {
     }
 }
 
+/// Forgets delivered and failed submissions past the retention, at start and hourly.
+async fn pruner(shared: Arc<Shared>) {
+    let Some(retention) = shared.settings.retention else {
+        return;
+    };
+    let mut stop = shared.stop.subscribe();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match shared.store.prune(now_ms() - ms(retention)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "outbox: forgot submissions past the retention"),
+            Err(e) => tracing::warn!(error = %e, "outbox: pruning failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
 impl Outbox {
     /// Opens (or creates) the store in `settings.data_dir` and starts the worker, which
     /// first delivers whatever an earlier process left queued or in flight.
@@ -771,6 +806,7 @@ impl Outbox {
             tracker: Arc::new(Semaphore::new(TRACKED as usize)),
         });
         shared.gauge();
+        let shared_for_worker = shared.clone();
         let depth = shared.store.queue_depth();
         if depth > 0 {
             tracing::info!(
@@ -778,7 +814,9 @@ impl Outbox {
                 "outbox: taking over submissions an earlier process left undelivered"
             );
         }
-        let handle = tokio::spawn(worker(shared.clone()));
+        let handle = tokio::spawn(async move {
+            tokio::join!(worker(shared_for_worker.clone()), pruner(shared_for_worker));
+        });
         Outbox {
             inner: Arc::new(Inner {
                 shared,

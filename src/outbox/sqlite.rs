@@ -684,6 +684,19 @@ impl SubmissionStore for SqliteStore {
         self.call(move |db| db.next_attempt_at(&skip)).await
     }
 
+    async fn prune(&self, before_ms: i64) -> Result<u64, OutboxError> {
+        self.call(move |db| {
+            db.conn
+                .execute(
+                    "DELETE FROM submissions WHERE state != 'queued' AND created_at < ?1",
+                    params![before_ms],
+                )
+                .map(|n| n as u64)
+                .map_err(sql_err)
+        })
+        .await
+    }
+
     fn queue_depth(&self) -> u64 {
         self.depth.load(Ordering::Acquire)
     }

@@ -136,6 +136,11 @@ pub trait SubmissionStore: Send + Sync + 'static {
     /// The earliest `next_attempt_at_ms` of the queued submissions not in `skip`.
     async fn next_attempt_at(&self, skip: Vec<String>) -> Result<Option<i64>, OutboxError>;
 
+    /// Removes processed and failed submissions created before `before_ms` (their
+    /// ids and idempotency keys are forgotten); returns how many. Queued ones stay,
+    /// however old.
+    async fn prune(&self, before_ms: i64) -> Result<u64, OutboxError>;
+
     /// Submissions stored and not yet delivered (queued, in flight included).
     fn queue_depth(&self) -> u64;
 

@@ -574,3 +574,28 @@ fn fingerprints_separate_callers_and_inputs() {
     assert_ne!(a, fingerprint("k1", &sub("y@example.org")));
     assert_eq!(a.len(), 64);
 }
+
+#[tokio::test]
+async fn pruning_forgets_old_delivered_submissions_and_keeps_queued_ones() {
+    let dir = TempDir::new();
+    let fake = Fake::new(&[Step::Create, Step::RateLimited]);
+    let mut s = settings(&dir.0);
+    s.retention = None;
+    let ob = Outbox::open_with(fake.clone(), s).await.unwrap();
+    let done = ob
+        .submit("k", sub("old@example.org"), Some("key-1".into()))
+        .await
+        .unwrap();
+    assert_eq!(done.state, SubmissionState::Processed);
+    ob.shutdown().await;
+    let queued = ob
+        .submit("k", sub("waiting@example.org"), None)
+        .await
+        .unwrap();
+    assert_eq!(queued.state, SubmissionState::Queued);
+    let store = &ob.inner.shared.store;
+    assert_eq!(store.prune(now_ms() + 1000).await.unwrap(), 1);
+    assert!(ob.status(&done.id).await.unwrap().is_none());
+    assert!(ob.status(&queued.id).await.unwrap().is_some());
+    assert_eq!(ob.queue_depth(), 1);
+}

@@ -1,5 +1,5 @@
 //! The in-process integration tests, one binary: each room of the crate has a module
-//! (client, sandbox, gateway, outbox, security, reliability), and `helpers` starts what they
+//! (client, sandbox, gateway, outbox, submit, security, reliability), and `helpers` starts what they
 //! need (a sandbox, a wiremock server, a gateway in front of a sandbox) on 127.0.0.1:0.
 //! Tests that run the real executable live in `tests/binary/`.
 #![allow(clippy::unwrap_used)]
@@ -12,3 +12,4 @@ mod outbox;
 mod reliability;
 mod sandbox;
 mod security;
+mod submit;

@@ -84,7 +84,10 @@ impl SharedActionFields<'_> {
         ID(self.0.id.to_string())
     }
     async fn user(&self, ctx: &Context<'_>) -> GqlResult<UserNode> {
-        access::check_action_links(ctx, self.0.user_id())?;
+        // The member behind an action is member data: a caller that may not read this
+        // member (a `submit` key, a key with `write` only) learns nothing, not even
+        // whether the user exists, and no upstream call is made.
+        access::check_action_user(ctx, self.0.user_id())?;
         let loaders = ctx.data_unchecked::<Loaders>();
         match loaders.users.load_one(self.0.user_id()).await {
             Ok(Some(user)) => Ok(UserNode::new(user)),
@@ -93,7 +96,8 @@ impl SharedActionFields<'_> {
         }
     }
     async fn page(&self, ctx: &Context<'_>) -> GqlResult<PageNode> {
-        access::check_action_links(ctx, self.0.user_id())?;
+        // A page is not member data (its title is on the organisation's site), and a
+        // caller that may see the action knows the page it is on.
         let loaders = ctx.data_unchecked::<Loaders>();
         match loaders.page(self.0.page_id()).await {
             Ok(Some(page)) => Ok(PageNode(page)),

@@ -5,6 +5,7 @@ pub(crate) mod client;
 pub(crate) mod gateway;
 pub(crate) mod outbox;
 pub(crate) mod sandbox;
+pub(crate) mod submit;
 
 /// Responses recorded from real ActionKit instances (a copy kept in the repository, with
 /// their sources and licences in `SOURCES.md`).

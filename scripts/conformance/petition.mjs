@@ -1,0 +1,193 @@
+// The example petition page in a real browser: headless Debian Chromium driven by
+// playwright-core, against a running `actionkit-graphql serve --sandbox` (development
+// mode, which serves /examples/petition with a demo `submit` key).
+//
+//   BASE_URL=http://127.0.0.1:8000 SANDBOX_URL=http://127.0.0.1:PORT node petition.mjs
+//
+// SANDBOX_URL is the embedded sandbox's address, which the gateway prints at start
+// ("embedded sandbox at http://…/rest/v1/"); run.sh reads it from the log.
+//
+// 1. GET /examples/petition: a Content-Security-Policy without 'unsafe-inline', no
+//    script or stylesheet from another host.
+// 2. In Chromium: fills the form with an invalid email and submits: the error shows
+//    next to the email input (and only there), nothing reaches the sandbox.
+// 3. Corrects the email, submits: the confirmation shows; the sandbox has exactly one
+//    new action, by this member, on the demo page.
+// 4. Saves a screenshot to artifacts/petition.png (ARTIFACTS_DIR to change the folder).
+// Fails on any console error (CSP violations included), uncaught page error, failed
+// request, or request to a host other than the gateway's.
+
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const base = (process.env.BASE_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, '');
+const sandbox = (process.env.SANDBOX_URL ?? '').replace(/\/$/, '').replace(/\/rest\/v1$/, '');
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const artifacts = resolve(process.env.ARTIFACTS_DIR ?? join(here, '..', '..', 'artifacts'));
+const screenshot = join(artifacts, 'petition.png');
+const PAGE = process.env.PETITION_PAGE ?? 'save-the-bees';
+const SANDBOX_AUTH = 'Basic ' + Buffer.from(process.env.SANDBOX_CREDENTIALS ?? 'sandbox:sandbox').toString('base64');
+const TIMEOUT = 30_000;
+
+const failures = [];
+const fail = (msg) => {
+  failures.push(msg);
+  console.log(`  FAIL ${msg}`);
+};
+const pass = (msg) => console.log(`  ok   ${msg}`);
+const check = (cond, msg) => (cond ? pass(msg) : fail(msg));
+
+if (!sandbox) {
+  console.log('SANDBOX_URL is required (the embedded sandbox address the gateway prints at start)');
+  process.exit(1);
+}
+
+const gatewayHost = new URL(base).host;
+const isGateway = (u) => {
+  try {
+    const url = new URL(u);
+    return url.host === gatewayHost || url.protocol === 'data:' || url.protocol === 'blob:';
+  } catch {
+    return false;
+  }
+};
+
+// What the sandbox holds, asked over its REST API with its credential.
+async function rest(path) {
+  const res = await fetch(`${sandbox}${path}`, { headers: { authorization: SANDBOX_AUTH } });
+  if (!res.ok) throw new Error(`sandbox ${path}: HTTP ${res.status}`);
+  return res.json();
+}
+async function postedActions() {
+  const stats = await fetch(`${sandbox}/__sandbox/stats`).then((r) => r.json());
+  return stats?.by_route?.['POST /rest/v1/action/'] ?? 0;
+}
+async function actionsOf(email) {
+  const users = await rest(`/rest/v1/user/?email=${encodeURIComponent(email)}`);
+  const user = users.objects?.[0];
+  if (!user) return [];
+  const actions = await rest(`/rest/v1/action/?user=${user.id}&page__name=${encodeURIComponent(PAGE)}&_limit=100`);
+  return actions.objects ?? [];
+}
+
+console.log(`petition page browser test against ${base} (sandbox ${sandbox}) with ${executablePath}`);
+
+// 1. The page as served.
+{
+  const res = await fetch(`${base}/examples/petition`);
+  check(res.status === 200, `GET /examples/petition answers 200 (got ${res.status})`);
+  const csp = res.headers.get('content-security-policy') ?? '';
+  check(/script-src 'sha256-/.test(csp) && !/unsafe-inline/.test(csp), `a Content-Security-Policy with hashes, no 'unsafe-inline' (${csp || 'none'})`);
+  const html = await res.text();
+  const external = [...html.matchAll(/(?:src|href)\s*=\s*["']([^"']+)["']/g)]
+    .map((m) => m[1])
+    .filter((u) => /^(https?:)?\/\//.test(u));
+  check(external.length === 0, `no script or stylesheet from another host (${external.join(', ') || 'none'})`);
+}
+
+const email = `petition-${Date.now()}-${process.pid}@example.org`;
+const userDataDir = mkdtempSync(join(tmpdir(), 'akgql-chromium-'));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath,
+  headless: true,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+  viewport: { width: 900, height: 1000 },
+});
+
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') fail(`console error: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => fail(`uncaught error in the page: ${err.message}`));
+  page.on('request', (req) => {
+    if (!isGateway(req.url())) fail(`request to another host: ${req.method()} ${req.url()}`);
+  });
+  page.on('requestfailed', (req) =>
+    fail(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText})`),
+  );
+  page.on('response', (res) => {
+    if (res.status() >= 400) fail(`HTTP ${res.status()} for ${res.request().method()} ${res.url()}`);
+  });
+
+  await page.goto(`${base}/examples/petition`, { waitUntil: 'load' });
+  await page.locator('form#petition button[type="submit"]').waitFor({ state: 'visible' });
+  pass('the petition form rendered');
+
+  // 2. An invalid email: the error shows next to the email input.
+  const before = await postedActions();
+  await page.fill('#email', 'ada.lovelace-at-example.org');
+  await page.fill('#firstName', 'Ada');
+  await page.fill('#lastName', 'Lovelace');
+  await page.fill('#zip', '02139');
+  await page.click('form#petition button[type="submit"]');
+  const emailError = page.locator('#error-email');
+  const shown = await page
+    .waitForFunction(() => document.getElementById('error-email')?.textContent.trim() !== '', null, { timeout: TIMEOUT })
+    .then(() => true)
+    .catch(() => false);
+  check(shown, `the email error shows inline: ${JSON.stringify(shown ? await emailError.innerText() : '')}`);
+  check((await page.getAttribute('#email', 'aria-invalid')) === 'true', 'the email input is marked invalid');
+  const others = await page.evaluate(() =>
+    ['firstName', 'lastName', 'zip', 'phone'].map((n) => document.getElementById('error-' + n).textContent).join(''),
+  );
+  check(others === '', `no error next to the other inputs (${JSON.stringify(others)})`);
+  check(await page.locator('#confirmation').isHidden(), 'no confirmation yet');
+  check((await postedActions()) === before, 'the refused signature did not reach the sandbox');
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, 'petition-error.png'), fullPage: true });
+
+  // 3. Corrected: the confirmation, and one new action in the sandbox.
+  await page.fill('#email', email);
+  await page.click('form#petition button[type="submit"]');
+  const confirmed = await page
+    .locator('#confirmation')
+    .waitFor({ state: 'visible' })
+    .then(() => true)
+    .catch(() => false);
+  check(confirmed, 'the confirmation shows after a correct submission');
+  const status = await page.getAttribute('#confirmation', 'data-status');
+  const text = confirmed ? await page.locator('#confirmation').innerText() : '';
+  check(/Thank you, Ada!/.test(text), `the confirmation thanks the signer: ${JSON.stringify(text)}`);
+  check(status === 'PROCESSED' || status === 'QUEUED', `submitAction answered ${status}`);
+  check(await page.locator('form#petition').isHidden(), 'the form is replaced by the confirmation');
+  // A QUEUED signature is delivered in the background: wait for it.
+  let actions = [];
+  const deadline = Date.now() + TIMEOUT;
+  do {
+    actions = await actionsOf(email);
+    if (actions.length > 0) break;
+    await new Promise((r) => setTimeout(r, 250));
+  } while (Date.now() < deadline);
+  check(actions.length === 1, `exactly one new action by ${email} on ${PAGE} in the sandbox (found ${actions.length})`);
+  const after = await postedActions();
+  check(after - before === 1, `the sandbox processed one action (POST /rest/v1/action/: ${before} → ${after})`);
+
+  await page.screenshot({ path: screenshot, fullPage: true });
+  console.log(`       screenshot: ${screenshot}`);
+} catch (err) {
+  fail(`the petition test stopped: ${err?.stack ?? err}`);
+} finally {
+  await context.close().catch(() => {});
+  rmSync(userDataDir, { recursive: true, force: true });
+}
+
+if (failures.length > 0) {
+  console.log(`petition test FAILED: ${failures.length} failure(s)`);
+  process.exit(1);
+}
+console.log('petition test passed');

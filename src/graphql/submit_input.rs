@@ -1,0 +1,890 @@
+//! Checking a submission before anything is sent upstream: the input of
+//! `submitAction` becomes an [`ActionSubmission`] or a list of [`Problem`]s, each
+//! naming the input field a form shows it next to.
+//!
+//! Field names in problems are the GraphQL input's (`email`, `firstName`, `zip`, ...);
+//! custom fields are `user_<name>` and `action_<name>`, as ActionKit's own forms name
+//! their inputs. Codes are stable (see [`Code`]); messages are for people.
+//!
+//! Everything here is pure: no upstream call, no clock. The page's own rules (does it
+//! exist, which fields it requires) and the instance's allowed user fields are checked
+//! by the caller with [`required_fields`] and [`unknown_fields`].
+
+use std::collections::BTreeSet;
+
+use crate::actionkit::{ActionSubmission, MAX_FIELD_VALUE_BYTES};
+
+/// The stable codes of field errors found by the gateway. (Failures reported by
+/// ActionKit later come with the outbox's codes: `REQUIRED`, `INVALID`, `REFUSED`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Code {
+    /// A field the page (or ActionKit) requires is missing or empty.
+    Required,
+    /// Not an email address.
+    InvalidEmail,
+    /// Not a US zip code (`12345` or `12345-6789`) where the country is the US.
+    InvalidZip,
+    /// Not a US phone number (10 digits, an optional leading 1) where the country is
+    /// the US.
+    InvalidPhone,
+    /// Not an AKID (`<mailing>.<user>.<hash>`), or its hash is wrong.
+    InvalidAkid,
+    /// A custom field name that is not letters, digits and `_`.
+    InvalidName,
+    /// Any other malformed value (`page`, `eventId`, `role`, `idempotencyKey`).
+    Invalid,
+    /// Longer than the field allows.
+    TooLong,
+    /// More custom fields than one submission may carry.
+    TooMany,
+    /// Control characters (line breaks are allowed in custom field values only).
+    ControlCharacters,
+    /// Characters outside the Basic Multilingual Plane (emoji) in a member's core
+    /// fields, which ActionKit's database cannot store.
+    UnsupportedCharacters,
+    /// A custom field this page does not accept.
+    UnknownField,
+    /// No page has this short name.
+    NotFound,
+}
+
+impl Code {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Code::Required => "REQUIRED",
+            Code::InvalidEmail => "INVALID_EMAIL",
+            Code::InvalidZip => "INVALID_ZIP",
+            Code::InvalidPhone => "INVALID_PHONE",
+            Code::InvalidAkid => "INVALID_AKID",
+            Code::InvalidName => "INVALID_NAME",
+            Code::Invalid => "INVALID",
+            Code::TooLong => "TOO_LONG",
+            Code::TooMany => "TOO_MANY",
+            Code::ControlCharacters => "CONTROL_CHARACTERS",
+            Code::UnsupportedCharacters => "UNSUPPORTED_CHARACTERS",
+            Code::UnknownField => "UNKNOWN_FIELD",
+            Code::NotFound => "NOT_FOUND",
+        }
+    }
+}
+
+/// One problem with one input field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Problem {
+    /// The input field (`email`, `zip`, `user_<name>`, `action_<name>`, `page`, ...).
+    pub field: String,
+    pub code: Code,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(field: impl Into<String>, code: Code, message: impl Into<String>) -> Self {
+        Problem {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The most custom user fields, and the most custom action values, per submission.
+pub(super) const MAX_CUSTOM_FIELDS: usize = 100;
+/// The longest idempotency key, in bytes.
+pub(super) const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// A submission as the GraphQL input gives it (plain strings, before any check).
+#[derive(Debug, Clone, Default)]
+pub(super) struct RawSubmission {
+    pub page: String,
+    pub email: Option<String>,
+    pub akid: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub name: Option<String>,
+    pub address1: Option<String>,
+    pub address2: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub zip: Option<String>,
+    pub postal: Option<String>,
+    pub region: Option<String>,
+    pub country: Option<String>,
+    pub phone: Option<String>,
+    pub lang: Option<String>,
+    pub user_fields: Vec<(String, String)>,
+    pub action_fields: Vec<(String, String)>,
+    pub referring_akid: Option<String>,
+    pub source: Option<String>,
+    pub event_id: Option<String>,
+    pub role: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// The checks of one core field: its input name and longest length in characters.
+struct Core {
+    field: &'static str,
+    max: usize,
+}
+
+const EMAIL: Core = Core {
+    field: "email",
+    max: 254,
+};
+
+/// Whether a page short name has the shape ActionKit gives them.
+pub(super) fn is_page_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Whether a custom field name is letters, digits and `_` (1 to 255).
+pub(super) fn is_field_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// An email address as forms accept them: one `@`, a local part of at most 64
+/// characters without spaces, a domain of dot-separated labels with at least two labels.
+pub(super) fn is_email(email: &str) -> bool {
+    if email.len() > EMAIL.max {
+        return false;
+    }
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.chars().count() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local.chars().all(|c| {
+            c.is_alphanumeric()
+                || "!#$%&'*+/=?^_`{|}~.-".contains(c)
+                || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
+        });
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.chars().count() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+        && labels.last().is_some_and(|tld| {
+            tld.chars().count() >= 2 && !tld.bytes().all(|b| b.is_ascii_digit())
+        });
+    local_ok && domain_ok
+}
+
+/// Whether an AKID has ActionKit's shape: `<mailing>.<user>.<hash>`, the mailing
+/// digits or empty, the user digits, the hash 6 characters of base64url.
+pub(super) fn is_akid(akid: &str) -> bool {
+    let Some((cleartext, hash)) = akid.rsplit_once('.') else {
+        return false;
+    };
+    let Some((mailing, _)) = cleartext.split_once('.') else {
+        return false;
+    };
+    akid.len() <= 64
+        && crate::graphql::access::akid_user(akid).is_some()
+        && (mailing.is_empty()
+            || (mailing.len() <= 19 && mailing.bytes().all(|b| b.is_ascii_digit())))
+        && hash.len() == 6
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Whether `country` (absent, or a name or code of the US) means the US rules for zip
+/// and phone apply.
+pub(super) fn is_us(country: Option<&str>) -> bool {
+    match country {
+        None => true,
+        Some(c) => {
+            let c: String = c
+                .chars()
+                .filter(|ch| !matches!(ch, '.' | ' '))
+                .collect::<String>()
+                .to_lowercase();
+            matches!(
+                c.as_str(),
+                "us" | "usa" | "unitedstates" | "unitedstatesofamerica"
+            )
+        }
+    }
+}
+
+/// A US zip code: 5 digits, or 5 and 4 joined by `-`.
+pub(super) fn is_us_zip(zip: &str) -> bool {
+    let b = zip.as_bytes();
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    match b.len() {
+        5 => digits(b),
+        10 => digits(&b[..5]) && b[5] == b'-' && digits(&b[6..]),
+        _ => false,
+    }
+}
+
+/// A US phone number: 10 digits (an optional leading `1` or `+1`), written with
+/// spaces, dots, dashes or parentheses at will.
+pub(super) fn is_us_phone(phone: &str) -> bool {
+    if !phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '.' | '-' | '(' | ')' | '+'))
+    {
+        return false;
+    }
+    if phone.chars().skip(1).any(|c| c == '+') {
+        return false;
+    }
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    match digits.len() {
+        10 => true,
+        11 => digits.starts_with('1'),
+        _ => false,
+    }
+}
+
+/// Checks the characters and length of one value; `multiline` lets line breaks and
+/// tabs through (custom field values), `core` refuses emoji (a member's own fields).
+fn check_text(
+    out: &mut Vec<Problem>,
+    field: &str,
+    value: &str,
+    max_chars: usize,
+    multiline: bool,
+    core: bool,
+) -> bool {
+    let before = out.len();
+    if value
+        .chars()
+        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+    {
+        out.push(Problem::new(
+            field,
+            Code::ControlCharacters,
+            "This field contains control characters.",
+        ));
+    } else if core && value.chars().any(|c| c as u32 > 0xFFFF) {
+        out.push(Problem::new(
+            field,
+            Code::UnsupportedCharacters,
+            "This field contains characters (such as emoji) that cannot be stored.",
+        ));
+    }
+    if value.chars().count() > max_chars {
+        out.push(Problem::new(
+            field,
+            Code::TooLong,
+            format!("Use at most {max_chars} characters."),
+        ));
+    }
+    out.len() == before
+}
+
+/// Trims a core field; empty means absent (a form's empty input).
+fn core(out: &mut Vec<Problem>, value: Option<String>, spec: Core) -> Option<String> {
+    let v = value?.trim().to_owned();
+    if v.is_empty() {
+        return None;
+    }
+    check_text(out, spec.field, &v, spec.max, false, true);
+    Some(v)
+}
+
+/// The custom fields of one kind: names checked, values checked, empty values kept
+/// out (a form's empty input).
+fn custom(
+    out: &mut Vec<Problem>,
+    fields: Vec<(String, String)>,
+    prefix: &str,
+    list_name: &str,
+) -> Vec<(String, String)> {
+    if fields.len() > MAX_CUSTOM_FIELDS {
+        out.push(Problem::new(
+            list_name,
+            Code::TooMany,
+            format!("Send at most {MAX_CUSTOM_FIELDS} custom fields."),
+        ));
+        return Vec::new();
+    }
+    let mut kept = Vec::with_capacity(fields.len());
+    for (name, value) in fields {
+        let name = name.trim().to_owned();
+        let shown: String = name.chars().take(64).collect();
+        let field = format!("{prefix}{shown}");
+        if !is_field_name(&name) {
+            out.push(Problem::new(
+                field,
+                Code::InvalidName,
+                "Custom field names are 1 to 255 letters, digits or `_`.",
+            ));
+            continue;
+        }
+        if value.len() > MAX_FIELD_VALUE_BYTES {
+            out.push(Problem::new(
+                field,
+                Code::TooLong,
+                "Use at most 64 KiB of text.",
+            ));
+            continue;
+        }
+        if !check_text(out, &field, &value, usize::MAX, true, false) {
+            continue;
+        }
+        if value.trim().is_empty() {
+            continue;
+        }
+        kept.push((name, value));
+    }
+    kept
+}
+
+/// Checks everything that needs neither the page nor the instance, and builds the
+/// submission. The submission is usable only when the problem list is empty.
+pub(super) fn check(
+    raw: RawSubmission,
+    akid_secret: Option<&str>,
+) -> (ActionSubmission, Vec<Problem>) {
+    let mut out = Vec::new();
+    let page = raw.page.trim().to_owned();
+    if page.is_empty() {
+        out.push(Problem::new("page", Code::Required, "Name the page."));
+    } else if !is_page_name(&page) {
+        out.push(Problem::new(
+            "page",
+            Code::Invalid,
+            "A page short name is letters, digits, `-` and `_`.",
+        ));
+    }
+    let email = core(&mut out, raw.email, EMAIL);
+    if let Some(e) = &email {
+        if !out.iter().any(|p| p.field == "email") && !is_email(e) {
+            out.push(Problem::new(
+                "email",
+                Code::InvalidEmail,
+                "Enter a valid email address.",
+            ));
+        }
+    }
+    let akid = raw
+        .akid
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty());
+    if let Some(a) = &akid {
+        let verified = match akid_secret {
+            Some(secret) => crate::graphql::access::verify_akid(secret, a).is_some(),
+            None => true,
+        };
+        if !is_akid(a) || !verified {
+            out.push(Problem::new(
+                "akid",
+                Code::InvalidAkid,
+                "This link is not valid; enter your email address instead.",
+            ));
+        }
+    }
+    if email.is_none() && akid.is_none() {
+        out.push(Problem::new(
+            "email",
+            Code::Required,
+            "Enter your email address.",
+        ));
+    }
+    let c = |field, max| Core { field, max };
+    let first_name = core(&mut out, raw.first_name, c("firstName", 255));
+    let last_name = core(&mut out, raw.last_name, c("lastName", 255));
+    let name = core(&mut out, raw.name, c("name", 255));
+    let address1 = core(&mut out, raw.address1, c("address1", 255));
+    let address2 = core(&mut out, raw.address2, c("address2", 255));
+    let city = core(&mut out, raw.city, c("city", 255));
+    let state = core(&mut out, raw.state, c("state", 255));
+    let zip = core(&mut out, raw.zip, c("zip", 255));
+    let postal = core(&mut out, raw.postal, c("postal", 255));
+    let region = core(&mut out, raw.region, c("region", 255));
+    let country = core(&mut out, raw.country, c("country", 100));
+    let phone = core(&mut out, raw.phone, c("phone", 40));
+    let lang = core(&mut out, raw.lang, c("lang", 32));
+    let source = core(&mut out, raw.source, c("source", 255));
+    let us = is_us(country.as_deref());
+    if let Some(z) = &zip {
+        let clean = !out.iter().any(|p| p.field == "zip");
+        if us && clean && !is_us_zip(z) {
+            out.push(Problem::new(
+                "zip",
+                Code::InvalidZip,
+                "Enter a 5-digit zip code (or zip+4, 12345-6789).",
+            ));
+        }
+    }
+    if let Some(p) = &phone {
+        let clean = !out.iter().any(|x| x.field == "phone");
+        if us && clean && !is_us_phone(p) {
+            out.push(Problem::new(
+                "phone",
+                Code::InvalidPhone,
+                "Enter a 10-digit phone number.",
+            ));
+        }
+    }
+    let referring_akid = raw
+        .referring_akid
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty());
+    if let Some(r) = &referring_akid {
+        if !is_akid(r) {
+            out.push(Problem::new(
+                "referringAkid",
+                Code::InvalidAkid,
+                "Not an AKID.",
+            ));
+        }
+    }
+    let event_id = match raw.event_id.map(|e| e.trim().to_owned()) {
+        None => None,
+        Some(e) if e.is_empty() => None,
+        Some(e) => match e.parse::<u64>() {
+            Ok(n) if n > 0 && e.len() <= 19 && e.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+            _ => {
+                out.push(Problem::new(
+                    "eventId",
+                    Code::Invalid,
+                    "An event id is a positive integer.",
+                ));
+                None
+            }
+        },
+    };
+    let role = raw
+        .role
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if let Some(r) = &role {
+        if !matches!(r.as_str(), "attendee" | "host") {
+            out.push(Problem::new(
+                "role",
+                Code::Invalid,
+                "The role is `attendee` or `host`.",
+            ));
+        } else if event_id.is_none() && !out.iter().any(|p| p.field == "eventId") {
+            out.push(Problem::new(
+                "eventId",
+                Code::Required,
+                "A role needs the event's id.",
+            ));
+        }
+    }
+    if let Some(key) = &raw.idempotency_key {
+        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || key.chars().any(|c| c.is_control())
+        {
+            out.push(Problem::new(
+                "idempotencyKey",
+                Code::Invalid,
+                format!("An idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} bytes of text."),
+            ));
+        }
+    }
+    let user_fields = custom(&mut out, raw.user_fields, "user_", "userFields");
+    let action_fields = custom(&mut out, raw.action_fields, "action_", "fields");
+    let submission = ActionSubmission {
+        page,
+        email,
+        akid,
+        first_name,
+        last_name,
+        name,
+        address1,
+        address2,
+        city,
+        state,
+        zip,
+        postal,
+        region,
+        country,
+        phone,
+        lang,
+        user_fields,
+        action_fields,
+        referring_akid,
+        source,
+        event_id,
+        role,
+    };
+    (submission, out)
+}
+
+/// Custom fields that the allow-lists do not name (`None`: any name is allowed).
+pub(super) fn unknown_fields(
+    submission: &ActionSubmission,
+    allowed_user: Option<&BTreeSet<String>>,
+    allowed_action: Option<&BTreeSet<String>>,
+) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let lists = [
+        ("user_", &submission.user_fields, allowed_user),
+        ("action_", &submission.action_fields, allowed_action),
+    ];
+    for (prefix, fields, allowed) in lists {
+        let Some(allowed) = allowed else { continue };
+        for (name, _) in fields {
+            let field = format!("{prefix}{name}");
+            if !allowed.contains(name) && seen.insert(field.clone()) {
+                out.push(Problem::new(
+                    field,
+                    Code::UnknownField,
+                    "This page does not take this field.",
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Whether the submission carries the field `name` (as [`ActionSubmission`] names
+/// them: `first_name`, `zip`, `user_<name>`, `action_<name>`). `None` for names this
+/// gateway does not send (such as `prefix`), which ActionKit checks itself.
+fn carries(s: &ActionSubmission, name: &str) -> Option<bool> {
+    if let Some(n) = name.strip_prefix("user_") {
+        return Some(s.user_fields.iter().any(|(k, _)| k == n));
+    }
+    if let Some(n) = name.strip_prefix("action_") {
+        return Some(s.action_fields.iter().any(|(k, _)| k == n));
+    }
+    let v = match name {
+        "email" => &s.email,
+        "first_name" => &s.first_name,
+        "last_name" => &s.last_name,
+        "name" => &s.name,
+        "address1" => &s.address1,
+        "address2" => &s.address2,
+        "city" => &s.city,
+        "state" => &s.state,
+        "zip" => &s.zip,
+        "postal" => &s.postal,
+        "region" => &s.region,
+        "country" => &s.country,
+        "phone" => &s.phone,
+        "lang" => &s.lang,
+        "source" => &s.source,
+        _ => return None,
+    };
+    Some(v.is_some())
+}
+
+/// The page's required fields that the submission leaves out. A member named by AKID
+/// is recognised: ActionKit takes what it has on file, so only its own answer counts.
+/// A name given whole (`name`) stands for `first_name` and `last_name`.
+pub(super) fn required_fields(submission: &ActionSubmission, required: &[String]) -> Vec<Problem> {
+    if submission.akid.is_some() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for name in required {
+        let name = name.as_str();
+        let present = match name {
+            "first_name" | "last_name" if submission.name.is_some() => Some(true),
+            _ => carries(submission, name),
+        };
+        if present == Some(false) {
+            let field = graphql_field_name(name);
+            if !out.iter().any(|p: &Problem| p.field == field) {
+                out.push(Problem::new(
+                    field,
+                    Code::Required,
+                    "This field is required.",
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The GraphQL input's name for a submission field name (ActionKit's and the
+/// outbox's): `first_name` → `firstName`; custom fields keep `user_`/`action_`.
+pub(super) fn graphql_field_name(name: &str) -> String {
+    if name.starts_with("user_") || name.starts_with("action_") || name.starts_with('_') {
+        return name.to_owned();
+    }
+    match name {
+        "plus4" => return "zip".into(),
+        "mailing_id" => return "akid".into(),
+        "referring_user" => return "referringAkid".into(),
+        _ => {}
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' && !out.is_empty() {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(page: &str, email: &str) -> RawSubmission {
+        RawSubmission {
+            page: page.into(),
+            email: Some(email.into()),
+            ..RawSubmission::default()
+        }
+    }
+
+    fn codes(problems: &[Problem]) -> Vec<(String, &'static str)> {
+        problems
+            .iter()
+            .map(|p| (p.field.clone(), p.code.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn emails() {
+        for ok in [
+            "a@example.org",
+            "first.last+tag@mail.example.co.uk",
+            "o'brien@example.ie",
+            "zoë@exämple.de",
+        ] {
+            assert!(is_email(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "plain",
+            "@example.org",
+            "a@",
+            "a@example",
+            "a@@example.org",
+            "a b@example.org",
+            "a@exa mple.org",
+            ".a@example.org",
+            "a..b@example.org",
+            "a@-example.org",
+            "a@example.123",
+            "a@example..org",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+        let long = format!("{}@example.org", "a".repeat(65));
+        assert!(!is_email(&long));
+    }
+
+    #[test]
+    fn zips_phones_and_countries() {
+        assert!(is_us_zip("02139") && is_us_zip("02139-4307"));
+        for bad in ["2139", "021390", "02139-43", "abcde", "02139 4307"] {
+            assert!(!is_us_zip(bad), "{bad}");
+        }
+        for ok in [
+            "6175551234",
+            "(617) 555-1234",
+            "617.555.1234",
+            "+1 617 555 1234",
+            "1-617-555-1234",
+        ] {
+            assert!(is_us_phone(ok), "{ok}");
+        }
+        for bad in [
+            "555-1234",
+            "2617555123456",
+            "617-555-123x",
+            "61+7555123",
+            "26175551234",
+        ] {
+            assert!(!is_us_phone(bad), "{bad}");
+        }
+        assert!(is_us(None) && is_us(Some("US")) && is_us(Some("U.S.A.")));
+        assert!(is_us(Some("United States")));
+        assert!(!is_us(Some("Canada")) && !is_us(Some("GB")));
+    }
+
+    #[test]
+    fn akids() {
+        assert!(is_akid(".103007.Gcg02t") && is_akid("2695.103007.Gcg02t"));
+        for bad in [
+            "",
+            "103007",
+            ".103007",
+            "x.1.abcdef",
+            ".0.abcdef",
+            ".1.abc",
+            ".1.abc$ef",
+            "1.2.3.abcdef",
+        ] {
+            assert!(!is_akid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_good_submission_passes_trimmed() {
+        let mut r = raw(" save-the-bees ", " ada@example.org ");
+        r.first_name = Some("  Ada ".into());
+        r.last_name = Some("".into());
+        r.zip = Some("02139".into());
+        r.phone = Some("(617) 555-1234".into());
+        r.action_fields = vec![
+            ("comment".into(), "line one\nline two".into()),
+            ("comment".into(), "again".into()),
+            ("empty".into(), "".into()),
+        ];
+        r.event_id = Some("12".into());
+        r.role = Some("host".into());
+        let (s, problems) = check(r, None);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.page, "save-the-bees");
+        assert_eq!(s.email.as_deref(), Some("ada@example.org"));
+        assert_eq!(s.first_name.as_deref(), Some("Ada"));
+        assert_eq!(s.last_name, None, "an empty input is absent");
+        assert_eq!(s.action_fields.len(), 2, "empty values are left out");
+        assert_eq!((s.event_id, s.role.as_deref()), (Some(12), Some("host")));
+    }
+
+    #[test]
+    fn every_refusal_has_its_code() {
+        let mut r = raw("bad page!", "not-an-email");
+        r.zip = Some("1234".into());
+        r.phone = Some("555-1234".into());
+        r.first_name = Some("Ada\u{7}".into());
+        r.last_name = Some("x".repeat(256));
+        r.city = Some("Bee 🐝 town".into());
+        r.referring_akid = Some("nope".into());
+        r.event_id = Some("-3".into());
+        r.role = Some("boss".into());
+        r.idempotency_key = Some(String::new());
+        r.user_fields = vec![("bad name".into(), "x".into())];
+        r.action_fields = vec![("comment".into(), "nul\0".into())];
+        let (_, problems) = check(r, None);
+        let got = codes(&problems);
+        for want in [
+            ("page", "INVALID"),
+            ("email", "INVALID_EMAIL"),
+            ("zip", "INVALID_ZIP"),
+            ("phone", "INVALID_PHONE"),
+            ("firstName", "CONTROL_CHARACTERS"),
+            ("lastName", "TOO_LONG"),
+            ("city", "UNSUPPORTED_CHARACTERS"),
+            ("referringAkid", "INVALID_AKID"),
+            ("eventId", "INVALID"),
+            ("role", "INVALID"),
+            ("idempotencyKey", "INVALID"),
+            ("user_bad name", "INVALID_NAME"),
+            ("action_comment", "CONTROL_CHARACTERS"),
+        ] {
+            assert!(
+                got.contains(&(want.0.to_owned(), want.1)),
+                "{want:?} missing from {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_member_is_needed_and_akids_are_checked() {
+        let (_, p) = check(
+            RawSubmission {
+                page: "p".into(),
+                email: Some("  ".into()),
+                ..RawSubmission::default()
+            },
+            None,
+        );
+        assert_eq!(codes(&p), vec![("email".to_owned(), "REQUIRED")]);
+        let with_akid = |akid: &str| RawSubmission {
+            page: "p".into(),
+            akid: Some(akid.into()),
+            ..RawSubmission::default()
+        };
+        let (s, p) = check(with_akid(".42.abcdef"), None);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(s.akid.as_deref(), Some(".42.abcdef"));
+        // With the instance's secret the hash is checked too.
+        let (_, p) = check(with_akid(".42.abcdef"), Some("s3cret"));
+        assert_eq!(codes(&p), vec![("akid".to_owned(), "INVALID_AKID")]);
+        let (_, p) = check(with_akid("42"), None);
+        assert_eq!(codes(&p), vec![("akid".to_owned(), "INVALID_AKID")]);
+    }
+
+    #[test]
+    fn outside_the_us_zip_and_phone_are_free_form() {
+        let mut r = raw("p", "a@example.org");
+        r.country = Some("Canada".into());
+        r.zip = Some("K1A 0B1".into());
+        r.phone = Some("+1 (613) 555-0199 ext 4".into());
+        let (_, p) = check(r, None);
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn too_many_custom_fields() {
+        let mut r = raw("p", "a@example.org");
+        r.user_fields = (0..=MAX_CUSTOM_FIELDS)
+            .map(|i| (format!("f{i}"), "v".into()))
+            .collect();
+        let (_, p) = check(r, None);
+        assert_eq!(codes(&p), vec![("userFields".to_owned(), "TOO_MANY")]);
+    }
+
+    #[test]
+    fn allow_lists_and_required_fields() {
+        let (mut s, _) = check(raw("p", "a@example.org"), None);
+        s.user_fields = vec![("color".into(), "blue".into()), ("shoe".into(), "9".into())];
+        s.action_fields = vec![("comment".into(), "hi".into()), ("x".into(), "1".into())];
+        let users: BTreeSet<String> = ["color".to_owned()].into();
+        let actions: BTreeSet<String> = ["comment".to_owned()].into();
+        let got = codes(&unknown_fields(&s, Some(&users), Some(&actions)));
+        assert_eq!(
+            got,
+            vec![
+                ("user_shoe".to_owned(), "UNKNOWN_FIELD"),
+                ("action_x".to_owned(), "UNKNOWN_FIELD")
+            ]
+        );
+        assert!(unknown_fields(&s, None, None).is_empty());
+        let required: Vec<String> = ["zip", "first_name", "user_color", "prefix"]
+            .map(String::from)
+            .to_vec();
+        let got = codes(&required_fields(&s, &required));
+        assert_eq!(
+            got,
+            vec![
+                ("zip".to_owned(), "REQUIRED"),
+                ("firstName".to_owned(), "REQUIRED")
+            ]
+        );
+        s.name = Some("Ada Lovelace".into());
+        s.zip = Some("02139".into());
+        assert!(required_fields(&s, &required).is_empty());
+        // A member named by AKID is recognised: ActionKit decides.
+        s.zip = None;
+        s.akid = Some(".1.abcdef".into());
+        assert!(required_fields(&s, &required).is_empty());
+    }
+
+    #[test]
+    fn field_names_follow_the_graphql_input() {
+        assert_eq!(graphql_field_name("first_name"), "firstName");
+        assert_eq!(graphql_field_name("referring_akid"), "referringAkid");
+        assert_eq!(graphql_field_name("address1"), "address1");
+        assert_eq!(
+            graphql_field_name("user_favourite_food"),
+            "user_favourite_food"
+        );
+        assert_eq!(graphql_field_name("action_why"), "action_why");
+        assert_eq!(graphql_field_name("plus4"), "zip");
+        assert_eq!(graphql_field_name("__all__"), "__all__");
+        assert_eq!(graphql_field_name(""), "");
+        assert_eq!(graphql_field_name("event_id"), "eventId");
+    }
+}

@@ -1,0 +1,4 @@
+mod flow;
+mod limits;
+mod refusals;
+mod scopes;
