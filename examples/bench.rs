@@ -407,6 +407,10 @@ async fn start_gateway(
     let port = free_port()?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let log = log_file(&env.logs, &format!("gateway-{tag}.log"))?;
+    // A fresh submission store for each gateway: each run's sandbox is new, and a
+    // store left with queued submissions for another sandbox refuses to open.
+    let data_dir = env.logs.join(format!("data-{tag}"));
+    let _ = std::fs::remove_dir_all(&data_dir);
     let mut cmd = Command::new(&env.bin);
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
@@ -419,6 +423,7 @@ async fn start_gateway(
         .env("GATEWAY_LISTEN", addr.to_string())
         .env("GATEWAY_MODE", "development")
         .env("GATEWAY_API_KEYS", bench_key_entry())
+        .env("GATEWAY_DATA_DIR", &data_dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

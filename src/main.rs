@@ -312,6 +312,12 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         Err(UpstreamError::Unauthorized) => {
             bail!("ActionKit refused ACTIONKIT_USERNAME/ACTIONKIT_PASSWORD (HTTP 401); check the staff account and its API permissions")
         }
+        // Busy, not wrong: a gateway that restarts with a backlog of submissions (its
+        // worker starts with the outbox) may find ActionKit at its limit. Refusing to
+        // start would keep the backlog from draining.
+        Err(UpstreamError::RateLimited) => tracing::warn!(
+            "ActionKit answers 429 (at its concurrency limit); starting without checking the credential"
+        ),
         Err(e) => bail!("cannot reach ActionKit: {e}"),
     }
     let listener = TcpListener::bind(config.listen)

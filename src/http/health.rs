@@ -43,7 +43,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let ready = match *last {
         Some((at, ready)) if at.elapsed() < READY_TTL => ready,
         _ => {
-            let ready = state.client.check_credentials().await.is_ok();
+            // 429: ActionKit is there and busy (for instance with queued submissions
+            // being delivered); taking this replica out of service would not help.
+            let ready = matches!(
+                state.client.check_credentials().await,
+                Ok(()) | Err(crate::actionkit::Error::RateLimited)
+            );
             *last = Some((Instant::now(), ready));
             ready
         }

@@ -482,11 +482,19 @@ impl Shared {
         metrics::gauge!("gateway_outbox_queue_depth").set(self.store.queue_depth() as f64);
     }
 
-    /// ActionKit is overloaded or unreachable: pause the worker (doubling each time).
+    /// ActionKit is overloaded or unreachable: pause the worker (doubling each time
+    /// until a success). Overloaded (429, breaker open, no slot) is a limit on how many
+    /// at once, so the pause is short (100 ms doubling to 2 s) and the worker halves
+    /// its window; unreachable pauses longer (250 ms doubling to 30 s).
     fn upstream_trouble(&self, overloaded: bool) {
-        let cap = self.settings.max_backoff.min(Duration::from_secs(30));
+        let (base, cap) = if overloaded {
+            (Duration::from_millis(100), Duration::from_secs(2))
+        } else {
+            (Duration::from_millis(250), Duration::from_secs(30))
+        };
+        let cap = self.settings.max_backoff.min(cap);
         let mut p = lock(&self.pause);
-        let delay = backoff(p.level, Duration::from_millis(250), cap);
+        let delay = backoff(p.level, base, cap);
         p.level = (p.level + 1).min(20);
         let until = Instant::now() + delay;
         p.until = Some(p.until.map_or(until, |t| t.max(until)));
