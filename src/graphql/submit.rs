@@ -472,8 +472,7 @@ impl SubmitGuard {
         match wait {
             None => Ok(()),
             Some((msg, w)) => {
-                metrics::counter!("gateway_submissions_total", "result" => "rate_limited")
-                    .increment(1);
+                refused("rate_limited");
                 let secs = (w.as_secs() + u64::from(w.subsec_nanos() > 0)).max(1);
                 let err =
                     GatewayError::new(ErrorCode::RateLimited, format!("{msg}; retry in {secs} s"));
@@ -487,8 +486,9 @@ fn forbidden(message: &str) -> async_graphql::Error {
     GatewayError::new(ErrorCode::Forbidden, message).into()
 }
 
-fn count(result: &'static str) {
-    metrics::counter!("gateway_submissions_total", "result" => result).increment(1);
+/// Submissions refused before the outbox (what it takes, it counts itself).
+fn refused(reason: &'static str) {
+    metrics::counter!("gateway_submissions_refused_total", "reason" => reason).increment(1);
 }
 
 /// `Mutation.submitAction`.
@@ -585,7 +585,7 @@ pub(super) async fn submit_action(
         }
     }
     if !problems.is_empty() {
-        count("refused");
+        refused("input");
         tracing::debug!(caller = %principal.name, page = %submission.page, errors = problems.len(), "submission refused");
         return Ok(SubmitActionPayload::refused(problems));
     }
@@ -603,11 +603,6 @@ pub(super) async fn submit_action(
                 "the submission could not be stored, so it was not taken; try again",
             ))
         })?;
-    count(match record.state {
-        SubmissionState::Processed => "processed",
-        SubmissionState::Queued => "queued",
-        SubmissionState::Failed => "failed",
-    });
     tracing::info!(caller = %principal.name, page = %record.page, status = ?record.state, "submission");
     Ok(SubmitActionPayload::from_record(record))
 }
