@@ -16,16 +16,14 @@
 //
 // CHROMIUM (default /usr/bin/chromium) names the browser; playwright never downloads one.
 
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
-import { chromium } from 'playwright-core';
+import { executablePath, externalReferences, launch, watchedPage } from './chromium.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const base = (process.env.BASE_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, '');
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const artifacts = resolve(process.env.ARTIFACTS_DIR ?? join(here, '..', '..', 'artifacts'));
 const screenshot = join(artifacts, 'graphiql.png');
 const TIMEOUT = 30_000;
@@ -57,46 +55,15 @@ console.log(`GraphiQL browser test against ${base} with ${executablePath}`);
   const csp = res.headers.get('content-security-policy') ?? '';
   check(/default-src 'self'/.test(csp), `GET / sends a Content-Security-Policy (${csp || 'none'})`);
   const html = await res.text();
-  const external = [...html.matchAll(/(?:src|href)\s*=\s*["']([^"']+)["']/g)]
-    .map((m) => m[1])
-    .filter((u) => /^(https?:)?\/\//.test(u));
+  const external = externalReferences(html);
   check(external.length === 0, `no script or stylesheet from another host (${external.join(', ') || 'none'})`);
 }
 
 // 2-4. In the browser.
-const userDataDir = mkdtempSync(join(tmpdir(), 'akgql-chromium-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-  viewport: { width: 1440, height: 900 },
-});
+const { context, close } = await launch({ width: 1440, height: 900 });
 
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(TIMEOUT);
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') fail(`console error: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => fail(`uncaught error in the page: ${err.message}`));
-  page.on('request', (req) => {
-    if (!isGateway(req.url())) fail(`request to another host: ${req.method()} ${req.url()}`);
-  });
-  page.on('requestfailed', (req) =>
-    fail(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText})`),
-  );
-  page.on('response', (res) => {
-    if (res.status() >= 500) fail(`HTTP ${res.status()} for ${res.request().method()} ${res.url()}`);
-  });
+  const page = await watchedPage(context, { timeout: TIMEOUT, fail, isGateway, failStatus: 500 });
 
   await page.goto(`${base}/`, { waitUntil: 'load' });
   const executeButton = page.locator('button.graphiql-execute-button');
@@ -241,8 +208,7 @@ try {
 } catch (err) {
   fail(`the browser test stopped: ${err?.stack ?? err}`);
 } finally {
-  await context.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
+  await close();
 }
 
 if (failures.length > 0) {

@@ -17,16 +17,14 @@
 // Fails on any console error (CSP violations included), uncaught page error, failed
 // request, or request to a host other than the gateway's.
 
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { executablePath, externalReferences, launch, watchedPage } from './chromium.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const base = (process.env.BASE_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, '');
 const sandbox = (process.env.SANDBOX_URL ?? '').replace(/\/$/, '').replace(/\/rest\/v1$/, '');
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const artifacts = resolve(process.env.ARTIFACTS_DIR ?? join(here, '..', '..', 'artifacts'));
 const screenshot = join(artifacts, 'petition.png');
 const PAGE = process.env.PETITION_PAGE ?? 'save-the-bees';
@@ -83,46 +81,15 @@ console.log(`petition page browser test against ${base} (sandbox ${sandbox}) wit
   const csp = res.headers.get('content-security-policy') ?? '';
   check(/script-src 'sha256-/.test(csp) && !/unsafe-inline/.test(csp), `a Content-Security-Policy with hashes, no 'unsafe-inline' (${csp || 'none'})`);
   const html = await res.text();
-  const external = [...html.matchAll(/(?:src|href)\s*=\s*["']([^"']+)["']/g)]
-    .map((m) => m[1])
-    .filter((u) => /^(https?:)?\/\//.test(u));
+  const external = externalReferences(html);
   check(external.length === 0, `no script or stylesheet from another host (${external.join(', ') || 'none'})`);
 }
 
 const email = `petition-${Date.now()}-${process.pid}@example.org`;
-const userDataDir = mkdtempSync(join(tmpdir(), 'akgql-chromium-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-  viewport: { width: 900, height: 1000 },
-});
+const { context, close } = await launch({ width: 900, height: 1000 });
 
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(TIMEOUT);
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') fail(`console error: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => fail(`uncaught error in the page: ${err.message}`));
-  page.on('request', (req) => {
-    if (!isGateway(req.url())) fail(`request to another host: ${req.method()} ${req.url()}`);
-  });
-  page.on('requestfailed', (req) =>
-    fail(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText})`),
-  );
-  page.on('response', (res) => {
-    if (res.status() >= 400) fail(`HTTP ${res.status()} for ${res.request().method()} ${res.url()}`);
-  });
+  const page = await watchedPage(context, { timeout: TIMEOUT, fail, isGateway, failStatus: 400 });
 
   await page.goto(`${base}/examples/petition`, { waitUntil: 'load' });
   await page.locator('form#petition button[type="submit"]').waitFor({ state: 'visible' });
@@ -182,8 +149,7 @@ try {
 } catch (err) {
   fail(`the petition test stopped: ${err?.stack ?? err}`);
 } finally {
-  await context.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
+  await close();
 }
 
 if (failures.length > 0) {

@@ -72,9 +72,11 @@ port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()
 base="http://127.0.0.1:$port"
 server_log="$ARTIFACTS_DIR/conformance-server.log"
 step "starting: actionkit-graphql serve --sandbox --mode development --listen 127.0.0.1:$port (log: $server_log)"
-# Settings from the caller's environment must not change what is tested.
-env -u GATEWAY_CONFIG -u GATEWAY_API_KEYS -u GATEWAY_MODE -u GATEWAY_LISTEN NO_COLOR=1 \
-  "$bin" serve --sandbox --mode development --listen "127.0.0.1:$port" >"$server_log" 2>&1 &
+# Settings from the caller's environment must not change what is tested; the
+# submission store is a fresh directory, so a run neither needs nor leaves state.
+data_dir="$(mktemp -d)"
+env -u GATEWAY_CONFIG -u GATEWAY_API_KEYS -u GATEWAY_MODE -u GATEWAY_LISTEN -u GATEWAY_DATA_DIR NO_COLOR=1 \
+  "$bin" serve --sandbox --mode development --listen "127.0.0.1:$port" --data-dir "$data_dir" >"$server_log" 2>&1 &
 server_pid=$!
 
 stop_server() {
@@ -82,6 +84,7 @@ stop_server() {
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
+  rm -rf "$data_dir"
 }
 trap stop_server EXIT
 trap 'exit 130' INT TERM
