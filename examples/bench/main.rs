@@ -604,7 +604,8 @@ async fn run_submit(
         rows.push(steady(args, env, latency).await?);
     }
     let spike = if args.spike_count > 0 {
-        Some(spike(env, args.spike_count, args.spike_seconds).await?)
+        let config = base_config(env, args.gateway_config.as_deref())?;
+        Some(spike(env, &config, args.spike_count, args.spike_seconds).await?)
     } else {
         None
     };

@@ -115,7 +115,9 @@ pub(crate) async fn steady(args: &Args, env: &Env, latency_ms: u64) -> anyhow::R
     let _ = std::fs::remove_dir_all(&data_dir);
     let extra = [("GATEWAY_DATA_DIR", data_dir.display().to_string())];
     let tag = format!("submit-{latency_ms}ms");
-    let gw = start_gateway(env, sandbox.addr, None, &tag, &extra).await?;
+    // The benchmark's own settings (the per-key rate limit off: one key sends it all).
+    let config = base_config(env, args.gateway_config.as_deref())?;
+    let gw = start_gateway(env, sandbox.addr, Some(&config), &tag, &extra).await?;
     let page = petition_page(sandbox.addr).await?;
     let counter = Arc::new(AtomicU64::new(0));
     let name = page.name.clone();
@@ -158,14 +160,19 @@ pub(crate) async fn steady(args: &Args, env: &Env, latency_ms: u64) -> anyhow::R
 
 /// `count` submissions spread over `seconds`, against a sandbox that takes 4 at a time
 /// with 200 ms per call; then waits for every one to be delivered.
-pub(crate) async fn spike(env: &Env, count: usize, seconds: u64) -> anyhow::Result<Spike> {
+pub(crate) async fn spike(
+    env: &Env,
+    config: &Path,
+    count: usize,
+    seconds: u64,
+) -> anyhow::Result<Spike> {
     let flags = ["--max-concurrent", "4"];
     eprintln!("== spike: {count} submissions in {seconds} s, sandbox {flags:?} 200 ms");
     let sandbox = start_sandbox(env, Filters::Permissive, 200, 200, &flags).await?;
     let data_dir = env.logs.join("data-spike");
     let _ = std::fs::remove_dir_all(&data_dir);
     let extra = [("GATEWAY_DATA_DIR", data_dir.display().to_string())];
-    let gw = start_gateway(env, sandbox.addr, None, "spike", &extra).await?;
+    let gw = start_gateway(env, sandbox.addr, Some(config), "spike", &extra).await?;
     let page = petition_page(sandbox.addr).await?;
     let before = actions_on(sandbox.addr, page.id).await?;
 
