@@ -3,7 +3,7 @@
 //! submission store writable) and `/metrics` (Prometheus); in development mode with
 //! the sandbox, `/examples/petition`.
 //!
-//! In front of `/graphql`: the guard (`auth.rs`: key or JWT, rate limit, the body
+//! In front of `/graphql`: the guard (`auth/`: keys, JWT, rate limit, the body
 //! read whole with a size and time limit, trusted documents), then the shedder
 //! (`shed.rs`), then the handler (`graphql/`), which checks the document's cost
 //! before the schema sees it. Every error answer is built by `errors.rs`. The

@@ -6,9 +6,8 @@
 //!
 //! Nothing here logs or returns a key, a hash or an AKID: only key names.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -16,10 +15,15 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+mod keys;
+mod limiter;
+
+pub use keys::{generate_key, hash_key, parse_keys, ApiKey};
+pub use limiter::RateLimiter;
 
 use super::errors::HttpError;
 use super::trusted::TrustedDocuments;
@@ -27,143 +31,6 @@ use crate::config::{Mode, SecurityConfig, ServerConfig, DEFAULT_MAX_BODY_BYTES};
 use crate::graphql::access::{self, Principal, Scopes};
 use crate::graphql::ErrorCode;
 use crate::telemetry::Untrusted;
-
-/// The SHA-256 of a key, in lowercase hex: what `GATEWAY_API_KEYS` stores.
-pub fn hash_key(key: &str) -> String {
-    hex(&Sha256::digest(key.trim().as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
-        let s = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(s, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// A new random key (256 bits, URL-safe), for `hash-key --generate`.
-pub fn generate_key() -> String {
-    use base64::Engine as _;
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    format!(
-        "akg_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
-
-/// One configured client key.
-#[derive(Clone)]
-pub struct ApiKey {
-    pub name: Arc<str>,
-    pub scopes: Scopes,
-    hash: [u8; 32],
-    /// The pages the key may submit to (the entry's optional fourth part); `None`: any.
-    pub pages: Option<Arc<[String]>>,
-}
-
-impl ApiKey {
-    /// A key made in the process (the development sandbox's demo submit key).
-    pub fn generated(name: &str, scopes: Scopes, key: &str, pages: Option<Vec<String>>) -> ApiKey {
-        ApiKey {
-            name: name.into(),
-            scopes,
-            hash: Sha256::digest(key.trim().as_bytes()).into(),
-            pages: pages.map(Into::into),
-        }
-    }
-}
-
-/// Whether `name` is a page short name (letters, digits, `-`, `_`; at most 255).
-fn is_page_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ApiKey({}: {})", self.name, self.scopes)
-    }
-}
-
-/// Parses `name:scopes:sha256hex[:pages]` entries (the `GATEWAY_API_KEYS` format);
-/// `pages`, page short names joined by `+`, limits which pages the key may submit to.
-pub fn parse_keys(entries: &[String]) -> Result<Vec<ApiKey>, String> {
-    let mut keys: Vec<ApiKey> = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            continue;
-        }
-        let n = i + 1;
-        let mut parts = entry.splitn(4, ':');
-        let (Some(name), Some(scopes), Some(hash)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(format!(
-                "API key entry {n} is not `name:scopes:sha256hex` (or `name:scopes:sha256hex:pages`)"
-            ));
-        };
-        let pages = parts.next();
-        let name = name.trim();
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(format!(
-                "API key entry {n}: the name must be 1 to 64 letters, digits, `-`, `_` or `.`"
-            ));
-        }
-        if matches!(name, "anonymous" | "nobody") {
-            return Err(format!("API key entry {n}: {name:?} is reserved"));
-        }
-        let scopes = Scopes::parse(scopes.trim()).map_err(|e| format!("API key {name:?}: {e}"))?;
-        let hash = unhex(&hash.trim().to_ascii_lowercase()).ok_or_else(|| {
-            format!(
-                "API key {name:?}: the third part must be the key's SHA-256 in hex (64 characters; see `actionkit-graphql hash-key`), not the key itself"
-            )
-        })?;
-        if keys.iter().any(|k| &*k.name == name) {
-            return Err(format!("API key name {name:?} is used twice"));
-        }
-        let pages = match pages.map(str::trim) {
-            None => None,
-            Some(list) => {
-                let pages: Vec<String> = list
-                    .split('+')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                if pages.is_empty() || !pages.iter().all(|p| is_page_name(p)) {
-                    return Err(format!(
-                        "API key {name:?}: the fourth part must be page short names joined by `+` (letters, digits, `-`, `_`)"
-                    ));
-                }
-                Some(pages.into())
-            }
-        };
-        keys.push(ApiKey {
-            name: name.into(),
-            scopes,
-            hash,
-            pages,
-        });
-    }
-    Ok(keys)
-}
 
 /// Why a request was not authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,51 +114,6 @@ impl Authenticator {
             principal.member_akid = Some(SecretString::from(akid.trim().to_owned()));
         }
         Ok(principal)
-    }
-}
-
-/// A token bucket per caller.
-pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<Arc<str>, (f64, Instant)>>,
-}
-
-/// Callers remembered at most; beyond it, full buckets are forgotten.
-const MAX_BUCKETS: usize = 10_000;
-
-impl RateLimiter {
-    pub fn new(per_minute: u32, burst: u32) -> Self {
-        RateLimiter {
-            per_second: f64::from(per_minute) / 60.0,
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one token from `key`'s bucket, or says how long until one is there.
-    pub fn check(&self, key: &Arc<str>, now: Instant) -> Result<(), Duration> {
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
-            let (rate, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
-            });
-        }
-        let (tokens, at) = buckets.entry(key.clone()).or_insert((self.burst, now));
-        let elapsed = now.saturating_duration_since(*at).as_secs_f64();
-        *tokens = (*tokens + elapsed * self.per_second).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else if self.per_second <= 0.0 {
-            Err(Duration::from_secs(60))
-        } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_second))
-        }
     }
 }
 
