@@ -70,7 +70,7 @@ impl MutationRoot {
     async fn submit_action(
         &self,
         ctx: &Context<'_>,
-        input: super::submit::SubmitActionInput,
+        input: super::submit_input::SubmitActionInput,
     ) -> GqlResult<super::submit::SubmitActionPayload> {
         super::submit::submit_action(ctx, input).await
     }
