@@ -141,14 +141,11 @@ impl TestGateway {
     }
 
     pub(crate) async fn stats(&self) -> Value {
-        self.http
-            .get(format!("http://{}/__sandbox/stats", self.sandbox))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::helpers::get_json(
+            &self.http,
+            format!("http://{}/__sandbox/stats", self.sandbox),
+        )
+        .await
     }
 
     /// Upstream calls since the last reset.

@@ -13,3 +13,12 @@ pub(crate) const RECORDED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/actionkit-recorded"
 );
+
+/// GETs `url` and decodes the answer as JSON, whatever its status (the tests look at
+/// the body, or at `stats`).
+pub(crate) async fn get_json(
+    http: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}

@@ -98,14 +98,7 @@ impl SandboxRest {
     }
 
     pub(crate) async fn stats(&self) -> Value {
-        self.http
-            .get(format!("{}/__sandbox/stats", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::helpers::get_json(&self.http, format!("{}/__sandbox/stats", self.base)).await
     }
 
     pub(crate) async fn set_faults(&self, faults: Value) {
