@@ -118,11 +118,11 @@ async fn actions_per_email(rest: &SandboxRest, page_id: u64) -> HashMap<String, 
     let mut per_user: HashMap<u64, u64> = HashMap::new();
     let mut offset = 0;
     loop {
-        let v = get_retrying(
-            rest,
-            &format!("/rest/v1/action/?page={page_id}&_limit=100&_offset={offset}"),
-        )
-        .await;
+        let v = rest
+            .get(&format!(
+                "/rest/v1/action/?page={page_id}&_limit=100&_offset={offset}"
+            ))
+            .await;
         for a in v["objects"].as_array().unwrap() {
             let uri = a["user"].as_str().unwrap();
             let id: u64 = uri
@@ -143,37 +143,18 @@ async fn actions_per_email(rest: &SandboxRest, page_id: u64) -> HashMap<String, 
     let mut out = HashMap::new();
     for chunk in ids.chunks(100) {
         let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
-        let v = get_retrying(
-            rest,
-            &format!("/rest/v1/user/?id__in={}&_limit=100", list.join(",")),
-        )
-        .await;
+        let v = rest
+            .get(&format!(
+                "/rest/v1/user/?id__in={}&_limit=100",
+                list.join(",")
+            ))
+            .await;
         for u in v["objects"].as_array().unwrap() {
             let id = u["id"].as_u64().unwrap();
             out.insert(u["email"].as_str().unwrap().to_owned(), per_user[&id]);
         }
     }
     out
-}
-
-/// A sandbox GET, retried while it answers 429.
-async fn get_retrying(rest: &SandboxRest, path: &str) -> Value {
-    for _ in 0..500 {
-        let r = rest
-            .http
-            .get(format!("{}{path}", rest.base))
-            .basic_auth("sandbox", Some("sandbox"))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 429 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        assert_eq!(r.status(), 200, "GET {path}");
-        return r.json().await.unwrap();
-    }
-    panic!("GET {path}: the sandbox kept answering 429");
 }
 
 const SUBMIT: &str = "mutation($input: SubmitActionInput!) {
@@ -245,8 +226,7 @@ async fn outbox_sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_
     let rest = SandboxRest::new(format!("http://{sandbox_addr}"));
     let (mut gateway, gateway_addr) = start_gateway(&sandbox_addr, &data_dir, &config).await;
 
-    let page_id = get_retrying(&rest, "/rest/v1/page/?name=save-the-bees").await["objects"][0]
-        ["id"]
+    let page_id = rest.get("/rest/v1/page/?name=save-the-bees").await["objects"][0]["id"]
         .as_u64()
         .unwrap();
 
@@ -435,8 +415,7 @@ async fn outbox_sigterm_stops_cleanly_and_the_next_start_delivers_the_rest() {
     )
     .await;
     let rest = SandboxRest::new(format!("http://{sandbox_addr}"));
-    let page_id = get_retrying(&rest, "/rest/v1/page/?name=save-the-bees").await["objects"][0]
-        ["id"]
+    let page_id = rest.get("/rest/v1/page/?name=save-the-bees").await["objects"][0]["id"]
         .as_u64()
         .unwrap();
     let (mut gateway, gateway_addr) = start_gateway(&sandbox_addr, &data_dir, &config).await;

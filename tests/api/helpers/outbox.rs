@@ -46,26 +46,13 @@ impl SandboxRest {
         }
     }
 
+    /// GET with the sandbox's credentials, retried while it answers 429 (it may be at
+    /// its `--max-concurrent`); any other status than 200 fails the test.
     pub(crate) async fn get(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .basic_auth("sandbox", Some("sandbox"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "GET {path}");
-        r.json().await.unwrap()
-    }
-
-    /// Actions of the member with this email (0 when there is no such member).
-    pub(crate) async fn actions_of(&self, email: &str) -> u64 {
-        // Retried: the sandbox may be at its --max-concurrent and answer 429.
-        for _ in 0..200 {
+        for _ in 0..500 {
             let r = self
                 .http
-                .get(format!("{}/rest/v1/user/", self.base))
-                .query(&[("email", email)])
+                .get(format!("{}{path}", self.base))
                 .basic_auth("sandbox", Some("sandbox"))
                 .send()
                 .await
@@ -74,31 +61,32 @@ impl SandboxRest {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
-            let users: Value = r.json().await.unwrap();
-            let Some(id) = users["objects"][0]["id"].as_u64() else {
-                return 0;
-            };
-            loop {
-                let r = self
-                    .http
-                    .get(format!("{}/rest/v1/action/?user={id}&_limit=1", self.base))
-                    .basic_auth("sandbox", Some("sandbox"))
-                    .send()
-                    .await
-                    .unwrap();
-                if r.status() == 429 {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                let v: Value = r.json().await.unwrap();
-                return v["meta"]["total_count"].as_u64().unwrap();
-            }
+            assert_eq!(r.status(), 200, "GET {path}");
+            return r.json().await.unwrap();
         }
-        panic!("the sandbox kept answering 429");
+        panic!("the sandbox kept answering 429 to GET {path}");
+    }
+
+    /// Actions of the member with this email (0 when there is no such member).
+    pub(crate) async fn actions_of(&self, email: &str) -> u64 {
+        let email: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
+        let users = self.get(&format!("/rest/v1/user/?email={email}")).await;
+        let Some(id) = users["objects"][0]["id"].as_u64() else {
+            return 0;
+        };
+        self.total(&format!("/rest/v1/action/?user={id}&_limit=1"))
+            .await
+    }
+
+    /// `meta.total_count` of a list.
+    pub(crate) async fn total(&self, path: &str) -> u64 {
+        self.get(path).await["meta"]["total_count"]
+            .as_u64()
+            .unwrap()
     }
 
     pub(crate) async fn stats(&self) -> Value {
-        crate::helpers::get_json(&self.http, format!("{}/__sandbox/stats", self.base)).await
+        self.get("/__sandbox/stats").await
     }
 
     pub(crate) async fn set_faults(&self, faults: Value) {
