@@ -180,6 +180,8 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     pub client: Client,
     pub outbox: Outbox,
+    /// Page progress and subscriptions (`shutdown` ends every subscription).
+    pub progress: crate::graphql::ProgressHub,
     pub task: JoinHandle<std::io::Result<()>>,
 }
 
@@ -226,7 +228,13 @@ async fn build_state(
         },
         submit: config.submit.clone(),
         akid_secret,
+        progress: None,
+        progress_settings: progress_settings(config),
     };
+    let mut settings = settings;
+    let progress = crate::graphql::ProgressHub::new(client.clone(), &settings.progress_settings);
+    progress.follow(outbox.processed_pages());
+    settings.progress = Some(progress.clone());
     let schema = build_schema(Some(client.clone()), Some(outbox.clone()), &settings);
     let pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
     let mut security = security;
@@ -241,6 +249,8 @@ async fn build_state(
     .with_security(security)
     .with_outbox(outbox);
     state.shed = crate::http::Shedder::from_config(&config.graphql);
+    state.progress = Some(progress);
+    state.websocket = std::sync::Arc::new(crate::http::ws::WsState::new(config.progress.clone()));
     state.limits = OperationLimits {
         document: settings.limits,
         max_complexity: config.graphql.max_complexity as u64,
@@ -251,13 +261,40 @@ async fn build_state(
 
 /// Serves the gateway on `listener` until `shutdown` resolves, with the connection
 /// settings of `[server]` (header and idle timeouts, the connection cap).
+fn progress_settings(config: &Config) -> crate::graphql::ProgressSettings {
+    crate::graphql::ProgressSettings {
+        ttl: Duration::from_secs(config.progress.cache_ttl_secs.max(1)),
+        capacity: 10_000,
+        max_subscriptions_per_connection: config.progress.max_subscriptions_per_connection,
+    }
+}
+
+/// How long subscribers have to hear `complete` and the close frame at shutdown.
+const WEBSOCKET_GRACE: Duration = Duration::from_secs(2);
+
 async fn serve(
     state: AppState,
     listener: TcpListener,
     connections: ConnectionSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::http::server::serve(listener, router(state), connections, shutdown).await
+    // At shutdown, subscribers are told (`complete`, then close 1001) while the HTTP
+    // connections drain; WebSocket connections are not in the server's registry.
+    let hub = state.progress.clone();
+    let websocket = state.websocket.clone();
+    let hub_for_signal = hub.clone();
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(hub) = &hub_for_signal {
+            hub.shutdown();
+        }
+    };
+    let result = crate::http::server::serve(listener, router(state), connections, shutdown).await;
+    let deadline = tokio::time::Instant::now() + WEBSOCKET_GRACE;
+    while websocket.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    result
 }
 
 /// Starts a gateway in the background after every startup check: refuses to serve a
@@ -297,6 +334,10 @@ async fn start_with(
         .outbox
         .clone()
         .context("the gateway's state has no outbox")?;
+    let progress = state
+        .progress
+        .clone()
+        .context("the gateway's state has no progress hub")?;
     let addr = listener.local_addr()?;
     let connections = ConnectionSettings::from_config(&config.server);
     let task = tokio::spawn(serve(state, listener, connections, std::future::pending()));
@@ -304,6 +345,7 @@ async fn start_with(
         addr,
         client,
         outbox,
+        progress,
         task,
     })
 }

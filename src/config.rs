@@ -40,6 +40,47 @@ pub struct Config {
     /// Taking actions (`submitAction`): validation, custom fields per page, limits.
     pub submit: SubmitConfig,
     pub outbox: OutboxConfig,
+    /// Page progress (`Page.progress`, `pageContext`) and its WebSocket subscription.
+    pub progress: ProgressConfig,
+}
+
+/// Page progress and the `pageProgress` subscription (WebSocket on `/graphql`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProgressConfig {
+    /// How long a page's progress read from ActionKit is reused by every request, in
+    /// seconds; also how often a page with subscribers is polled (one poll per page
+    /// however many subscribers).
+    pub cache_ttl_secs: u64,
+    /// Subscriptions one WebSocket connection may hold at once.
+    pub max_subscriptions_per_connection: usize,
+    /// WebSocket connections one key (or JWT subject) may hold at once; a `submit` key
+    /// (one key in a public page) counts per client address.
+    pub max_connections_per_key: usize,
+    /// WebSocket connections open at once, all keys together.
+    pub max_connections: usize,
+    /// How long a new WebSocket connection may take to send `connection_init`.
+    pub connection_init_timeout_secs: u64,
+    /// The gateway pings each WebSocket connection this often (the client answers
+    /// `pong`).
+    pub keepalive_secs: u64,
+    /// A connection from which nothing (not even a `pong`) arrived for this long is
+    /// closed (code 3008).
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ProgressConfig {
+    fn default() -> Self {
+        ProgressConfig {
+            cache_ttl_secs: 5,
+            max_subscriptions_per_connection: 20,
+            max_connections_per_key: 50,
+            max_connections: 10_000,
+            connection_init_timeout_secs: 10,
+            keepalive_secs: 15,
+            idle_timeout_secs: 60,
+        }
+    }
 }
 
 /// The submission outbox: where submissions are stored and how they are delivered.
@@ -457,6 +498,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             submit: SubmitConfig::default(),
             outbox: OutboxConfig::default(),
+            progress: ProgressConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! ```text
 //! cargo run --release --example bench -- --write BENCHMARKS.md
 //! cargo run --release --example bench -- --quick          # a 1-minute smoke run
+//! cargo run --release --example bench -- --subscriptions --write BENCHMARKS.md
 //! ```
 //!
 //! The load generator is a hand-written HTTP/1.1 client on one current-thread runtime,
@@ -147,6 +148,13 @@ struct Args {
     /// Seconds over which the spike's submissions are sent.
     #[arg(long, default_value_t = 10)]
     spike_seconds: u64,
+    /// Run only the live-progress benchmark (WebSocket subscribers of one page, then of
+    /// 100 pages), written into its own section of the `--write` file.
+    #[arg(long)]
+    subscriptions: bool,
+    /// Subscribers of each `--subscriptions` scenario.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
 }
 
 mod http;
@@ -154,6 +162,7 @@ mod load;
 mod procs;
 mod report;
 mod submit;
+mod subscriptions;
 mod upstream;
 
 use http::*;
@@ -161,6 +170,7 @@ use load::*;
 use procs::*;
 use report::*;
 use submit::*;
+use subscriptions::*;
 use upstream::*;
 
 // ----- the runs ----------------------------------------------------------------------------
@@ -565,6 +575,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     if args.submit {
         return rt.block_on(run_submit(&args, &env, &started, &load_before));
+    }
+    if args.subscriptions {
+        return rt.block_on(run_subscriptions(&args, &env, &started, &load_before));
     }
     let mut report = Report {
         rows: Vec::new(),

@@ -228,6 +228,16 @@ pub struct User {
     pub zip: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub country: String,
+    /// Address lines, postal code and region: read to tell a form which required
+    /// fields a member still lacks (`pageContext`), never returned to callers.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub address1: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub address2: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub postal: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub region: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub subscription_status: String,
     #[serde(default, deserialize_with = "null_as_default")]

@@ -11,7 +11,8 @@
 //!   actions and the pages of those actions; `submitAction` as that member. With
 //!   `write` as well, mutations only on that member's actions.
 //! - `submit`: for keys that live in public pages: `submitAction`, `submission`,
-//!   `pageContext` and nothing else ([`SUBMIT_ROOT_FIELDS`]); nothing about a member
+//!   `pageContext` and the `pageProgress` subscription, nothing else
+//!   ([`SUBMIT_ROOT_FIELDS`]), for the pages the key lists; nothing about a member
 //!   comes back beyond what the caller sent (the action's `user` is refused).
 //!
 //! Which scope each root field needs is decided before anything runs
@@ -350,6 +351,8 @@ impl ExtensionFactory for AccessExtension {
 struct AccessGuard {
     /// `(principal, operation name)` of the request, from `prepare_request`.
     request: Mutex<Option<(Principal, Option<String>)>>,
+    /// Whether the request came over WebSocket (subscriptions only there).
+    websocket: std::sync::atomic::AtomicBool,
 }
 
 /// A scope refusal of the whole operation: no `locations` (it is about the key, not
@@ -375,7 +378,9 @@ pub fn operation_allowed(scopes: Scopes, ty: OperationType) -> Result<(), &'stat
         OperationType::Query if !(scopes.may_query() || scopes.submit || scopes.write) => {
             Err("queries need a key with the `read` or `self` scope")
         }
-        OperationType::Subscription => Err("subscriptions are not served"),
+        OperationType::Subscription if !(scopes.may_query() || scopes.submit) => {
+            Err("subscriptions need a key with the `read`, `self` or `submit` scope")
+        }
         _ => Ok(()),
     }
 }
@@ -411,7 +416,10 @@ pub fn root_field_allowed(
             Err("a `submit` key may use submitAction, submission and pageContext only")
         }
         (OperationType::Query, _) => Err("queries need a key with the `read` or `self` scope"),
-        (OperationType::Subscription, _) => Err("subscriptions are not served"),
+        (OperationType::Subscription, "pageProgress") if s.may_query() || s.submit => Ok(()),
+        (OperationType::Subscription, _) => {
+            Err("subscriptions need a key with the `read`, `self` or `submit` scope")
+        }
     }
 }
 
@@ -488,9 +496,15 @@ impl Extension for AccessGuard {
             Some(p) => p.downcast_ref::<Principal>().cloned(),
             None => None,
         };
+        // Over WebSocket the principal is in the connection's data.
         let principal = principal
             .or_else(|| CURRENT.try_with(Clone::clone).ok())
+            .or_else(|| ctx.data_opt::<Principal>().cloned())
             .unwrap_or_else(Principal::nobody);
+        self.websocket.store(
+            ctx.data_opt::<super::progress::OverWebSocket>().is_some(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if let Ok(mut slot) = self.request.lock() {
             *slot = Some((principal.clone(), request.operation_name.clone()));
         }
@@ -514,6 +528,22 @@ impl Extension for AccessGuard {
             .unwrap_or_else(|| (Principal::nobody(), None));
         if let Err(msg) = check_document(&principal, &doc, name.as_deref()) {
             return Err(forbidden_server_error(msg));
+        }
+        let websocket = self.websocket.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(op) = selected_operation(&doc, name.as_deref()) {
+            match (op.ty, websocket) {
+                (OperationType::Subscription, false) => {
+                    return Err(forbidden_server_error(
+                        "subscriptions are served over WebSocket (graphql-transport-ws) on /graphql",
+                    ))
+                }
+                (OperationType::Query | OperationType::Mutation, true) => {
+                    return Err(forbidden_server_error(
+                        "over WebSocket only subscriptions are served; send queries and mutations over HTTP",
+                    ))
+                }
+                _ => {}
+            }
         }
         Ok(doc)
     }

@@ -101,6 +101,20 @@ impl QueryRoot {
         null_on_error(ctx, super::submit::submission(ctx, id).await)
     }
 
+    /// What a form needs to render for one visitor: the page (title, type,
+    /// `progress`), whether the visitor's AKID verifies (`recognized`), and then the
+    /// member's first name and the page's required fields still missing for them.
+    /// Nothing else about the member is returned. Null when no page has this short
+    /// name. Open to `read`, `self` and `submit` keys (a `submit` key: its own pages).
+    async fn page_context(
+        &self,
+        ctx: &Context<'_>,
+        page: String,
+        akid: Option<String>,
+    ) -> Option<super::context::PageContext> {
+        null_on_error(ctx, super::context::page_context(ctx, page, akid).await)
+    }
+
     /// One page, by exactly one of `id` or `name` (its short name). Null when no such
     /// page exists.
     async fn page(

@@ -323,6 +323,21 @@ impl SubmitGuard {
         }
     }
 
+    /// The page's form through the same cache, with ActionKit's errors (for
+    /// `pageContext`).
+    pub(super) async fn page_form_or_error(
+        &self,
+        client: &Client,
+        page: &str,
+    ) -> Result<Option<Arc<PageForm>>, crate::actionkit::Error> {
+        if let Some(known) = self.page_forms.get(page) {
+            return Ok(known);
+        }
+        let form = client.page_form(page).await?.map(Arc::new);
+        self.page_forms.insert(page.to_owned(), form.clone());
+        Ok(form)
+    }
+
     /// The instance's allowed custom user fields, cached; `None` when not known.
     async fn instance_user_fields(
         &self,
@@ -546,5 +561,17 @@ mod tests {
         assert!(b.take("b", t0).is_ok(), "another key has its own bucket");
         assert!(b.take("a", t0 + Duration::from_millis(1001)).is_ok());
         assert!(Buckets::new(0, 5).is_none(), "0 turns the limit off");
+    }
+}
+
+/// A page's form (its required fields) through `submitAction`'s form cache.
+pub(super) async fn cached_page_form(
+    ctx: &Context<'_>,
+    client: &Client,
+    page: &str,
+) -> Result<Option<Arc<PageForm>>, crate::actionkit::Error> {
+    match ctx.data_opt::<SubmitGuard>() {
+        Some(guard) => guard.page_form_or_error(client, page).await,
+        None => Ok(client.page_form(page).await?.map(Arc::new)),
     }
 }

@@ -1,7 +1,8 @@
 //! The gateway's HTTP surface: `/graphql` (POST, and GET for queries), GraphiQL at `/`,
 //! `/healthz` (alive), `/readyz` (ActionKit reachable with the credential, the
 //! submission store writable) and `/metrics` (Prometheus); in development mode with
-//! the sandbox, `/examples/petition`.
+//! the sandbox, `/examples/petition`. `GET /graphql` with `Upgrade: websocket` is the
+//! subscription endpoint (`ws.rs`, `graphql-transport-ws`).
 //!
 //! In front of `/graphql`: the guard (`auth/`: keys, JWT, rate limit, the body
 //! read whole with a size and time limit, trusted documents), then the shedder
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod server;
 mod shed;
 pub mod trusted;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +59,10 @@ pub struct AppState {
     pub outbox: Option<Outbox>,
     /// What an operation may cost, checked by the handler before the schema runs.
     pub limits: OperationLimits,
+    /// Page progress (the hub the schema uses too), for the WebSocket endpoint.
+    pub progress: Option<crate::graphql::ProgressHub>,
+    /// The WebSocket endpoint's settings and counters (`ws.rs`).
+    pub websocket: Arc<ws::WsState>,
 }
 
 impl AppState {
@@ -79,6 +85,8 @@ impl AppState {
             examples: None,
             outbox: None,
             limits: OperationLimits::default(),
+            progress: None,
+            websocket: Arc::new(ws::WsState::default()),
         }
     }
 
@@ -117,7 +125,13 @@ pub fn router(state: AppState) -> Router {
         ))
         // The guard has read the body whole, within `security.max_body_bytes`
         // (`body.rs`); the handler's extractor must not apply another limit.
-        .layer(DefaultBodyLimit::disable());
+        .layer(DefaultBodyLimit::disable())
+        // WebSocket upgrades (subscriptions) authenticate in `connection_init`, so
+        // they are taken before the guard; every other request passes through.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ws::intercept,
+        ));
     let mut router = Router::new().merge(graphql_routes);
     if state.examples.is_some() {
         router = router.route("/examples/petition", get(examples::petition));

@@ -370,7 +370,11 @@ async fn connection(
         // The phases above time the headers; hyper's own timer would also cut idle
         // keep-alive connections at the header timeout.
         .header_read_timeout(None)
-        .serve_connection(io, service);
+        .serve_connection(io, service)
+        // WebSocket subscriptions (`ws.rs`): after the 101 the socket belongs to the
+        // WebSocket task, which has its own caps and timeouts, and leaves this
+        // registry.
+        .with_upgrades();
     tokio::pin!(http);
     let mut stopping = false;
     loop {

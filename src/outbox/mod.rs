@@ -246,6 +246,9 @@ struct Shared {
     /// Deliveries the worker runs now.
     active: AtomicUsize,
     tracker: Arc<Semaphore>,
+    /// The page (short name) of every action this process saw processed, at once
+    /// (see [`Outbox::processed_pages`]).
+    processed: tokio::sync::broadcast::Sender<String>,
 }
 
 /// The worker's pause after ActionKit said it is overloaded or unreachable.
@@ -405,6 +408,7 @@ impl Outbox {
             pause: Mutex::new(Pause::default()),
             active: AtomicUsize::new(0),
             tracker: Arc::new(Semaphore::new(TRACKED as usize)),
+            processed: tokio::sync::broadcast::channel(1024).0,
         });
         shared.gauge();
         let shared_for_worker = shared.clone();
@@ -424,6 +428,13 @@ impl Outbox {
                 worker: Mutex::new(Some(handle)),
             }),
         }
+    }
+
+    /// The page short name of each submission this process delivers as processed, as
+    /// it happens (sent at once or by the worker): what live progress counts listen
+    /// to. A receiver that falls behind loses the oldest names (`Lagged`).
+    pub fn processed_pages(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.shared.processed.subscribe()
     }
 
     /// Takes one submission from `caller` (a stable identity of the API key or user).

@@ -5,12 +5,16 @@
 //! client's cap. Every list answer is checked against what was asked (a filter an
 //! instance silently ignored must not hand back other people's rows).
 //!
-//! Files: `users.rs`, `actions.rs` (single, batched, a user's windows), `pages.rs`;
+//! Files: `users.rs`, `actions.rs` (single, batched, a user's windows), `pages.rs`,
+//! `progress.rs` (a page's count toward its goal);
 //! this file holds what they share (query encoding, `__in` batches, fan-outs).
 
 mod actions;
 mod pages;
+mod progress;
 mod users;
+
+pub use progress::{GoalType, PageProgress};
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;

@@ -26,6 +26,8 @@ pub(crate) struct TestGateway {
     pub addr: SocketAddr,
     pub sandbox: SocketAddr,
     pub http: reqwest::Client,
+    /// Page progress and subscriptions (`shutdown()` tells every subscriber).
+    pub progress: actionkit_graphql::graphql::ProgressHub,
     /// Keeps the sandbox serving (dropping the handle stops it).
     _sandbox: sandbox::SandboxHandle,
 }
@@ -63,6 +65,7 @@ pub(crate) async fn spawn_mode(
         addr: gw.addr,
         sandbox: handle.addr,
         http: reqwest::Client::new(),
+        progress: gw.progress,
         _sandbox: handle,
     })
 }

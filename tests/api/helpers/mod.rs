@@ -6,6 +6,7 @@ pub(crate) mod gateway;
 pub(crate) mod outbox;
 pub(crate) mod sandbox;
 pub(crate) mod submit;
+pub(crate) mod ws;
 
 /// Responses recorded from real ActionKit instances (a copy kept in the repository, with
 /// their sources and licences in `SOURCES.md`).
