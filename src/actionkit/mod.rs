@@ -37,7 +37,7 @@
 //! `breaker.rs` (the circuit breaker every attempt passes through).
 
 mod accounting;
-mod akid;
+pub mod akid;
 mod breaker;
 mod capabilities;
 mod client;
@@ -64,5 +64,6 @@ pub use models::{
     Action, ActionField, ActionFilter, ActionId, ActionKind, CustomFields, FieldValue, Order, Page,
     PageId, User, UserId, Window,
 };
+pub use reads::Each;
 pub use submit::{ActionSubmission, PageForm, ProcessedAction, CLOCK_SKEW_MARGIN};
 pub use writes::MAX_FIELD_VALUE_BYTES;

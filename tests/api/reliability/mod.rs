@@ -1,4 +1,5 @@
 mod breaker;
 mod faults;
+mod isolation;
 mod shed;
 mod writes;
