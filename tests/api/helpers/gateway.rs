@@ -26,6 +26,8 @@ pub(crate) struct TestGateway {
     pub addr: SocketAddr,
     pub sandbox: SocketAddr,
     pub http: reqwest::Client,
+    /// The gateway's ActionKit client (its state: the concurrency cap in force).
+    pub client: actionkit_graphql::actionkit::Client,
     /// Keeps the sandbox serving (dropping the handle stops it).
     _sandbox: sandbox::SandboxHandle,
 }
@@ -63,6 +65,7 @@ pub(crate) async fn spawn_mode(
         addr: gw.addr,
         sandbox: handle.addr,
         http: reqwest::Client::new(),
+        client: gw.client.clone(),
         _sandbox: handle,
     })
 }
