@@ -68,6 +68,8 @@ fn null_on_error<T>(ctx: &Context<'_>, result: GqlResult<Option<T>>) -> Option<T
     }
 }
 
+/// Reads: members, actions and pages, by id (and members by email or AKID, pages by
+/// short name), and submissions by id.
 #[Object(name = "Query")]
 impl QueryRoot {
     /// One user, by exactly one of `id`, `email` or `akid` (an ActionKit AKID such as

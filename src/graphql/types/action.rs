@@ -120,6 +120,7 @@ macro_rules! action_type {
         $(#[doc = $doc])*
         pub struct $name(pub Arc<Action>);
 
+        $(#[doc = $doc])*
         #[Object]
         impl $name {
             /// The action's ActionKit id.

@@ -82,6 +82,7 @@ fn decode_cursor(cursor: &str) -> Result<u64, GatewayError> {
     digits.parse().map_err(|_| bad())
 }
 
+/// A member (an ActionKit user): their details, custom user fields and actions.
 #[Object(name = "User")]
 impl UserNode {
     /// The user's ActionKit id.
@@ -188,6 +189,7 @@ pub(crate) struct ActionConnection {
     total_count: i32,
 }
 
+/// One page of a member's actions (Relay connection), with the total count.
 #[Object]
 impl ActionConnection {
     /// The actions of this page with their cursors.
@@ -214,6 +216,7 @@ pub(crate) struct ActionEdge {
     node: ActionNode,
 }
 
+/// One action and its cursor.
 #[Object]
 impl ActionEdge {
     /// Pass as `after` to continue after this action.
