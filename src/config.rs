@@ -325,6 +325,14 @@ pub struct SecurityConfig {
     pub rate_limit_per_minute: Option<u32>,
     /// Requests a key may make at once before the sustained rate applies.
     pub rate_limit_burst: u32,
+    /// Ceiling per minute for a key shared by several callers (a `self` key's members,
+    /// a `submit` key's or anonymous callers' addresses), each of which has its own
+    /// `rate_limit_per_minute`. Unset: 20 × `rate_limit_per_minute`; never below it.
+    pub rate_limit_key_per_minute: Option<u32>,
+    /// Proxies (CIDR blocks such as `10.0.0.0/8`, or addresses) whose `Forwarded` /
+    /// `X-Forwarded-For` headers name the client's address. Empty by default: the
+    /// connection's address is the client's.
+    pub trusted_proxies: Vec<String>,
     pub trusted_documents: TrustedDocumentsConfig,
     /// Bearer JWTs from an identity provider, besides API keys (off when absent).
     pub jwt: Option<JwtConfig>,
@@ -414,6 +422,8 @@ impl Default for SecurityConfig {
             max_fragment_spreads: 500,
             rate_limit_per_minute: None,
             rate_limit_burst: 100,
+            rate_limit_key_per_minute: None,
+            trusted_proxies: Vec::new(),
             trusted_documents: TrustedDocumentsConfig::default(),
             jwt: None,
             demo_keys: Vec::new(),

@@ -170,6 +170,12 @@ impl Client {
         self.inner.transport.breaker_state()
     }
 
+    /// The cap on requests in flight in force now: `max_in_flight`, or less after
+    /// ActionKit answered 429 (it adapts; see `fair.rs`). Shared by clones.
+    pub fn concurrency_limit(&self) -> usize {
+        self.inner.transport.concurrency_limit()
+    }
+
     /// The deadline of an operation starting now.
     pub(crate) fn deadline(&self) -> Instant {
         Instant::now() + self.inner.operation_deadline

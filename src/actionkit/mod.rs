@@ -38,7 +38,7 @@
 //! `breaker.rs` (the circuit breaker every attempt passes through).
 
 mod accounting;
-mod akid;
+pub mod akid;
 mod breaker;
 mod capabilities;
 mod client;
@@ -66,5 +66,6 @@ pub use models::{
     PageId, User, UserId, Window,
 };
 pub use reads::{GoalType, PageProgress};
+pub use reads::Each;
 pub use submit::{ActionSubmission, PageForm, ProcessedAction, CLOCK_SKEW_MARGIN};
 pub use writes::MAX_FIELD_VALUE_BYTES;

@@ -24,7 +24,7 @@ use super::accounting::{self, CallTotals, UpstreamCounter};
 use super::breaker::{Breaker, BreakerState, Health};
 use super::config::{ClientConfig, RetryPolicy};
 use super::error::{bad_request_messages, Error};
-use super::fair::FairPermits;
+use super::fair::{FairPermits, Verdict};
 use super::singleflight::Singleflight;
 
 /// Which failures a request may be repeated after.
@@ -184,6 +184,10 @@ impl Transport {
 
     pub(crate) fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
+    }
+
+    pub(crate) fn concurrency_limit(&self) -> usize {
+        self.permits.limit()
     }
 
     /// Turns a `meta.next` link into a path this transport may follow: relative paths
@@ -391,7 +395,11 @@ impl Transport {
             Ok::<_, reqwest::Error>((status, retry_after, body))
         };
         let outcome = tokio::time::timeout_at(request_deadline, exchange).await;
-        drop(permit);
+        permit.finish(match &outcome {
+            Ok(Ok((429, _, _))) => Verdict::TooMany,
+            Ok(Ok(_)) => Verdict::Accepted,
+            _ => Verdict::Unknown,
+        });
         ticket.record(match &outcome {
             Ok(Ok((status, _, _))) if *status >= 500 => Health::Unhealthy,
             Ok(Ok((429, _, _))) => Health::Neutral,

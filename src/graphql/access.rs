@@ -29,10 +29,11 @@ use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
 use async_graphql::{Context, Request, ServerError, ServerResult, Variables};
+#[cfg(test)]
 use base64::Engine as _;
 use secrecy::SecretString;
+#[cfg(test)]
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::error::{ErrorCode, GatewayError};
 use super::loaders::Loaders;
@@ -297,43 +298,23 @@ pub async fn check_write(ctx: &Context<'_>, action: ActionId) -> Result<(), Gate
         return Ok(());
     }
     let loaders = ctx.data_unchecked::<Loaders>();
-    match loaders.actions.load_one(action).await {
+    match loaders.action(action).await {
         Ok(Some(a)) => check_action_owner(ctx, a.user_id()),
         Ok(None) => Err(GatewayError::not_found("no such action")),
         Err(e) => Err(GatewayError::from(e)),
     }
 }
 
-/// The user id inside an AKID (`<mailing>.<user_id>.<hash>`), without verifying it.
+/// The user id inside an AKID (`<mailing>.<user_id>.<hash>`), without verifying it
+/// ([`actionkit::akid::user_of`](crate::actionkit::akid::user_of)).
 pub fn akid_user(akid: &str) -> Option<UserId> {
-    let mut parts = akid.split('.');
-    let (_mailing, user, _hash) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some()
-        || user.is_empty()
-        || user.len() > 19
-        || !user.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    user.parse().ok().filter(|&n| n > 0).map(UserId)
+    crate::actionkit::akid::user_of(akid)
 }
 
-/// Verifies an AKID with the instance's hash secret (ActionKit's formula: the first 6
-/// characters of base64url(sha256(SECRET + "." + CLEARTEXT)), CLEARTEXT being
-/// everything before the last dot) and returns the user it names.
+/// Verifies an AKID with the instance's hash secret and returns the user it names
+/// ([`actionkit::akid::verified_user`](crate::actionkit::akid::verified_user)).
 pub fn verify_akid(secret: &str, akid: &str) -> Option<UserId> {
-    if akid.len() > 64 {
-        return None;
-    }
-    let user = akid_user(akid)?;
-    let (cleartext, hash) = akid.rsplit_once('.')?;
-    let mut h = Sha256::new();
-    h.update(secret.as_bytes());
-    h.update(b".");
-    h.update(cleartext.as_bytes());
-    let expected = base64::engine::general_purpose::URL_SAFE.encode(h.finalize());
-    let expected = &expected.as_bytes()[..6];
-    (hash.len() == 6 && bool::from(expected.ct_eq(hash.as_bytes()))).then_some(user)
+    crate::actionkit::akid::verified_user(&SecretString::from(secret.to_owned()), akid)
 }
 
 /// Copies the request's principal into the GraphQL request, and refuses operations the
@@ -587,6 +568,11 @@ mod tests {
             assert_eq!(verify_akid("s3cret", bad), None, "{bad}");
         }
         assert_eq!(akid_user(".103007.Gcg02t"), Some(UserId(103007)));
+        // The same shape rules as the client's (`actionkit::akid`): a mailing id is
+        // digits, the hash six URL-safe characters.
+        assert_eq!(akid_user("x.103007.Gcg02t"), None);
+        assert_eq!(akid_user(".103007.Gc/02t"), None);
+        assert_eq!(akid_user(".103007.Gcg02"), None);
     }
 
     #[test]

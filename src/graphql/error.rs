@@ -21,6 +21,10 @@ pub enum ErrorCode {
     /// The caller ran out of its own request budget at the gateway (HTTP 429); kept
     /// apart from `UPSTREAM_RATE_LIMITED`, which is ActionKit's limit.
     RateLimited,
+    /// The gateway itself is overloaded (its queue of operations, or its connection
+    /// cap, is full): HTTP 429 with `Retry-After`; nothing about the caller or
+    /// ActionKit.
+    Overloaded,
     Internal,
 }
 
@@ -35,6 +39,7 @@ impl ErrorCode {
             ErrorCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             ErrorCode::UpstreamRateLimited => "UPSTREAM_RATE_LIMITED",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Overloaded => "OVERLOADED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -59,6 +59,8 @@ fn check_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<usize, Gatewa
     Ok(seen.len())
 }
 
+/// Writes: taking actions for members, and setting or clearing custom fields on
+/// actions.
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Takes an action on a page for a member: a petition signature, a signup, an

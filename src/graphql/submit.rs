@@ -99,11 +99,7 @@ async fn created_action(
     }
     let Some(id) = id else { return Ok(None) };
     let loaders = ctx.data_unchecked::<Loaders>();
-    let action = loaders
-        .actions
-        .load_one(id)
-        .await
-        .map_err(GatewayError::from)?;
+    let action = loaders.action(id).await.map_err(GatewayError::from)?;
     Ok(action.map(ActionNode::new))
 }
 

@@ -84,7 +84,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::RateLimited | ErrorCode::UpstreamRateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited | ErrorCode::UpstreamRateLimited | ErrorCode::Overloaded => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

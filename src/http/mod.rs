@@ -4,15 +4,18 @@
 //! the sandbox, `/examples/petition`. `GET /graphql` with `Upgrade: websocket` is the
 //! subscription endpoint (`ws.rs`, `graphql-transport-ws`).
 //!
-//! In front of `/graphql`: the guard (`auth/`: keys, JWT, rate limit, the body
+//! In front of `/graphql`: the guard (`auth/`: keys, JWT, rate limits per caller
+//! (`auth/limiter.rs`) by client address (`client_addr.rs`), the body
 //! read whole with a size and time limit, trusted documents), then the shedder
 //! (`shed.rs`), then the handler (`graphql/`), which checks the document's cost
 //! before the schema sees it. Every error answer is built by `errors.rs`. The
 //! connections themselves (header and idle timeouts, the connection cap) are handled
-//! by `server.rs`.
+//! by `server.rs`; CORS by `cors.rs`.
 
 pub mod auth;
 mod body;
+pub mod client_addr;
+pub mod cors;
 pub mod errors;
 pub mod examples;
 mod graphiql;
@@ -150,19 +153,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state);
-    if security.cors_origins.is_empty() {
-        return router;
-    }
-    router.layer(
-        tower_http::cors::CorsLayer::new()
-            .allow_origin(security.cors_origins.clone())
-            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
-            .allow_headers([
-                axum::http::header::AUTHORIZATION,
-                axum::http::header::CONTENT_TYPE,
-                axum::http::header::ACCEPT,
-                security.authenticator.akid_header.clone(),
-            ])
-            .max_age(Duration::from_secs(600)),
-    )
+    security
+        .cors
+        .apply(router, security.authenticator.akid_header.clone())
 }

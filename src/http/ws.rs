@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_graphql::http::{WebSocket as GqlWebSocket, WsMessage};
 use async_graphql::Data;
@@ -262,12 +262,18 @@ async fn serve_socket(
                 &upgrade_headers,
                 &security.authenticator.akid_header,
             );
+            // The client's address as the HTTP guard sees it (through trusted proxies).
+            let address = peer.map(|a| {
+                security
+                    .trusted_proxies
+                    .client_address(a.ip(), &upgrade_headers)
+            });
             let mut principal = match security.authenticator.authenticate(&headers).await {
                 Ok(p) => p,
                 Err(_) => {
-                    if let Some(addr) = peer {
-                        let bucket: Arc<str> = format!("failed@{}", addr.ip()).into();
-                        if security.failures.check(&bucket, Instant::now()).is_err() {
+                    if let Some(ip) = address {
+                        let bucket: Arc<str> = format!("failed@{ip}").into();
+                        if security.failures.check(&bucket).is_err() {
                             return Err(set_close(
                                 &init_close,
                                 4429,
@@ -282,22 +288,18 @@ async fn serve_socket(
                     ));
                 }
             };
-            principal.address = peer.map(|a| a.ip());
-            let per_address = &*principal.name == "anonymous"
-                || (principal.scopes.submit && !principal.scopes.read && !principal.scopes.write);
-            let caller: Arc<str> = match principal.address {
-                Some(ip) if per_address => format!("{}@{ip}", principal.name).into(),
-                _ => principal.name.clone(),
-            };
-            if let Some(limiter) = &security.limiter {
-                if limiter.check(&caller, Instant::now()).is_err() {
-                    return Err(set_close(
-                        &init_close,
-                        4429,
-                        "too many requests for this key; retry later",
-                    ));
-                }
+            principal.address = address;
+            // The same bucket and decision as the HTTP guard (a `self` key's member, a
+            // public caller's address, else the key).
+            let bucket = super::auth::bucket(&principal);
+            if super::auth::rate_limit(&security, &bucket).is_err() {
+                return Err(set_close(
+                    &init_close,
+                    4429,
+                    "too many requests for this key; retry later",
+                ));
             }
+            let caller = bucket.caller;
             let Some(slot) = ws_state.take_key_slot(caller) else {
                 return Err(set_close(
                     &init_close,

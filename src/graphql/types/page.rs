@@ -9,6 +9,8 @@ use crate::actionkit::Page;
 /// are taken on.
 pub struct PageNode(pub Arc<Page>);
 
+/// An ActionKit page: the petition, signup form, donation form or event that actions
+/// are taken on.
 #[Object(name = "Page")]
 impl PageNode {
     /// The page's ActionKit id.

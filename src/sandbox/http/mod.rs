@@ -160,6 +160,14 @@ async fn handle(
         st.max_in_flight = st.max_in_flight.max(n);
     }
     let is_write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let targeted =
+        !is_write && faults::targeted(&app.fault_state().faults, &path, req.uri().query());
+    if targeted {
+        if app.config.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(app.config.latency_ms)).await;
+        }
+        return faults::server_error();
+    }
     let roll = faults::roll(&app, is_write);
     let delay = app.config.latency_ms + roll.slow_ms;
     if delay > 0 {

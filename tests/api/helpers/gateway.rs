@@ -28,6 +28,8 @@ pub(crate) struct TestGateway {
     pub http: reqwest::Client,
     /// Page progress and subscriptions (`shutdown()` tells every subscriber).
     pub progress: actionkit_graphql::graphql::ProgressHub,
+    /// The gateway's ActionKit client (its state: the concurrency cap in force).
+    pub client: actionkit_graphql::actionkit::Client,
     /// Keeps the sandbox serving (dropping the handle stops it).
     _sandbox: sandbox::SandboxHandle,
 }
@@ -66,6 +68,7 @@ pub(crate) async fn spawn_mode(
         sandbox: handle.addr,
         http: reqwest::Client::new(),
         progress: gw.progress,
+        client: gw.client.clone(),
         _sandbox: handle,
     })
 }
