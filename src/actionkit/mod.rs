@@ -39,6 +39,7 @@
 mod accounting;
 mod akid;
 mod breaker;
+pub mod budget;
 mod capabilities;
 mod client;
 mod config;
@@ -56,6 +57,7 @@ mod writes;
 
 pub use accounting::{CallTotals, UpstreamCounter};
 pub use breaker::{BreakerPolicy, BreakerState};
+pub use budget::{BudgetSlot, GlobalBudget};
 pub use capabilities::Capabilities;
 pub use client::Client;
 pub use config::{ClientConfig, RetryPolicy};

@@ -7,6 +7,7 @@ pub mod limits;
 pub mod loaders;
 mod mutation;
 mod query;
+pub mod shared_cache;
 mod submit;
 mod submit_input;
 pub mod types;

@@ -57,6 +57,8 @@ pub struct AppState {
     pub outbox: Option<Outbox>,
     /// What an operation may cost, checked by the handler before the schema runs.
     pub limits: OperationLimits,
+    /// With Redis configured: whether it answers now (`/readyz` reports it).
+    pub redis_up: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             examples: None,
             outbox: None,
             limits: OperationLimits::default(),
+            redis_up: None,
         }
     }
 

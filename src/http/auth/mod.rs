@@ -19,9 +19,11 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+mod global;
 mod keys;
 mod limiter;
 
+pub use global::GlobalRateLimit;
 pub use keys::{generate_key, hash_key, parse_keys, ApiKey};
 pub use limiter::RateLimiter;
 
@@ -121,6 +123,9 @@ impl Authenticator {
 pub struct Security {
     pub authenticator: Authenticator,
     pub limiter: Option<RateLimiter>,
+    /// With several replicas: the same limit held in Redis, asked before `limiter`
+    /// (which applies when Redis cannot answer). Set by `app.rs`.
+    pub global_limit: Option<Arc<dyn GlobalRateLimit>>,
     /// Failed authentications per client address (a bucket of 30, 30 a minute).
     pub failures: RateLimiter,
     pub trusted: Option<Arc<TrustedDocuments>>,
@@ -238,6 +243,7 @@ impl Security {
                 akid_header,
             },
             limiter,
+            global_limit: None,
             failures: RateLimiter::new(30, 30),
             trusted,
             max_body_bytes: config.max_body_bytes,
@@ -257,6 +263,7 @@ impl Security {
                 akid_header: HeaderName::from_static("x-akid"),
             },
             limiter: None,
+            global_limit: None,
             failures: RateLimiter::new(30, 30),
             trusted: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -319,8 +326,13 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: N
         Some(ip) if per_address => format!("{}@{ip}", principal.name).into(),
         _ => principal.name.clone(),
     };
+    let global = match (&sec.global_limit, &sec.limiter) {
+        (Some(global), Some(_)) => global.check(&caller).await,
+        _ => None,
+    };
     if let Some(limiter) = &sec.limiter {
-        if let Err(wait) = limiter.check(&caller, Instant::now()) {
+        // The shared limit's answer when it gave one, else the local bucket's.
+        if let Err(wait) = global.unwrap_or_else(|| limiter.check(&caller, Instant::now())) {
             tracing::info!(caller = %Untrusted(&principal.name), "rate limit reached");
             return too_many(
                 req.headers(),
