@@ -825,3 +825,82 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     );
     assert!(!exported("gateway_no_such_metric"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_at_start_the_gateway_serves_on_local_state_and_keeps_the_password_quiet() {
+    // A port nothing listens on, and a password that must appear nowhere.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:pw-s3cret-9f2@127.0.0.1:{port}/0");
+    let checked = std::process::Command::new(BIN)
+        .args(["check-config", "--redis-url", &url])
+        .env_remove("GATEWAY_REDIS_URL")
+        .env_remove("GATEWAY_CONFIG")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&checked.stdout).to_string()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(!printed.contains("pw-s3cret-9f2"), "{printed}");
+    assert!(
+        printed.contains(&format!("redis://:***@127.0.0.1:{port}/0")),
+        "{printed}"
+    );
+
+    let dir = TempDir::new("redis-unreachable");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let sandbox = start_sandbox(&[]).await;
+    let rest = SandboxRest::new(format!("http://{}", sandbox.addr));
+    let config = "[security]\nrate_limit_per_minute = 600\n\n[redis]\ntimeout_ms = 200\n\n\
+                  [outbox]\nanswer_within_ms = 2000\n";
+    let gw = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&url)).await;
+    let http = reqwest::Client::new();
+    assert_eq!(readyz(&http, &gw.addr).await["redis"], "down");
+    load(&http, std::slice::from_ref(&gw.addr), 2, 5).await;
+    // Submissions go to the replica's own store and reach ActionKit once each.
+    let page_id = get_retrying(&rest, "/rest/v1/page/?name=save-the-bees").await["objects"][0]
+        ["id"]
+        .as_u64()
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let email = format!("fallback.n{n}@example.org");
+        let (status, id) = submit(&http, &gw.addr, &email).await.expect("answered");
+        ids.push((email, status, id));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts = actions_per_email(&rest, page_id).await;
+        if ids.iter().all(|(e, _, _)| counts.get(e) == Some(&1)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not delivered: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let query = "query($id: ID!) { submission(id: $id) { status } }";
+    for (email, _, id) in &ids {
+        let (_, body) = graphql(&http, &gw.addr, query, json!({"id": id})).await;
+        assert_eq!(
+            body["data"]["submission"]["status"], "PROCESSED",
+            "{email}: {body}"
+        );
+    }
+    let metrics = http
+        .get(format!("http://{}/metrics", gw.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("gateway_redis_up 0"), "{metrics}");
+    assert!(
+        metrics.contains("gateway_outbox_local_fallback_total 3"),
+        "{metrics}"
+    );
+    let log = gw.log.lock().unwrap().join("\n");
+    assert!(!log.contains("pw-s3cret-9f2"), "{log}");
+    assert!(log.contains("redis: unreachable at start"), "{log}");
+}
