@@ -4,6 +4,7 @@
 //! [`start`], which is the same path without the signal handling.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -200,18 +201,52 @@ async fn build_state(
     // The recorder first, so that the client's gauges (breaker state) are recorded.
     crate::http::metrics::handle();
     let akid_secret = client_config.akid_secret.clone();
+    // Shared state between replicas, when `[redis] url` is set (see `shared_state/`).
+    let redis = crate::shared_state::Redis::connect(&config.redis).await?;
+    let mut client_config = client_config;
+    if let Some(redis) = &redis {
+        // Leases outlive one request (its timeout and a margin), never a dead replica.
+        client_config.global_budget = Some(Arc::new(crate::shared_state::RedisBudget::new(
+            redis.clone(),
+            client_config.max_in_flight,
+            client_config.request_timeout + Duration::from_secs(5),
+        )));
+    }
+    // The budget the dashboard draws in-flight calls against (global with Redis).
+    metrics::gauge!("gateway_upstream_max_in_flight").set(client_config.max_in_flight as f64);
     let outbox_settings = outbox_settings(config, &client_config);
     let client = Client::new(client_config).context("cannot build the ActionKit client")?;
     client.probe().await;
     let data_dir = outbox_settings.data_dir.clone();
-    let outbox = Outbox::open(client.clone(), outbox_settings)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the submission store in {} (set --data-dir / GATEWAY_DATA_DIR)",
-                data_dir.display()
+    let store_context = || {
+        format!(
+            "cannot open the submission store in {} (set --data-dir / GATEWAY_DATA_DIR)",
+            data_dir.display()
+        )
+    };
+    let outbox = match &redis {
+        None => Outbox::open(client.clone(), outbox_settings)
+            .await
+            .with_context(store_context)?,
+        Some(redis) => {
+            let local = crate::outbox::sqlite::SqliteStore::open(
+                &outbox_settings.data_dir,
+                &outbox_settings.upstream,
+                outbox_settings.temporary,
             )
-        })?;
+            .await
+            .with_context(store_context)?;
+            let remote = crate::shared_state::RedisStore::open(
+                redis.clone(),
+                &outbox_settings.upstream,
+                outbox_settings.unknown_settle,
+            )
+            .await
+            .context("cannot open the shared submission queue in Redis")?;
+            let store = crate::shared_state::FallbackStore::new(remote, Arc::new(local));
+            Outbox::with_store(Arc::new(client.clone()), Arc::new(store), outbox_settings)
+        }
+    };
     let settings = GraphqlSettings {
         loader_delay: config.graphql.loader_delay(),
         introspection: mode == Mode::Development,
@@ -236,8 +271,21 @@ async fn build_state(
     progress.follow(outbox.processed_pages());
     settings.progress = Some(progress.clone());
     let schema = build_schema(Some(client.clone()), Some(outbox.clone()), &settings);
-    let pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
+    let mut pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
     let mut security = security;
+    if let Some(redis) = &redis {
+        pages = pages.with_shared(Arc::new(crate::shared_state::RedisCache::new(
+            redis.clone(),
+        )));
+        if security.limiter.is_some() {
+            // The same limit as the local bucket (`Security::from_config`), held in Redis.
+            security.global_limit = Some(crate::shared_state::RedisRateLimit::new(
+                redis.clone(),
+                config.security.rate_limit_per_minute.unwrap_or(600),
+                config.security.rate_limit_burst,
+            ));
+        }
+    }
     security.body_read_timeout = config.server.body_read_timeout();
     let mut state = AppState::new(
         schema,
@@ -251,6 +299,9 @@ async fn build_state(
     state.shed = crate::http::Shedder::from_config(&config.graphql);
     state.progress = Some(progress);
     state.websocket = std::sync::Arc::new(crate::http::ws::WsState::new(config.progress.clone()));
+    if let Some(redis) = redis {
+        state.redis_up = Some(Arc::new(move || redis.is_up()));
+    }
     state.limits = OperationLimits {
         document: settings.limits,
         max_complexity: config.graphql.max_complexity as u64,

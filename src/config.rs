@@ -42,6 +42,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// Page progress (`Page.progress`, `pageContext`) and its WebSocket subscription.
     pub progress: ProgressConfig,
+    /// Shared state for several replicas (off unless `url` is set).
+    pub redis: RedisConfig,
 }
 
 /// Page progress and the `pageProgress` subscription (WebSocket on `/graphql`).
@@ -79,6 +81,34 @@ impl Default for ProgressConfig {
             connection_init_timeout_secs: 10,
             keepalive_secs: 15,
             idle_timeout_secs: 60,
+        }
+    }
+}
+
+/// Shared state through Redis, for several replicas behind one load balancer: the
+/// ActionKit budget, rate limits, the page cache and the submission queue become
+/// global. Unset `url`: everything stays in the process (and the embedded store).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS). Printed by
+    /// `check-config` with the password masked. Also `GATEWAY_REDIS_URL`, `--redis-url`.
+    #[serde(serialize_with = "masked_url")]
+    pub url: Option<SecretString>,
+    /// Prefix of every key the gateway writes, so that several gateways (for several
+    /// ActionKit instances) can share one Redis.
+    pub key_prefix: String,
+    /// Longest wait for one Redis command, in milliseconds; past it the command counts
+    /// as failed and the gateway goes on with local state.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            key_prefix: "akgql".into(),
+            timeout_ms: 500,
         }
     }
 }
@@ -509,6 +539,7 @@ impl Default for Config {
             submit: SubmitConfig::default(),
             outbox: OutboxConfig::default(),
             progress: ProgressConfig::default(),
+            redis: RedisConfig::default(),
         }
     }
 }
@@ -612,6 +643,29 @@ fn masked_secret<S: Serializer>(secret: &Option<SecretString>, out: S) -> Result
     }
 }
 
+/// A URL as `check-config` prints it: the password (if any) replaced by `***`.
+fn masked_url<S: Serializer>(url: &Option<SecretString>, out: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret as _;
+    match url {
+        Some(u) => out.serialize_some(&mask_url_password(u.expose_secret())),
+        None => out.serialize_none(),
+    }
+}
+
+/// `scheme://user:***@host/...` for a URL with a password; the URL as is without one;
+/// `***` when it does not parse (it may be anything, a password included).
+pub fn mask_url_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "***".into(),
+    }
+}
+
 /// Client keys as `check-config` prints them: name and scopes, never the hash.
 fn masked_keys<S: Serializer>(keys: &[String], out: S) -> Result<S::Ok, S::Error> {
     out.collect_seq(keys.iter().filter(|k| !k.trim().is_empty()).map(|k| {
@@ -678,6 +732,28 @@ mod tests {
             "hunter2"
         );
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}
+
+#[cfg(test)]
+mod redis_settings {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn the_redis_url_is_read_and_printed_without_its_password() {
+        let c = Config::from_toml("[redis]\nurl = \"redis://:s3cret-pw@cache:6380/2\"\n").unwrap();
+        assert_eq!(
+            c.redis.url.as_ref().unwrap().expose_secret(),
+            "redis://:s3cret-pw@cache:6380/2"
+        );
+        let printed = c.to_masked_toml();
+        assert!(!printed.contains("s3cret-pw"), "{printed}");
+        assert!(printed.contains("redis://:***@cache:6380/2"), "{printed}");
+        assert!(!format!("{c:?}").contains("s3cret-pw"));
+        assert_eq!(c.redis.key_prefix, "akgql");
+        assert!(Config::from_toml("[redis]\nurll = \"x\"\n").is_err());
+        assert_eq!(mask_url_password("not a url s3cret"), "***");
     }
 }
 

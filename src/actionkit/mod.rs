@@ -40,6 +40,7 @@
 mod accounting;
 pub mod akid;
 mod breaker;
+pub mod budget;
 mod capabilities;
 mod client;
 mod config;
@@ -57,6 +58,7 @@ mod writes;
 
 pub use accounting::{CallTotals, UpstreamCounter};
 pub use breaker::{BreakerPolicy, BreakerState};
+pub use budget::{BudgetSlot, GlobalBudget};
 pub use capabilities::Capabilities;
 pub use client::Client;
 pub use config::{ClientConfig, RetryPolicy};
@@ -65,7 +67,7 @@ pub use models::{
     Action, ActionField, ActionFilter, ActionId, ActionKind, CustomFields, FieldValue, Order, Page,
     PageId, User, UserId, Window,
 };
-pub use reads::{GoalType, PageProgress};
 pub use reads::Each;
+pub use reads::{GoalType, PageProgress};
 pub use submit::{ActionSubmission, PageForm, ProcessedAction, CLOCK_SKEW_MARGIN};
 pub use writes::MAX_FIELD_VALUE_BYTES;

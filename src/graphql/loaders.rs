@@ -9,15 +9,20 @@ use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
+use super::shared_cache::{SharedCache, TypedLevel};
 use crate::actionkit::{
     self, Action, ActionFilter, ActionId, Client, Page, PageId, UpstreamCounter, User, UserId,
     Window,
 };
 
-/// Pages are few and change rarely: one cache for the whole process, with a TTL.
+/// Pages are few and change rarely: one cache for the whole process, with a TTL; with
+/// several replicas, a second level shared between them (same TTL, see
+/// [`PageCache::with_shared`]).
 #[derive(Clone)]
 pub struct PageCache {
     inner: moka::sync::Cache<PageId, Arc<Page>>,
+    ttl: Duration,
+    shared: Option<TypedLevel<Page>>,
 }
 
 impl PageCache {
@@ -27,7 +32,15 @@ impl PageCache {
                 .time_to_live(ttl)
                 .max_capacity(capacity)
                 .build(),
+            ttl,
+            shared: None,
         }
+    }
+
+    /// Adds a shared second level (`page:<id>`, the same TTL) under the process's cache.
+    pub fn with_shared(mut self, level: Arc<dyn SharedCache>) -> Self {
+        self.shared = Some(TypedLevel::new(level, "page", self.ttl));
+        self
     }
 
     /// The cached page, if any: read without going through a loader, so that the
@@ -129,6 +142,18 @@ impl Loader<PageId> for PageLoader {
         let hits = (keys.len() - missing.len()) as u64;
         self.hits.fetch_add(hits, Ordering::Relaxed);
         metrics::counter!("gateway_page_cache_total", "result" => "hit").increment(hits);
+        // The shared level (another replica may have read them).
+        if let (Some(shared), false) = (&self.cache.shared, missing.is_empty()) {
+            let found = shared.get_many(&missing).await;
+            metrics::counter!("gateway_page_cache_total", "result" => "shared_hit")
+                .increment(found.len() as u64);
+            for (id, page) in found {
+                let page = Arc::new(page);
+                self.cache.inner.insert(id, page.clone());
+                out.insert(id, Ok(page));
+            }
+            missing.retain(|id| !out.contains_key(id));
+        }
         metrics::counter!("gateway_page_cache_total", "result" => "miss")
             .increment(missing.len() as u64);
         let fetched = match missing.as_slice() {
@@ -136,6 +161,15 @@ impl Loader<PageId> for PageLoader {
             [one_key] => one(*one_key, self.client.page(*one_key).await),
             many => keyed(self.client.pages_each(many).await),
         };
+        if let Some(shared) = &self.cache.shared {
+            shared
+                .put_many(
+                    fetched
+                        .iter()
+                        .filter_map(|(id, page)| page.as_ref().ok().map(|p| (id, &**p))),
+                )
+                .await;
+        }
         for (id, page) in fetched {
             if let Ok(page) = &page {
                 self.cache.inner.insert(id, page.clone());

@@ -9,6 +9,7 @@ pub mod loaders;
 mod mutation;
 pub mod progress;
 mod query;
+pub mod shared_cache;
 mod submit;
 mod submit_input;
 pub mod types;

@@ -158,6 +158,8 @@ impl HttpError {
     }
 
     pub fn respond_as(self, format: Format) -> Response {
+        metrics::counter!("gateway_graphql_errors_total", "code" => self.code.as_str())
+            .increment(1);
         let bytes = serde_json::to_vec(&self.body()).unwrap_or_else(|_| b"{}".to_vec());
         let mut resp = respond_bytes(self.status, format, bytes);
         for (name, value) in self.headers {

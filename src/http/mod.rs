@@ -66,6 +66,8 @@ pub struct AppState {
     pub progress: Option<crate::graphql::ProgressHub>,
     /// The WebSocket endpoint's settings and counters (`ws.rs`).
     pub websocket: Arc<ws::WsState>,
+    /// With Redis configured: whether it answers now (`/readyz` reports it).
+    pub redis_up: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl AppState {
@@ -90,6 +92,7 @@ impl AppState {
             limits: OperationLimits::default(),
             progress: None,
             websocket: Arc::new(ws::WsState::default()),
+            redis_up: None,
         }
     }
 

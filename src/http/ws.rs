@@ -292,7 +292,7 @@ async fn serve_socket(
             // The same bucket and decision as the HTTP guard (a `self` key's member, a
             // public caller's address, else the key).
             let bucket = super::auth::bucket(&principal);
-            if super::auth::rate_limit(&security, &bucket).is_err() {
+            if super::auth::rate_limit(&security, &bucket).await.is_err() {
                 return Err(set_close(
                     &init_close,
                     4429,

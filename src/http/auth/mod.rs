@@ -19,9 +19,11 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+mod global;
 mod keys;
 mod limiter;
 
+pub use global::GlobalRateLimit;
 pub use keys::{generate_key, hash_key, parse_keys, ApiKey};
 pub use limiter::{Bucket, RateLimiter, RateLimits, MAX_CALLERS};
 
@@ -124,6 +126,9 @@ pub struct Security {
     pub authenticator: Authenticator,
     /// Per caller and per shared key (`limiter.rs`); `None` when turned off.
     pub limiter: Option<RateLimits>,
+    /// With several replicas: the same limit held in Redis, asked before `limiter`
+    /// (which applies when Redis cannot answer). Set by `app.rs`.
+    pub global_limit: Option<Arc<dyn GlobalRateLimit>>,
     /// Failed authentications per client address (a bucket of 30, 30 a minute).
     pub failures: RateLimiter,
     pub trusted: Option<Arc<TrustedDocuments>>,
@@ -236,6 +241,7 @@ impl Security {
                 akid_header,
             },
             limiter,
+            global_limit: None,
             failures: RateLimiter::new(30, 30),
             trusted,
             max_body_bytes: config.max_body_bytes,
@@ -256,6 +262,7 @@ impl Security {
                 akid_header: HeaderName::from_static("x-akid"),
             },
             limiter: None,
+            global_limit: None,
             failures: RateLimiter::new(30, 30),
             trusted: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -301,11 +308,20 @@ pub fn bucket(principal: &Principal) -> Bucket {
 /// Whether a request in `bucket` may go now: the one rate-limit decision of the
 /// guard (`Err(wait)` to refuse with `Retry-After`). A limit shared between gateway
 /// processes belongs here too.
-pub fn rate_limit(sec: &Security, bucket: &Bucket) -> Result<(), Duration> {
-    match &sec.limiter {
-        Some(limiter) => limiter.decide(bucket),
-        None => Ok(()),
+pub async fn rate_limit(sec: &Security, bucket: &Bucket) -> Result<(), Duration> {
+    let Some(limiter) = &sec.limiter else {
+        return Ok(());
+    };
+    // With several replicas, the caller's bucket held in Redis first (`None`: Redis
+    // could not answer). The local buckets apply too: a replica sees a part of the
+    // caller's requests, so its own bucket never refuses before the shared one, and
+    // it keeps the key's ceiling and the limit while Redis is away.
+    if let Some(global) = &sec.global_limit {
+        if let Some(Err(wait)) = global.check(&bucket.caller).await {
+            return Err(wait);
+        }
     }
+    limiter.decide(bucket)
 }
 
 /// The `/graphql` guard: authenticate, rate-limit, check trusted documents, then run
@@ -340,7 +356,7 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: N
     };
     principal.address = address;
     let bucket = bucket(&principal);
-    if let Err(wait) = rate_limit(&sec, &bucket) {
+    if let Err(wait) = rate_limit(&sec, &bucket).await {
         tracing::info!(caller = %Untrusted(&principal.name), "rate limit reached");
         return too_many(
             req.headers(),
