@@ -326,11 +326,27 @@ pub(crate) async fn run_subscriptions(
     for pages in [1, 100] {
         rows.push(scenario(args, env, subscribers, pages).await?);
     }
+    // Say which build was measured: a debug gateway is several times slower.
+    let program = std::env::args().next().unwrap_or_default();
+    let debug = program.contains("/debug/")
+        || args
+            .bin
+            .as_ref()
+            .is_some_and(|b| b.to_string_lossy().contains("/debug/"));
+    let command = if program.contains("/release/") {
+        "cargo run --release --example bench --".to_owned()
+    } else {
+        match program.split_once("/target/") {
+            Some((_, rest)) => format!("target/{rest}"),
+            None => program.clone(),
+        }
+    };
     let mut results = format!(
-        "Run {started} UTC, commit `{}`; load average before {load_before}, after {}. Command: `cargo run --release --example bench -- {}`. The machine ({}) is shared with other builds: numbers are what this run measured, not a quiet machine's.\n\n",
+        "Run {started} UTC, commit `{}`; load average before {load_before}, after {}. Command: `{command} {}`. Gateway: {} build. The machine ({}, 2 cores) is shared with other engineers' builds: numbers are what this run measured, not a quiet machine's.\n\n",
         sh("git", &["rev-parse", "--short", "HEAD"]),
         loadavg(),
         std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        if debug { "**debug**" } else { "release" },
         cpu_model(),
     );
     results.push_str(&render_live(&rows));

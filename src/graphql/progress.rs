@@ -299,13 +299,20 @@ impl ProgressHub {
         next.progress.actions += 1;
         next.read_at = SystemTime::now();
         let next = Arc::new(next);
-        lock(&inner.floors).insert(
-            next.page.clone(),
-            (
-                next.progress.actions,
-                Instant::now() + inner.cache.ttl() * 2 + Duration::from_secs(1),
-            ),
-        );
+        {
+            let now = Instant::now();
+            let mut floors = lock(&inner.floors);
+            if floors.len() >= 1024 {
+                floors.retain(|_, (_, until)| *until > now);
+            }
+            floors.insert(
+                next.page.clone(),
+                (
+                    next.progress.actions,
+                    now + inner.cache.ttl() * 2 + Duration::from_secs(1),
+                ),
+            );
+        }
         inner.cache.insert(next.page.clone(), next.clone()).await;
         if let Some(w) = watch {
             w.tx.send_replace(Some(next));
@@ -627,5 +634,73 @@ impl SubscriptionRoot {
             let _slot = &slot;
             PageProgressNode(r)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(page: &str, actions: u64) -> Arc<Reading> {
+        Arc::new(Reading {
+            page: Arc::from(page),
+            progress: PageProgress {
+                actions,
+                amount: None,
+                goal: Some(100),
+                goal_type: GoalType::Actions,
+            },
+            read_at: SystemTime::now(),
+        })
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_load_and_failures_are_not_cached() {
+        let cache = ProgressCache::new(Duration::from_secs(60), 100);
+        let loads = Arc::new(AtomicUsize::new(0));
+        let key: Arc<str> = Arc::from("save-the-bees");
+        let got = futures::future::join_all((0..1000).map(|_| {
+            let (cache, loads, key) = (cache.clone(), loads.clone(), key.clone());
+            async move {
+                cache
+                    .get_or_load(&key, || async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok(Some(reading("save-the-bees", 7)))
+                    })
+                    .await
+            }
+        }))
+        .await;
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        assert!(got
+            .iter()
+            .all(|r| matches!(r, Ok(Some(r)) if r.progress.actions == 7)));
+        // A failed load is not kept: the next caller loads again.
+        let other: Arc<str> = Arc::from("fair-rent");
+        let failed = cache
+            .get_or_load(&other, || async { Err(actionkit::Error::Timeout) })
+            .await;
+        assert!(failed.is_err());
+        let again = cache
+            .get_or_load(&other, || async { Ok(Some(reading("fair-rent", 3))) })
+            .await;
+        assert!(matches!(again, Ok(Some(r)) if r.progress.actions == 3));
+        // `insert` replaces what is cached (a bump).
+        cache.insert(key.clone(), reading("save-the-bees", 8)).await;
+        assert!(
+            matches!(cache.get("save-the-bees").await, Some(Some(r)) if r.progress.actions == 8)
+        );
+    }
+
+    #[test]
+    fn subscription_slots_are_capped_and_given_back() {
+        let slots = SubscriptionSlots::new(2);
+        let a = slots.take().expect("first");
+        let _b = slots.take().expect("second");
+        let refused = slots.take().err().expect("third refused");
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        drop(a);
+        assert!(slots.take().is_ok());
     }
 }

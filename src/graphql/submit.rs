@@ -544,6 +544,18 @@ pub(super) async fn submission(ctx: &Context<'_>, id: ID) -> GqlResult<Option<Su
     Ok(record.map(Submission))
 }
 
+/// A page's form (its required fields) through `submitAction`'s form cache.
+pub(super) async fn cached_page_form(
+    ctx: &Context<'_>,
+    client: &Client,
+    page: &str,
+) -> Result<Option<Arc<PageForm>>, crate::actionkit::Error> {
+    match ctx.data_opt::<SubmitGuard>() {
+        Some(guard) => guard.page_form_or_error(client, page).await,
+        None => Ok(client.page_form(page).await?.map(Arc::new)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,17 +569,5 @@ mod tests {
         assert!(b.take("b", t0).is_ok(), "another key has its own bucket");
         assert!(b.take("a", t0 + Duration::from_millis(1001)).is_ok());
         assert!(Buckets::new(0, 5).is_none(), "0 turns the limit off");
-    }
-}
-
-/// A page's form (its required fields) through `submitAction`'s form cache.
-pub(super) async fn cached_page_form(
-    ctx: &Context<'_>,
-    client: &Client,
-    page: &str,
-) -> Result<Option<Arc<PageForm>>, crate::actionkit::Error> {
-    match ctx.data_opt::<SubmitGuard>() {
-        Some(guard) => guard.page_form_or_error(client, page).await,
-        None => Ok(client.page_form(page).await?.map(Arc::new)),
     }
 }

@@ -142,8 +142,19 @@ async fn upgrade(state: AppState, req: Request<Body>) -> Response {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| *a);
+    let max_message = state.security.max_body_bytes;
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(ws) => ws.protocols([PROTOCOL]),
+        // Protocol messages are small (a subscribe is a GraphQL request, a push a few
+        // hundred bytes): small buffers keep a subscriber cheap, a client message is
+        // held to the HTTP body limit, and a client that stops reading is cut off at
+        // 1 MiB of pushes waiting for it instead of growing the gateway's memory.
+        Ok(ws) => ws
+            .protocols([PROTOCOL])
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(4 * 1024)
+            .max_write_buffer_size(1024 * 1024)
+            .max_message_size(max_message)
+            .max_frame_size(max_message),
         Err(_) => {
             return HttpError::new(
                 ErrorCode::BadUserInput,
