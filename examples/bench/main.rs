@@ -10,6 +10,7 @@
 //! ```text
 //! cargo run --release --example bench -- --write BENCHMARKS.md
 //! cargo run --release --example bench -- --quick          # a 1-minute smoke run
+//! cargo run --release --example bench -- --replicas --write BENCHMARKS.md   # 2 replicas + Redis
 //! ```
 //!
 //! The load generator is a hand-written HTTP/1.1 client on one current-thread runtime,
@@ -147,11 +148,19 @@ struct Args {
     /// Seconds over which the spike's submissions are sent.
     #[arg(long, default_value_t = 10)]
     spike_seconds: u64,
+    /// Run only the benchmark of several replicas: two replicas + Redis against one
+    /// process on the same sandbox (`replicas.rs`), into its own section of `--write`.
+    #[arg(long)]
+    replicas: bool,
+    /// Sequential requests per setup of the replicas' latency comparison.
+    #[arg(long, default_value_t = 400)]
+    replica_samples: usize,
 }
 
 mod http;
 mod load;
 mod procs;
+mod replicas;
 mod report;
 mod submit;
 mod upstream;
@@ -159,6 +168,7 @@ mod upstream;
 use http::*;
 use load::*;
 use procs::*;
+use replicas::*;
 use report::*;
 use submit::*;
 use upstream::*;
@@ -565,6 +575,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     if args.submit {
         return rt.block_on(run_submit(&args, &env, &started, &load_before));
+    }
+    if args.replicas {
+        return rt.block_on(run_replicas(&args, &env, &started, &load_before));
     }
     let mut report = Report {
         rows: Vec::new(),
