@@ -267,7 +267,16 @@ async fn build_state(
         progress_settings: progress_settings(config),
     };
     let mut settings = settings;
-    let progress = crate::graphql::ProgressHub::new(client.clone(), &settings.progress_settings);
+    let mut progress_cache = crate::graphql::ProgressCache::new(
+        settings.progress_settings.ttl,
+        settings.progress_settings.capacity,
+    );
+    if let Some(redis) = &redis {
+        progress_cache = progress_cache.with_shared(Arc::new(
+            crate::shared_state::RedisCache::new(redis.clone()),
+        ));
+    }
+    let progress = crate::graphql::ProgressHub::with_cache(client.clone(), progress_cache);
     progress.follow(outbox.processed_pages());
     settings.progress = Some(progress.clone());
     let schema = build_schema(Some(client.clone()), Some(outbox.clone()), &settings);

@@ -11,6 +11,7 @@
 //! cargo run --release --example bench -- --write BENCHMARKS.md
 //! cargo run --release --example bench -- --quick          # a 1-minute smoke run
 //! cargo run --release --example bench -- --subscriptions --write BENCHMARKS.md
+//! cargo run --release --example bench -- --replicas --write BENCHMARKS.md   # 2 replicas + Redis
 //! ```
 //!
 //! The load generator is a hand-written HTTP/1.1 client on one current-thread runtime,
@@ -155,11 +156,19 @@ struct Args {
     /// Subscribers of each `--subscriptions` scenario.
     #[arg(long, default_value_t = 1000)]
     subscribers: usize,
+    /// Run only the benchmark of several replicas: two replicas + Redis against one
+    /// process on the same sandbox (`replicas.rs`), into its own section of `--write`.
+    #[arg(long)]
+    replicas: bool,
+    /// Sequential requests per setup of the replicas' latency comparison.
+    #[arg(long, default_value_t = 400)]
+    replica_samples: usize,
 }
 
 mod http;
 mod load;
 mod procs;
+mod replicas;
 mod report;
 mod submit;
 mod subscriptions;
@@ -168,6 +177,7 @@ mod upstream;
 use http::*;
 use load::*;
 use procs::*;
+use replicas::*;
 use report::*;
 use submit::*;
 use subscriptions::*;
@@ -578,6 +588,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.subscriptions {
         return rt.block_on(run_subscriptions(&args, &env, &started, &load_before));
+    }
+    if args.replicas {
+        return rt.block_on(run_replicas(&args, &env, &started, &load_before));
     }
     let mut report = Report {
         rows: Vec::new(),

@@ -26,7 +26,7 @@ use async_graphql::{Response, Schema};
 pub use error::{ErrorCode, GatewayError};
 pub use loaders::{Loaders, PageCache};
 pub use mutation::MutationRoot;
-pub use progress::{ProgressHub, ProgressSettings, SubscriptionRoot};
+pub use progress::{ProgressCache, ProgressHub, ProgressSettings, SubscriptionRoot};
 pub use query::QueryRoot;
 
 use crate::actionkit::Client;

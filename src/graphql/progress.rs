@@ -30,7 +30,10 @@ use futures::Stream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use serde::{Deserialize, Serialize};
+
 use super::access;
+use super::shared_cache::{SharedCache, TypedLevel};
 use super::error::{ErrorCode, GatewayError, GqlResult};
 use super::types::check_page_name;
 use crate::actionkit::{self, Client, GoalType, PageProgress};
@@ -84,6 +87,16 @@ type Cached = Option<Arc<Reading>>;
 pub struct ProgressCache {
     inner: moka::future::Cache<Arc<str>, Cached>,
     ttl: Duration,
+    /// With several replicas: readings shared through `progress:<page>` (Redis), so
+    /// that one replica's read serves the others for the same TTL.
+    shared: Option<TypedLevel<SharedReading>>,
+}
+
+/// A reading as the shared level keeps it (the page name is the key).
+#[derive(Serialize, Deserialize)]
+struct SharedReading {
+    progress: PageProgress,
+    read_at: SystemTime,
 }
 
 impl ProgressCache {
@@ -95,7 +108,18 @@ impl ProgressCache {
                 .max_capacity(capacity)
                 .build(),
             ttl,
+            shared: None,
         }
+    }
+
+    /// Adds a level shared between replicas under the process's cache: a miss here
+    /// looks there before reading ActionKit, and what is read (or moved by a processed
+    /// action) is stored there too. A page is then read from ActionKit about once per
+    /// TTL by all replicas together; a reading is at most two TTLs old (one in the
+    /// shared level, one in a process).
+    pub fn with_shared(mut self, level: Arc<dyn SharedCache>) -> Self {
+        self.shared = Some(TypedLevel::new(level, "progress", self.ttl));
+        self
     }
 
     pub fn ttl(&self) -> Duration {
@@ -114,7 +138,25 @@ impl ProgressCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Cached, actionkit::Error>>,
     {
-        self.inner.try_get_with(page.clone(), load()).await
+        let shared = self.shared.clone();
+        let name = page.clone();
+        let load = async move {
+            if let Some(level) = &shared {
+                if let Some((_, r)) = level.get_many(std::slice::from_ref(&name)).await.pop() {
+                    return Ok(Some(Arc::new(Reading {
+                        page: name,
+                        progress: r.progress,
+                        read_at: r.read_at,
+                    })));
+                }
+            }
+            let loaded = load().await?;
+            if let (Some(level), Some(reading)) = (&shared, &loaded) {
+                put_shared(level, reading).await;
+            }
+            Ok(loaded)
+        };
+        self.inner.try_get_with(page.clone(), load).await
     }
 
     /// What is cached for `page`, without loading.
@@ -124,8 +166,19 @@ impl ProgressCache {
 
     /// Replaces `page`'s reading (a processed action moved it).
     pub async fn insert(&self, page: Arc<str>, reading: Arc<Reading>) {
+        if let Some(level) = &self.shared {
+            put_shared(level, &reading).await;
+        }
         self.inner.insert(page, Some(reading)).await;
     }
+}
+
+async fn put_shared(level: &TypedLevel<SharedReading>, reading: &Reading) {
+    let value = SharedReading {
+        progress: reading.progress.clone(),
+        read_at: reading.read_at,
+    };
+    level.put_many([(&reading.page, &value)]).await;
 }
 
 /// The watchers of one page: their channel and the poller feeding it. The poller stops
@@ -183,10 +236,15 @@ impl std::fmt::Debug for ProgressHub {
 
 impl ProgressHub {
     pub fn new(client: Client, settings: &ProgressSettings) -> Self {
+        ProgressHub::with_cache(client, ProgressCache::new(settings.ttl, settings.capacity))
+    }
+
+    /// A hub over a given cache (one with a shared level, for several replicas).
+    pub fn with_cache(client: Client, cache: ProgressCache) -> Self {
         ProgressHub {
             inner: Arc::new(HubInner {
                 client,
-                cache: ProgressCache::new(settings.ttl, settings.capacity),
+                cache,
                 pages: Mutex::new(HashMap::new()),
                 floors: Mutex::new(HashMap::new()),
                 closing: watch::channel(false).0,

@@ -14,7 +14,7 @@
 
 use std::sync::atomic::Ordering;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -24,8 +24,9 @@ use crate::actionkit::models::PageId;
 use crate::actionkit::wire::Collection;
 use crate::actionkit::Error;
 
-/// What a goal counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a goal counts. (Serializable, like the other models, so that a cache shared
+/// between replicas can hold readings.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GoalType {
     /// Actions taken on the page (signatures, signups, ...).
     Actions,
@@ -46,7 +47,7 @@ impl GoalType {
 }
 
 /// A page's progress as ActionKit reported it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PageProgress {
     /// Actions taken on the page.
     pub actions: u64,
