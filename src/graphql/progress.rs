@@ -33,8 +33,8 @@ use tokio::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::access;
-use super::shared_cache::{SharedCache, TypedLevel};
 use super::error::{ErrorCode, GatewayError, GqlResult};
+use super::shared_cache::{SharedCache, TypedLevel};
 use super::types::check_page_name;
 use crate::actionkit::{self, Client, GoalType, PageProgress};
 

@@ -426,6 +426,57 @@ async fn a_page_read_through_one_replica_costs_nothing_through_another() {
     assert!(stats["requests"].as_u64().unwrap() >= 1, "{stats}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pages_progress_read_through_one_replica_costs_nothing_through_another() {
+    let redis = RedisServer::start();
+    let dir = TempDir::new("redis-progress");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let sandbox = start_sandbox(&[]).await;
+    let http = reqwest::Client::new();
+    // A long TTL, so that the test does not race the cache period.
+    let config = "[security]\nrate_limit_per_minute = 0\n[progress]\ncache_ttl_secs = 60\n";
+    let a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
+    let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
+    let query = "query($p: String!) { pageContext(page: $p) { page { progress { actions } } } }";
+    // Counted: the progress reads (`GET /progress/`), not the page's own.
+    let page = json!({"p": "save-the-bees"});
+    reset_stats(&http, &sandbox.addr).await;
+    let (status, first) = graphql(&http, &a.addr, query, page.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let actions = &first["data"]["pageContext"]["page"]["progress"]["actions"];
+    assert!(actions.is_u64(), "{first}");
+    let stats = sandbox_stats(&http, &sandbox.addr).await;
+    let progress_reads = |stats: &Value| -> u64 {
+        stats["by_route"]
+            .as_object()
+            .map(|routes| {
+                routes
+                    .iter()
+                    .filter(|(route, _)| route.contains("progress"))
+                    .map(|(_, n)| n.as_u64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        progress_reads(&stats) >= 1,
+        "A read the progress upstream: {stats}"
+    );
+    reset_stats(&http, &sandbox.addr).await;
+    let (status, second) = graphql(&http, &b.addr, query, page).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(
+        second["data"]["pageContext"]["page"]["progress"]["actions"],
+        *actions
+    );
+    let stats = sandbox_stats(&http, &sandbox.addr).await;
+    assert_eq!(
+        progress_reads(&stats),
+        0,
+        "B read the progress upstream: {stats}"
+    );
+}
+
 async fn readyz(http: &reqwest::Client, gateway: &str) -> Value {
     http.get(format!("http://{gateway}/readyz"))
         .send()
@@ -518,69 +569,6 @@ async fn submit(http: &reqwest::Client, gateway: &str, email: &str) -> Option<(S
     Some((status, id))
 }
 
-/// A sandbox GET, retried while it answers 429.
-async fn get_retrying(rest: &SandboxRest, path: &str) -> Value {
-    for _ in 0..500 {
-        let r = rest
-            .http
-            .get(format!("{}{path}", rest.base))
-            .basic_auth("sandbox", Some("sandbox"))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 429 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        assert_eq!(r.status(), 200, "GET {path}");
-        return r.json().await.unwrap();
-    }
-    panic!("GET {path}: the sandbox kept answering 429");
-}
-
-/// Actions per email on the page, through the sandbox's REST.
-async fn actions_per_email(rest: &SandboxRest, page_id: u64) -> HashMap<String, u64> {
-    let mut per_user: HashMap<u64, u64> = HashMap::new();
-    let mut offset = 0;
-    loop {
-        let v = get_retrying(
-            rest,
-            &format!("/rest/v1/action/?page={page_id}&_limit=100&_offset={offset}"),
-        )
-        .await;
-        for a in v["objects"].as_array().unwrap() {
-            let uri = a["user"].as_str().unwrap();
-            let id: u64 = uri
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            *per_user.entry(id).or_default() += 1;
-        }
-        if v["meta"]["next"].is_null() {
-            break;
-        }
-        offset += 100;
-    }
-    let ids: Vec<u64> = per_user.keys().copied().collect();
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(100) {
-        let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
-        let v = get_retrying(
-            rest,
-            &format!("/rest/v1/user/?id__in={}&_limit=100", list.join(",")),
-        )
-        .await;
-        for u in v["objects"].as_array().unwrap() {
-            let id = u["id"].as_u64().unwrap();
-            out.insert(u["email"].as_str().unwrap().to_owned(), per_user[&id]);
-        }
-    }
-    out
-}
-
 /// The replica id an outbox logs at start (`outbox: shared queue in Redis`).
 fn replica_id(p: &Proc) -> String {
     let line = p
@@ -605,8 +593,7 @@ async fn sigkill_one_replica_and_the_other_delivers_its_submissions_exactly_once
     let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
     let a_id = replica_id(&a);
     assert_ne!(a_id, replica_id(&b));
-    let page_id = get_retrying(&rest, "/rest/v1/page/?name=save-the-bees").await["objects"][0]
-        ["id"]
+    let page_id = rest.get("/rest/v1/page/?name=save-the-bees").await["objects"][0]["id"]
         .as_u64()
         .unwrap();
 
@@ -685,7 +672,7 @@ async fn sigkill_one_replica_and_the_other_delivers_its_submissions_exactly_once
     }
     let queued = accepted.values().filter(|(s, _)| s == "QUEUED").count();
     assert!(queued >= 10, "only {queued} answered QUEUED");
-    let at_kill = actions_per_email(&rest, page_id).await;
+    let at_kill = rest.actions_per_email(page_id).await;
     let missing_at_kill = accepted
         .keys()
         .filter(|e| !at_kill.contains_key(*e))
@@ -698,7 +685,7 @@ async fn sigkill_one_replica_and_the_other_delivers_its_submissions_exactly_once
     // B delivers all of it, A's sends in flight included, each exactly once.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let counts = actions_per_email(&rest, page_id).await;
+        let counts = rest.actions_per_email(page_id).await;
         for (email, n) in counts.iter().filter(|(e, _)| e.starts_with("replica.")) {
             assert!(*n <= 1, "{email}: {n} actions");
         }
@@ -713,7 +700,7 @@ async fn sigkill_one_replica_and_the_other_delivers_its_submissions_exactly_once
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let counts = actions_per_email(&rest, page_id).await;
+    let counts = rest.actions_per_email(page_id).await;
     for email in accepted.keys() {
         assert_eq!(counts.get(email), Some(&1), "{email}");
     }
@@ -860,8 +847,7 @@ async fn unreachable_at_start_the_gateway_serves_on_local_state_and_keeps_the_pa
     assert_eq!(readyz(&http, &gw.addr).await["redis"], "down");
     load(&http, std::slice::from_ref(&gw.addr), 2, 5).await;
     // Submissions go to the replica's own store and reach ActionKit once each.
-    let page_id = get_retrying(&rest, "/rest/v1/page/?name=save-the-bees").await["objects"][0]
-        ["id"]
+    let page_id = rest.get("/rest/v1/page/?name=save-the-bees").await["objects"][0]["id"]
         .as_u64()
         .unwrap();
     let mut ids = Vec::new();
@@ -872,7 +858,7 @@ async fn unreachable_at_start_the_gateway_serves_on_local_state_and_keeps_the_pa
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let counts = actions_per_email(&rest, page_id).await;
+        let counts = rest.actions_per_email(page_id).await;
         if ids.iter().all(|(e, _, _)| counts.get(e) == Some(&1)) {
             break;
         }

@@ -2,6 +2,7 @@
 //! and counting a member's actions through the sandbox's REST.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -76,6 +77,51 @@ impl SandboxRest {
         };
         self.total(&format!("/rest/v1/action/?user={id}&_limit=1"))
             .await
+    }
+
+    /// Actions per email on the page, in a few list calls (the sandbox is slow on
+    /// purpose): the page's actions, then their members.
+    pub(crate) async fn actions_per_email(&self, page_id: u64) -> HashMap<String, u64> {
+        let mut per_user: HashMap<u64, u64> = HashMap::new();
+        let mut offset = 0;
+        loop {
+            let v = self
+                .get(&format!(
+                    "/rest/v1/action/?page={page_id}&_limit=100&_offset={offset}"
+                ))
+                .await;
+            for a in v["objects"].as_array().unwrap() {
+                let uri = a["user"].as_str().unwrap();
+                let id: u64 = uri
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                *per_user.entry(id).or_default() += 1;
+            }
+            if v["meta"]["next"].is_null() {
+                break;
+            }
+            offset += 100;
+        }
+        let ids: Vec<u64> = per_user.keys().copied().collect();
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(100) {
+            let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
+            let v = self
+                .get(&format!(
+                    "/rest/v1/user/?id__in={}&_limit=100",
+                    list.join(",")
+                ))
+                .await;
+            for u in v["objects"].as_array().unwrap() {
+                let id = u["id"].as_u64().unwrap();
+                out.insert(u["email"].as_str().unwrap().to_owned(), per_user[&id]);
+            }
+        }
+        out
     }
 
     /// `meta.total_count` of a list.
