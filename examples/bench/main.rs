@@ -147,8 +147,14 @@ struct Args {
     /// Seconds over which the spike's submissions are sent.
     #[arg(long, default_value_t = 10)]
     spike_seconds: u64,
+    /// Run only the isolation and fairness benchmark (issue 13: the adaptive cap, the
+    /// first query after start, calls per operation, the rate limiter's memory),
+    /// written into its own section of the `--write` file.
+    #[arg(long)]
+    fairness: bool,
 }
 
+mod fairness;
 mod http;
 mod load;
 mod procs;
@@ -156,6 +162,7 @@ mod report;
 mod submit;
 mod upstream;
 
+use fairness::*;
 use http::*;
 use load::*;
 use procs::*;
@@ -565,6 +572,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     if args.submit {
         return rt.block_on(run_submit(&args, &env, &started, &load_before));
+    }
+    if args.fairness {
+        return rt.block_on(run_fairness(&args, &env, &started, &load_before));
     }
     let mut report = Report {
         rows: Vec::new(),
