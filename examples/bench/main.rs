@@ -163,8 +163,14 @@ struct Args {
     /// Sequential requests per setup of the replicas' latency comparison.
     #[arg(long, default_value_t = 400)]
     replica_samples: usize,
+    /// Run only the isolation and fairness benchmark (issue 13: the adaptive cap, the
+    /// first query after start, calls per operation, the rate limiter's memory),
+    /// written into its own section of the `--write` file.
+    #[arg(long)]
+    fairness: bool,
 }
 
+mod fairness;
 mod http;
 mod load;
 mod procs;
@@ -174,6 +180,7 @@ mod submit;
 mod subscriptions;
 mod upstream;
 
+use fairness::*;
 use http::*;
 use load::*;
 use procs::*;
@@ -591,6 +598,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.replicas {
         return rt.block_on(run_replicas(&args, &env, &started, &load_before));
+    }
+    if args.fairness {
+        return rt.block_on(run_fairness(&args, &env, &started, &load_before));
     }
     let mut report = Report {
         rows: Vec::new(),

@@ -180,6 +180,11 @@ pub trait ActionSender: Send + Sync + 'static {
         submission: &ActionSubmission,
         since: SystemTime,
     ) -> Result<Option<Action>, UpstreamError>;
+    /// How many requests the sender lets out at once now, when it knows
+    /// ([`Client::concurrency_limit`], which adapts to ActionKit's 429s).
+    fn concurrency_limit(&self) -> Option<usize> {
+        None
+    }
 }
 
 #[async_trait::async_trait]
@@ -196,6 +201,9 @@ impl ActionSender for Client {
         since: SystemTime,
     ) -> Result<Option<Action>, UpstreamError> {
         Client::find_submitted_action(self, submission, since).await
+    }
+    fn concurrency_limit(&self) -> Option<usize> {
+        Some(Client::concurrency_limit(self))
     }
 }
 
@@ -451,7 +459,17 @@ impl Outbox {
         let sh = &self.inner.shared;
         let settings = &sh.settings;
         let now = now_ms();
-        let permit = if sh.stopping() || sh.paused_until().is_some() {
+        // Sent at once only while fewer sends at once are out than the client lets
+        // out now (its cap adapts to ActionKit): a send would otherwise wait for a slot
+        // while recorded in flight, and be looked up needlessly after a stop.
+        let sending = settings
+            .send_at_once
+            .saturating_sub(sh.at_once.available_permits());
+        let room = sh
+            .sender
+            .concurrency_limit()
+            .is_none_or(|limit| sending < limit);
+        let permit = if sh.stopping() || sh.paused_until().is_some() || !room {
             None
         } else {
             sh.at_once.clone().try_acquire_owned().ok()
