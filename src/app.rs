@@ -241,6 +241,9 @@ async fn build_state(
     .with_security(security)
     .with_outbox(outbox);
     state.shed = crate::http::Shedder::from_config(&config.graphql);
+    state.persisted = config.graphql.persisted_queries.then(|| {
+        crate::http::apq::PersistedQueries::new(config.graphql.persisted_query_cache_bytes)
+    });
     state.limits = OperationLimits {
         document: settings.limits,
         max_complexity: config.graphql.max_complexity as u64,

@@ -21,6 +21,14 @@ pub enum ErrorCode {
     /// The caller ran out of its own request budget at the gateway (HTTP 429); kept
     /// apart from `UPSTREAM_RATE_LIMITED`, which is ActionKit's limit.
     RateLimited,
+    /// An automatic persisted query (`extensions.persistedQuery`) whose hash the
+    /// gateway does not hold: the client sends it again with the document (Apollo
+    /// Client's and urql's links do this by themselves).
+    PersistedQueryNotFound,
+    /// Automatic persisted queries are turned off (`graphql.persisted_queries`): the
+    /// client stops sending hashes (Apollo Client's and urql's links do this by
+    /// themselves).
+    PersistedQueryNotSupported,
     Internal,
 }
 
@@ -35,6 +43,8 @@ impl ErrorCode {
             ErrorCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             ErrorCode::UpstreamRateLimited => "UPSTREAM_RATE_LIMITED",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            ErrorCode::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

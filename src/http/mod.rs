@@ -10,6 +10,7 @@
 //! connections themselves (header and idle timeouts, the connection cap) are handled
 //! by `server.rs`.
 
+pub mod apq;
 pub mod auth;
 mod body;
 pub mod errors;
@@ -57,6 +58,10 @@ pub struct AppState {
     pub outbox: Option<Outbox>,
     /// What an operation may cost, checked by the handler before the schema runs.
     pub limits: OperationLimits,
+    /// Automatic persisted queries (`None`: turned off).
+    pub persisted: Option<apq::PersistedQueries>,
+    /// Parsed documents, by text.
+    pub(crate) documents: graphql::DocumentCache,
 }
 
 impl AppState {
@@ -79,6 +84,10 @@ impl AppState {
             examples: None,
             outbox: None,
             limits: OperationLimits::default(),
+            documents: graphql::DocumentCache::default(),
+            persisted: Some(apq::PersistedQueries::new(
+                crate::config::GraphqlConfig::default().persisted_query_cache_bytes,
+            )),
         }
     }
 
