@@ -62,7 +62,10 @@ pub(crate) fn render(args: &Args, report: &Report, load_before: &str, started: &
     let _ = writeln!(s, "### Load\n");
     let _ = writeln!(s, "Gateway CPU is user + system time of the gateway process (`/proc/<pid>/stat`) over the measured window, divided by the operations answered; the sandbox's is the same for the ActionKit stand-in.\n");
     let _ = writeln!(s, "| gateway | filters | upstream | scenario | conns | req/s | gateway CPU ms/op | sandbox CPU ms/op | p50 ms | p90 ms | p99 ms | errors | upstream calls/op | lower bound | upstream conns (open / time-wait) | gateway RSS / peak MiB |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for r in &report.rows {
         let _ = writeln!(
             s,
@@ -219,7 +222,11 @@ pub(crate) fn targets(args: &Args, report: &Report) -> String {
             // requests of the cycle (batch50's batches differ in size). Sharing in
             // flight (hot5) depends on timing: 0.05 of slack there.
             let (mine, theirs) = (r.calls_per_op - r.bound, b.calls_per_op - b.bound);
-            let slack = if r.scenario == Scenario::Hot { 0.05 } else { 0.005 };
+            let slack = if r.scenario == Scenario::Hot {
+                0.05
+            } else {
+                0.005
+            };
             let _ = writeln!(
                 s,
                 "| no more upstream calls than the baseline: {} {} ms {} | {:.2} (bound {:.2}) vs {:.2} (bound {:.2}) calls/op | {} |",

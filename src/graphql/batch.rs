@@ -166,7 +166,10 @@ where
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<K, T::Value, T::Error>> {
         // Nothing panics while holding the lock; should it, the state is still whole.
-        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub async fn load_one(&self, key: K) -> Result<Option<T::Value>, T::Error> {
@@ -322,16 +325,34 @@ mod tests {
             let l = loader(&rec, &gate);
             // Spawned tasks on the other worker, to tempt an early batch.
             let noise: Vec<_> = (0..4)
-                .map(|_| tokio::spawn(async { for _ in 0..100 { tokio::task::yield_now().await } }))
+                .map(|_| {
+                    tokio::spawn(async {
+                        for _ in 0..100 {
+                            tokio::task::yield_now().await
+                        }
+                    })
+                })
                 .collect();
             let keys: Vec<u32> = (1..=500).collect();
             let results = gate
-                .run(futures::future::join_all(keys.iter().map(|k| l.load_one(*k))))
+                .run(futures::future::join_all(
+                    keys.iter().map(|k| l.load_one(*k)),
+                ))
                 .await;
             for n in noise {
                 n.await.unwrap();
             }
-            assert_eq!(rec.calls.load(Ordering::Relaxed), 1, "round {round}: {:?}", rec.batches.lock().unwrap().iter().map(Vec::len).collect::<Vec<_>>());
+            assert_eq!(
+                rec.calls.load(Ordering::Relaxed),
+                1,
+                "round {round}: {:?}",
+                rec.batches
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(Vec::len)
+                    .collect::<Vec<_>>()
+            );
             for (k, r) in keys.iter().zip(results) {
                 let expected = (k % 2 == 1).then_some(k * 10);
                 assert_eq!(r.unwrap(), expected);
@@ -366,7 +387,9 @@ mod tests {
         let rec = Recorder::default();
         let l = loader(&rec, &gate);
         let results = gate
-            .run(futures::future::join_all([1, 666, 3].map(|k| l.load_one(k))))
+            .run(futures::future::join_all(
+                [1, 666, 3].map(|k| l.load_one(k)),
+            ))
             .await;
         assert!(results.iter().all(Result::is_err), "{results:?}");
     }

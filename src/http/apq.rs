@@ -108,7 +108,8 @@ mod tests {
         let hex: String = sha256(doc).iter().map(|b| format!("{b:02x}")).collect();
         let ok = ext(json!({"persistedQuery": {"version": 1, "sha256Hash": hex}}));
         assert_eq!(requested(Some(&ok)), Ok(Some(sha256(doc))));
-        let upper = ext(json!({"persistedQuery": {"version": 1, "sha256Hash": hex.to_uppercase()}}));
+        let upper =
+            ext(json!({"persistedQuery": {"version": 1, "sha256Hash": hex.to_uppercase()}}));
         assert_eq!(requested(Some(&upper)), Ok(Some(sha256(doc))));
         assert_eq!(requested(None), Ok(None));
         assert_eq!(requested(Some(&ext(json!({"other": 1})))), Ok(None));

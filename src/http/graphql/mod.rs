@@ -117,26 +117,28 @@ fn persisted_query(
     state: &AppState,
     params: &mut Params,
     format: Format,
-) -> Result<Option<Hash>, Response> {
+) -> Result<Option<Hash>, Box<Response>> {
     let hash = match apq::requested(params.extensions.as_ref()) {
         Ok(Some(hash)) => hash,
         Ok(None) => return Ok(None),
-        Err(msg) => return Err(graphql_request_error(format, msg.to_owned())),
+        Err(msg) => return Err(Box::new(graphql_request_error(format, msg.to_owned()))),
     };
     // A miss must not be kept by a cache in front of the gateway (GET).
     let refuse = |code: ErrorCode, message: &'static str| {
-        HttpError::new(code, message)
-            .with_status(format.request_error_status())
-            .with_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
-            .respond_as(format)
+        Box::new(
+            HttpError::new(code, message)
+                .with_status(format.request_error_status())
+                .with_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+                .respond_as(format),
+        )
     };
     match &params.query {
         Some(query) => {
             if apq::sha256(query) != hash {
-                return Err(graphql_request_error(
+                return Err(Box::new(graphql_request_error(
                     format,
                     "the document does not match extensions.persistedQuery.sha256Hash".into(),
-                ));
+                )));
             }
             // With trusted documents enforced, only the manifest's hashes are known
             // (the guard resolved this one from it, or it came from an exempt key).
@@ -188,7 +190,7 @@ async fn execute(
 ) -> Response {
     let register = match persisted_query(state, &mut params, format) {
         Ok(register) => register,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let span = tracing::info_span!(
         "graphql.operation",
@@ -300,8 +302,7 @@ async fn execute_operation(
         }
     }
     if let (true, Some(hash), Some(cache)) = (admitted, register, &state.persisted) {
-        metrics::counter!("gateway_persisted_queries_total", "result" => "registered")
-            .increment(1);
+        metrics::counter!("gateway_persisted_queries_total", "result" => "registered").increment(1);
         cache.insert(hash, Arc::from(request.query.as_str()));
     }
     if let Some(name) = params.operation_name {
