@@ -10,7 +10,8 @@ use actionkit_graphql::http::trusted::document_hash;
 use serde_json::{json, Value};
 
 const GQL_JSON: &str = "application/graphql-response+json";
-const QUERY: &str = r#"query Apq($id: ID!) { user(id: $id) { id firstName actions(first: 2) { totalCount } } }"#;
+const QUERY: &str =
+    r#"query Apq($id: ID!) { user(id: $id) { id firstName actions(first: 2) { totalCount } } }"#;
 
 fn persisted(doc: &str) -> Value {
     json!({"persistedQuery": {"version": 1, "sha256Hash": document_hash(doc)}})
@@ -55,7 +56,10 @@ async fn get(gw: &TestGateway, query: Option<&str>, doc: &str, variables: Value)
 }
 
 fn assert_not_found(body: &Value) {
-    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound", "{body}");
+    assert_eq!(
+        body["errors"][0]["message"], "PersistedQueryNotFound",
+        "{body}"
+    );
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
         "{body}"
@@ -76,7 +80,10 @@ async fn a_hash_misses_then_registers_with_its_document_and_serves_post_and_get(
     assert_not_found(&body);
     assert_eq!(cc.as_deref(), Some("no-store"));
     let (status, _, body) = post(&gw, GQL_JSON, hash_only.clone()).await;
-    assert_eq!(status, 400, "a request error under graphql-response+json: {body}");
+    assert_eq!(
+        status, 400,
+        "a request error under graphql-response+json: {body}"
+    );
     assert_not_found(&body);
     let (status, body) = get(&gw, None, QUERY, vars.clone()).await;
     assert_eq!(status, 200, "{body}");
@@ -199,7 +206,10 @@ async fn the_cache_is_bounded() {
         }
     }
     assert!(held > 0, "the cache holds nothing");
-    assert!(held <= 20, "{held} of 100 documents of ~600 bytes in 8,000 bytes");
+    assert!(
+        held <= 20,
+        "{held} of 100 documents of ~600 bytes in 8,000 bytes"
+    );
 }
 
 #[tokio::test]
@@ -207,16 +217,28 @@ async fn turned_off_hashes_alone_are_not_supported_and_documents_still_run() {
     let mut config = Config::default();
     config.graphql.persisted_queries = false;
     let gw = gateway(config).await;
-    let (status, _, body) = post(&gw, "", json!({"variables": {"id": "1"}, "extensions": persisted(QUERY)})).await;
+    let (status, _, body) = post(
+        &gw,
+        "",
+        json!({"variables": {"id": "1"}, "extensions": persisted(QUERY)}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotSupported", "{body}");
+    assert_eq!(
+        body["errors"][0]["message"], "PersistedQueryNotSupported",
+        "{body}"
+    );
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_SUPPORTED",
         "{body}"
     );
     let full = json!({"query": QUERY, "variables": {"id": "1"}, "extensions": persisted(QUERY)});
     let (status, _, body) = post(&gw, "", full).await;
-    assert_eq!((status, &body["data"]["user"]["id"]), (200, &json!("1")), "{body}");
+    assert_eq!(
+        (status, &body["data"]["user"]["id"]),
+        (200, &json!("1")),
+        "{body}"
+    );
 }
 
 const KEY: &str = "apq-key-0123456789";
@@ -255,16 +277,29 @@ async fn with_trusted_documents_enforced_only_the_manifest_registers() {
         .unwrap();
     // A trusted document by hash alone: from the manifest, no registration needed.
     let (status, body) = as_key(&gw, KEY, json!({"extensions": persisted(known)})).await;
-    assert_eq!((status, &body["data"]["user"]["id"]), (200, &json!("1")), "{body}");
+    assert_eq!(
+        (status, &body["data"]["user"]["id"]),
+        (200, &json!("1")),
+        "{body}"
+    );
     // An exempt key runs another document with its hash, but does not register it
     // for anyone: the hash alone stays unknown, to it and to others.
     let vars = json!({"id": "2"});
     let full = json!({"query": QUERY, "variables": vars, "extensions": persisted(QUERY)});
     let (status, body) = as_key(&gw, STAFF_KEY, full).await;
-    assert_eq!((status, &body["data"]["user"]["id"]), (200, &json!("2")), "{body}");
+    assert_eq!(
+        (status, &body["data"]["user"]["id"]),
+        (200, &json!("2")),
+        "{body}"
+    );
     gw.reset_stats().await;
     for key in [KEY, STAFF_KEY] {
-        let (status, body) = as_key(&gw, key, json!({"variables": vars, "extensions": persisted(QUERY)})).await;
+        let (status, body) = as_key(
+            &gw,
+            key,
+            json!({"variables": vars, "extensions": persisted(QUERY)}),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert_not_found(&body);
     }
@@ -273,7 +308,11 @@ async fn with_trusted_documents_enforced_only_the_manifest_registers() {
     let (status, body) = as_key(&gw, KEY, full).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
-    assert_eq!(gw.calls().await, 0, "an untrusted document reached ActionKit");
+    assert_eq!(
+        gw.calls().await,
+        0,
+        "an untrusted document reached ActionKit"
+    );
 }
 
 #[tokio::test]
@@ -284,11 +323,29 @@ async fn with_trusted_documents_logged_unknown_documents_register() {
         .await
         .unwrap();
     let vars = json!({"id": "2"});
-    let (_, body) = as_key(&gw, KEY, json!({"variables": vars, "extensions": persisted(QUERY)})).await;
+    let (_, body) = as_key(
+        &gw,
+        KEY,
+        json!({"variables": vars, "extensions": persisted(QUERY)}),
+    )
+    .await;
     assert_not_found(&body);
     let full = json!({"query": QUERY, "variables": vars, "extensions": persisted(QUERY)});
     let (status, body) = as_key(&gw, KEY, full).await;
-    assert_eq!((status, &body["data"]["user"]["id"]), (200, &json!("2")), "{body}");
-    let (status, body) = as_key(&gw, KEY, json!({"variables": vars, "extensions": persisted(QUERY)})).await;
-    assert_eq!((status, &body["data"]["user"]["id"]), (200, &json!("2")), "{body}");
+    assert_eq!(
+        (status, &body["data"]["user"]["id"]),
+        (200, &json!("2")),
+        "{body}"
+    );
+    let (status, body) = as_key(
+        &gw,
+        KEY,
+        json!({"variables": vars, "extensions": persisted(QUERY)}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["data"]["user"]["id"]),
+        (200, &json!("2")),
+        "{body}"
+    );
 }

@@ -251,7 +251,10 @@ async fn trusted_documents_enforce_log_unknown_and_reload() {
     // which is refused above): a GraphQL request error, 200 under application/json.
     let (status, body) = run(&gw, KEY, unknown_hash).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound", "{body}");
+    assert_eq!(
+        body["errors"][0]["message"], "PersistedQueryNotFound",
+        "{body}"
+    );
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
         "{body}"
