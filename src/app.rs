@@ -311,6 +311,9 @@ async fn build_state(
     if let Some(redis) = redis {
         state.redis_up = Some(Arc::new(move || redis.is_up()));
     }
+    state.persisted = config.graphql.persisted_queries.then(|| {
+        crate::http::apq::PersistedQueries::new(config.graphql.persisted_query_cache_bytes)
+    });
     state.limits = OperationLimits {
         document: settings.limits,
         max_complexity: config.graphql.max_complexity as u64,

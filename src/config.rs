@@ -504,9 +504,9 @@ pub struct ActionKitConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GraphqlConfig {
-    /// How long loaders wait for sibling keys before sending a batch, in microseconds.
-    /// Paid once per level of the query; 100 us still gathers a 1000-item list into
-    /// one batch (see BENCHMARKS.md).
+    /// No longer used: loaders gather the keys asked for in one pass of the request
+    /// without waiting on a timer (`graphql/batch.rs`). Accepted so that existing
+    /// configuration files still load.
     pub loader_delay_us: u64,
     /// How long a page stays in the process-wide page cache.
     pub page_cache_ttl_secs: u64,
@@ -524,6 +524,12 @@ pub struct GraphqlConfig {
     pub max_queued_operations: usize,
     /// Longest wait for an execution slot before a queued request is refused (429).
     pub queue_timeout_ms: u64,
+    /// Automatic persisted queries (Apollo Client's `PersistedQueryLink`, urql's
+    /// `persistedExchange`): documents registered by hash, then sent as the hash alone.
+    pub persisted_queries: bool,
+    /// Bytes of document text the persisted-query cache holds at most (least recently
+    /// used out first).
+    pub persisted_query_cache_bytes: u64,
 }
 
 impl Default for Config {
@@ -575,6 +581,8 @@ impl Default for GraphqlConfig {
             max_concurrent_operations: 256,
             max_queued_operations: 512,
             queue_timeout_ms: 2_000,
+            persisted_queries: true,
+            persisted_query_cache_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -112,6 +112,9 @@ pub(crate) fn body_fn(scenario: Scenario, data: &Data) -> BodyFn {
         Scenario::Canonical => {
             Arc::new(move |n| graphql_body(CANONICAL, json!({"id": (n % users + 1).to_string()})))
         }
+        Scenario::Bare => {
+            Arc::new(move |n| graphql_body(BARE, json!({"id": (n % users + 1).to_string()})))
+        }
         Scenario::Batch50 => {
             let batches = (users / 50).max(1);
             Arc::new(move |n| {
@@ -146,7 +149,7 @@ pub(crate) fn body_fn(scenario: Scenario, data: &Data) -> BodyFn {
 /// cache, taking each request alone (no sharing between requests).
 pub(crate) fn request_bound(scenario: Scenario, filters: Filters, data: &Data, n: u64) -> f64 {
     match (scenario, filters) {
-        (Scenario::Canonical | Scenario::Hot, _) => 2.0,
+        (Scenario::Canonical | Scenario::Bare | Scenario::Hot, _) => 2.0,
         (Scenario::Batch50, Filters::Permissive) => {
             let batches = data.batch_actions.len().max(1) as u64;
             let actions = data.batch_actions.get((n % batches) as usize).copied();
@@ -177,7 +180,7 @@ pub(crate) fn lower_bound(
         .sum::<f64>()
         / count;
     let why = match (scenario, filters) {
-        (Scenario::Canonical, _) => "user + 1 actions window".to_owned(),
+        (Scenario::Canonical | Scenario::Bare, _) => "user + 1 actions window".to_owned(),
         (Scenario::Hot, _) => "2 per request alone; less is sharing".to_owned(),
         (Scenario::Batch50, Filters::Permissive) => {
             let batches = data.batch_actions.len().max(1) as u64;

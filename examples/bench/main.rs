@@ -38,6 +38,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 const CANONICAL: &str = "query Canonical($id: ID!) { user(id: $id) { firstName actions(first: 10) { totalCount nodes { type page { title } customFields { name value } } } } }";
+/// The canonical query as issue 18 states it (and as the Tailcall comparison ran it):
+/// without `customFields`.
+const BARE: &str = "query Canonical($id: ID!) { user(id: $id) { firstName actions(first: 10) { totalCount nodes { type page { title } } } } }";
 const BATCH50: &str = "query Batch($ids: [ID!]!) { users(ids: $ids) { actions(first: 20) { nodes { page { name } customFields { name } } } } }";
 const MUTATION: &str = "mutation Set($id: ID!, $v: String!) { setActionCustomFields(actionId: $id, fields: [{name: \"bench_note\", value: $v}]) { id customFields { name value } } }";
 
@@ -48,6 +51,8 @@ const RESULTS_END: &str = "<!-- bench:results:end -->";
 enum Scenario {
     /// The canonical query, each request a different member.
     Canonical,
+    /// The canonical query without `customFields` (issue 18's form of it).
+    Bare,
     /// `users(ids: [50 ids])` with 20 actions each, pages and field names.
     Batch50,
     /// The canonical query with every 10th request a `setActionCustomFields`.
@@ -60,6 +65,7 @@ impl Scenario {
     fn name(self) -> &'static str {
         match self {
             Scenario::Canonical => "canonical",
+            Scenario::Bare => "canonical-bare",
             Scenario::Batch50 => "batch50",
             Scenario::Mix10 => "mix10",
             Scenario::Hot => "hot5",
@@ -88,6 +94,11 @@ struct Args {
     /// The gateway binary [default: target/release/actionkit-graphql, built first].
     #[arg(long)]
     bin: Option<PathBuf>,
+    /// A baseline gateway binary (for example one built from `main` into another
+    /// target directory) to measure in the same run: every scenario runs against it
+    /// and against `--bin` in turn, with the same sandbox (the sandbox is `--bin`'s).
+    #[arg(long)]
+    baseline_bin: Option<PathBuf>,
     /// Do not run `cargo build --release` before starting.
     #[arg(long)]
     no_build: bool,
@@ -107,7 +118,7 @@ struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "canonical,batch50,mix10,hot"
+        default_value = "canonical,bare,batch50,mix10,hot"
     )]
     scenarios: Vec<Scenario>,
     /// Sandbox latencies to run, in milliseconds.
@@ -193,11 +204,17 @@ use upstream::*;
 // ----- the runs ----------------------------------------------------------------------------
 
 struct Row {
+    /// `baseline` or `new` with `--baseline-bin`, else empty.
+    gateway: &'static str,
     filters: Filters,
     latency_ms: u64,
     scenario: Scenario,
     connections: usize,
     load: Load,
+    /// Gateway CPU time (user + system, from `/proc/<pid>/stat`) per operation, in ms.
+    cpu_ms_per_op: f64,
+    /// The same for the sandbox: what the load costs upstream, for comparison.
+    sandbox_cpu_ms_per_op: f64,
     calls_per_op: f64,
     bound: f64,
     bound_why: String,
@@ -208,6 +225,7 @@ struct Row {
 }
 
 struct PathRow {
+    gateway: &'static str,
     filters: Filters,
     latency_ms: u64,
     cold: Load,
@@ -337,120 +355,175 @@ async fn run_env(
     let data = discover(sandbox.addr, filters).await?;
     let tag = format!("{}-{latency_ms}ms", filters.name());
     let config = base_config(env, args.gateway_config.as_deref())?;
-    let gw = start_gateway(env, sandbox.addr, Some(&config), &tag, &[]).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (idle, _) = memory(gw.proc.pid());
-    report.mem.push(MemRow {
-        what: format!("idle after start ({}, {latency_ms} ms)", filters.name()),
-        rss_mb: idle,
-        hwm_mb: memory(gw.proc.pid()).1,
-        note: format!("{} users in the sandbox", data.users),
-    });
+    // With a baseline, both gateways run against the same sandbox and take each
+    // scenario in turn (baseline, then new), so that both see the same conditions.
+    let mut gateways = Vec::new();
+    for (label, bin) in env.gateways() {
+        let gw_tag = if label.is_empty() {
+            tag.clone()
+        } else {
+            format!("{tag}-{label}")
+        };
+        let gw = start_gateway_bin(env, &bin, sandbox.addr, Some(&config), &gw_tag, &[]).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (idle, hwm) = memory(gw.proc.pid());
+        report.mem.push(MemRow {
+            what: format!(
+                "idle after start ({}, {latency_ms} ms){}",
+                filters.name(),
+                labelled(label)
+            ),
+            rss_mb: idle,
+            hwm_mb: hwm,
+            note: format!("{} users in the sandbox", data.users),
+        });
+        gateways.push((label, bin, gw));
+    }
 
     let counter = Arc::new(AtomicU64::new(0));
     for &scenario in &args.scenarios {
-        let body = body_fn(scenario, &data);
-        if !warmup.is_zero() {
-            let w = run_load(
-                gw.addr,
-                args.connections,
-                warmup,
-                counter.clone(),
-                body.clone(),
-            )
-            .await;
-            if w.errors > 0 {
-                eprintln!(
-                    "   warm-up errors: {} (first: {})",
-                    w.errors,
-                    w.first_error.unwrap_or_default()
-                );
+        for (label, _, gw) in &gateways {
+            let body = body_fn(scenario, &data);
+            if !warmup.is_zero() {
+                let w = run_load(
+                    gw.addr,
+                    args.connections,
+                    warmup,
+                    counter.clone(),
+                    body.clone(),
+                )
+                .await;
+                if w.errors > 0 {
+                    eprintln!(
+                        "   warm-up errors: {} (first: {})",
+                        w.errors,
+                        w.first_error.unwrap_or_default()
+                    );
+                }
             }
+            reset_stats(sandbox.addr).await?;
+            let first = counter.load(Ordering::Relaxed);
+            let cpu_before = cpu_seconds(gw.proc.pid());
+            let sandbox_before = cpu_seconds(sandbox.proc.pid());
+            let load = run_load(gw.addr, args.connections, duration, counter.clone(), body).await;
+            let cpu = cpu_seconds(gw.proc.pid()) - cpu_before;
+            let sandbox_cpu = cpu_seconds(sandbox.proc.pid()) - sandbox_before;
+            let range = first..counter.load(Ordering::Relaxed);
+            let calls = upstream_requests(sandbox.addr).await?;
+            let sockets = sockets_to(sandbox.addr.port());
+            let (rss, hwm) = memory(gw.proc.pid());
+            let (bound, why) = lower_bound(scenario, filters, &data, range);
+            let ops = load.ops.max(1) as f64;
+            let row = Row {
+                gateway: label,
+                filters,
+                latency_ms,
+                scenario,
+                connections: args.connections,
+                calls_per_op: calls as f64 / ops,
+                cpu_ms_per_op: cpu * 1000.0 / ops,
+                sandbox_cpu_ms_per_op: sandbox_cpu * 1000.0 / ops,
+                bound,
+                bound_why: why,
+                rss_mb: rss,
+                hwm_mb: hwm,
+                sockets,
+                load,
+            };
+            eprintln!(
+                "   {:<14}{:<9} {:>8.0} req/s  cpu {:.3} ms/op (sandbox {:.3})  p50 {:>7.2} ms  p90 {:>7.2}  p99 {:>7.2}  calls/op {:.2} (bound {:.2})  errors {}  RSS {:.1} MiB{}",
+                scenario.name(),
+                label,
+                row.load.rps(),
+                row.cpu_ms_per_op,
+                row.sandbox_cpu_ms_per_op,
+                row.load.pct_ms(0.5),
+                row.load.pct_ms(0.9),
+                row.load.pct_ms(0.99),
+                row.calls_per_op,
+                row.bound,
+                row.load.errors,
+                rss,
+                row.load
+                    .first_error
+                    .as_deref()
+                    .map(|e| format!("\n      first error: {e}"))
+                    .unwrap_or_default(),
+            );
+            report.rows.push(row);
         }
-        reset_stats(sandbox.addr).await?;
-        let first = counter.load(Ordering::Relaxed);
-        let load = run_load(gw.addr, args.connections, duration, counter.clone(), body).await;
-        let range = first..counter.load(Ordering::Relaxed);
-        let calls = upstream_requests(sandbox.addr).await?;
-        let sockets = sockets_to(sandbox.addr.port());
-        let (rss, hwm) = memory(gw.proc.pid());
-        let (bound, why) = lower_bound(scenario, filters, &data, range);
-        let row = Row {
-            filters,
-            latency_ms,
-            scenario,
-            connections: args.connections,
-            calls_per_op: calls as f64 / load.ops.max(1) as f64,
-            bound,
-            bound_why: why,
-            rss_mb: rss,
-            hwm_mb: hwm,
-            sockets,
-            load,
-        };
-        eprintln!(
-            "   {:<9} {:>8.0} req/s  p50 {:>7.2} ms  p90 {:>7.2}  p99 {:>7.2}  calls/op {:.2} (bound {:.2})  errors {}  RSS {:.1} MiB{}",
-            scenario.name(),
-            row.load.rps(),
-            row.load.pct_ms(0.5),
-            row.load.pct_ms(0.9),
-            row.load.pct_ms(0.99),
-            row.calls_per_op,
-            row.bound,
-            row.load.errors,
-            rss,
-            row.load
-                .first_error
-                .as_deref()
-                .map(|e| format!("\n      first error: {e}"))
-                .unwrap_or_default(),
-        );
-        report.rows.push(row);
     }
 
     // Critical path, warm: one connection, pages cached.
-    let warm_up_pages = sequential(gw.addr, 10, &data, 0).await;
-    drop(warm_up_pages);
-    reset_stats(sandbox.addr).await?;
-    let warm = sequential(gw.addr, args.path_samples, &data, 1).await;
-    let warm_calls = upstream_requests(sandbox.addr).await? as f64 / warm.ops.max(1) as f64;
-    let upstream = upstream_pair(sandbox.addr, args.path_samples, &data).await;
-    drop(gw);
+    let mut warm_paths = Vec::new();
+    for (_, _, gw) in &gateways {
+        let warm_up_pages = sequential(gw.addr, 10, &data, 0).await;
+        drop(warm_up_pages);
+        reset_stats(sandbox.addr).await?;
+        let warm = sequential(gw.addr, args.path_samples, &data, 1).await;
+        let warm_calls = upstream_requests(sandbox.addr).await? as f64 / warm.ops.max(1) as f64;
+        warm_paths.push((warm, warm_calls));
+    }
+    let bins: Vec<(&'static str, PathBuf)> = gateways
+        .into_iter()
+        .map(|(label, bin, gw)| {
+            drop(gw);
+            (label, bin)
+        })
+        .collect();
 
     // Critical path, cold: a gateway whose page cache is always empty.
     let cold_cfg = cold_config(env, args.gateway_config.as_deref())?;
-    let gw = start_gateway(
-        env,
-        sandbox.addr,
-        Some(&cold_cfg),
-        &format!("{tag}-cold"),
-        &[],
-    )
-    .await?;
-    let _ = sequential(gw.addr, 3, &data, 2).await;
-    reset_stats(sandbox.addr).await?;
-    let cold = sequential(gw.addr, args.path_samples, &data, 3).await;
-    let cold_calls = upstream_requests(sandbox.addr).await? as f64 / cold.ops.max(1) as f64;
-    let routes = upstream_stats(sandbox.addr).await?;
-    drop(gw);
-    eprintln!(
-        "   path: cold p50 {:.2} ms ({cold_calls:.2} calls), warm p50 {:.2} ms ({warm_calls:.2} calls), upstream pair p50 {:.2} ms; cold routes {}",
-        cold.pct_ms(0.5),
-        warm.pct_ms(0.5),
-        upstream.pct_ms(0.5),
-        routes["by_route"]
-    );
-    report.paths.push(PathRow {
-        filters,
-        latency_ms,
-        cold,
-        cold_calls,
-        warm,
-        warm_calls,
-        upstream,
-    });
+    for ((label, bin), (warm, warm_calls)) in bins.into_iter().zip(warm_paths) {
+        let upstream = upstream_pair(sandbox.addr, args.path_samples, &data).await;
+        let gw = start_gateway_bin(
+            env,
+            &bin,
+            sandbox.addr,
+            Some(&cold_cfg),
+            &format!(
+                "{tag}-cold{}{label}",
+                if label.is_empty() { "" } else { "-" }
+            ),
+            &[],
+        )
+        .await?;
+        let _ = sequential(gw.addr, 3, &data, 2).await;
+        reset_stats(sandbox.addr).await?;
+        let cold = sequential(gw.addr, args.path_samples, &data, 3).await;
+        let cold_calls = upstream_requests(sandbox.addr).await? as f64 / cold.ops.max(1) as f64;
+        let routes = upstream_stats(sandbox.addr).await?;
+        drop(gw);
+        eprintln!(
+            "   path{}: cold p50 {:.2} ms ({cold_calls:.2} calls), warm p50 {:.2} ms ({warm_calls:.2} calls), upstream pair p50 {:.2} ms; cold routes {}",
+            labelled(label),
+            cold.pct_ms(0.5),
+            warm.pct_ms(0.5),
+            upstream.pct_ms(0.5),
+            routes["by_route"]
+        );
+        report.paths.push(PathRow {
+            gateway: label,
+            filters,
+            latency_ms,
+            cold,
+            cold_calls,
+            warm,
+            warm_calls,
+            upstream,
+        });
+    }
     drop(sandbox);
     Ok(())
+}
+
+/// ` (baseline)` / ` (new)` after a row's name when two gateways are compared.
+fn labelled(label: &str) -> String {
+    if label.is_empty() {
+        String::new()
+    } else {
+        format!(" ({label})")
+    }
 }
 
 async fn run_memory(args: &Args, env: &Env, report: &mut Report) -> anyhow::Result<()> {
@@ -584,7 +657,17 @@ fn main() -> anyhow::Result<()> {
     let logs = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("target")
         .join("bench-logs");
-    let env = Env { bin, logs };
+    let baseline = args.baseline_bin.clone();
+    if let Some(b) = &baseline {
+        if !b.exists() {
+            bail!("--baseline-bin {} does not exist", b.display());
+        }
+    }
+    let env = Env {
+        bin,
+        baseline,
+        logs,
+    };
     let started = sh("date", &["-u", "+%Y-%m-%d %H:%M"]);
     let load_before = loadavg();
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -75,13 +75,27 @@ pub(crate) async fn wait_until_up(
 }
 
 pub(crate) struct Env {
+    /// The binary of the sandbox, and of the gateway under test.
     pub(crate) bin: PathBuf,
+    /// A second gateway binary to compare with (`--baseline-bin`), run against the same
+    /// sandbox, scenario by scenario, in the same run.
+    pub(crate) baseline: Option<PathBuf>,
     pub(crate) logs: PathBuf,
 }
 
+impl Env {
+    /// The gateways to measure: `(label, binary)`; the label is empty without a baseline.
+    pub(crate) fn gateways(&self) -> Vec<(&'static str, PathBuf)> {
+        match &self.baseline {
+            Some(base) => vec![("baseline", base.clone()), ("new", self.bin.clone())],
+            None => vec![("", self.bin.clone())],
+        }
+    }
+}
+
 pub(crate) struct Sandbox {
-    /// Kept for its `Drop`, which stops the process.
-    pub(crate) _proc: Proc,
+    /// Stopped when dropped.
+    pub(crate) proc: Proc,
     pub(crate) addr: SocketAddr,
 }
 
@@ -125,7 +139,7 @@ pub(crate) async fn start_sandbox(
     let log = format!("sandbox-{}-{latency_ms}ms.log", filters.name());
     let marker = "(ActionKit emulator) at http://";
     let (proc, addr) = spawn_logged(env, cmd, "sandbox", &log, marker, "/__sandbox/stats").await?;
-    Ok(Sandbox { _proc: proc, addr })
+    Ok(Sandbox { proc, addr })
 }
 
 pub(crate) struct Gateway {
@@ -141,7 +155,21 @@ pub(crate) async fn start_gateway(
     tag: &str,
     extra_env: &[(&str, String)],
 ) -> anyhow::Result<Gateway> {
-    let mut cmd = Command::new(&env.bin);
+    start_gateway_bin(env, &env.bin, sandbox, config, tag, extra_env).await
+}
+
+/// [`start_gateway`] with another gateway binary (the baseline of a comparison).
+pub(crate) async fn start_gateway_bin(
+    env: &Env,
+    bin: &Path,
+    sandbox: SocketAddr,
+    config: Option<&Path>,
+    tag: &str,
+    extra_env: &[(&str, String)],
+) -> anyhow::Result<Gateway> {
+    let data_dir = env.logs.join(format!("data-{tag}"));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let mut cmd = Command::new(bin);
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
     }
@@ -152,6 +180,8 @@ pub(crate) async fn start_gateway(
         .env("GATEWAY_LISTEN", "127.0.0.1:0")
         .env("GATEWAY_MODE", "development")
         .env("GATEWAY_API_KEYS", bench_key_entry())
+        // A submission store per gateway: two may run at once (`--baseline-bin`).
+        .env("GATEWAY_DATA_DIR", &data_dir)
         .envs(extra_env.iter().map(|(k, v)| (k, v)));
     let log = format!("gateway-{tag}.log");
     let (proc, addr) =
@@ -201,4 +231,33 @@ pub(crate) fn memory(pid: u32) -> (f64, f64) {
             .unwrap_or(f64::NAN)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// CPU time (user + system) the process `pid` has used so far, in seconds, from
+/// `/proc/<pid>/stat` (fields 14 and 15, in clock ticks).
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) is in parentheses and may hold spaces: count from
+    // the last `)`.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, stime field 15.
+    let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+    match (ticks(14), ticks(15)) {
+        (Some(u), Some(s)) => (u + s) as f64 / clock_ticks(),
+        _ => f64::NAN,
+    }
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        sh("getconf", &["CLK_TCK"])
+            .parse::<f64>()
+            .ok()
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
 }

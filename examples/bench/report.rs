@@ -60,17 +60,24 @@ pub(crate) fn render(args: &Args, report: &Report, load_before: &str, started: &
     );
 
     let _ = writeln!(s, "### Load\n");
-    let _ = writeln!(s, "| filters | upstream | scenario | conns | req/s | p50 ms | p90 ms | p99 ms | errors | upstream calls/op | lower bound | upstream conns (open / time-wait) | gateway RSS / peak MiB |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "Gateway CPU is user + system time of the gateway process (`/proc/<pid>/stat`) over the measured window, divided by the operations answered; the sandbox's is the same for the ActionKit stand-in.\n");
+    let _ = writeln!(s, "| gateway | filters | upstream | scenario | conns | req/s | gateway CPU ms/op | sandbox CPU ms/op | p50 ms | p90 ms | p99 ms | errors | upstream calls/op | lower bound | upstream conns (open / time-wait) | gateway RSS / peak MiB |");
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for r in &report.rows {
         let _ = writeln!(
             s,
-            "| {} | {} ms | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} ({}) | {} / {} | {:.1} / {:.1} |",
+            "| {} | {} | {} ms | {} | {} | {:.0} | {:.3} | {:.3} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} ({}) | {} / {} | {:.1} / {:.1} |",
+            gateway_name(r.gateway),
             r.filters.name(),
             r.latency_ms,
             r.scenario.name(),
             r.connections,
             r.load.rps(),
+            r.cpu_ms_per_op,
+            r.sandbox_cpu_ms_per_op,
             r.load.pct_ms(0.5),
             r.load.pct_ms(0.9),
             r.load.pct_ms(0.99),
@@ -90,8 +97,8 @@ pub(crate) fn render(args: &Args, report: &Report, load_before: &str, started: &
         "\n### Critical path and overhead (one connection, {} sequential canonical queries)\n",
         args.path_samples
     );
-    let _ = writeln!(s, "| filters | upstream | cold p50 ms (calls/op) | target cold | warm p50 ms (calls/op) | target warm | upstream pair p50 ms | overhead p50 ms (warm − pair) |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| gateway | filters | upstream | cold p50 ms (calls/op) | target cold | warm p50 ms (calls/op) | target warm | upstream pair p50 ms | overhead p50 ms (warm − pair) |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for p in &report.paths {
         let l = p.latency_ms as f64;
         let overhead = p.warm.pct_ms(0.5) - p.upstream.pct_ms(0.5);
@@ -107,15 +114,16 @@ pub(crate) fn render(args: &Args, report: &Report, load_before: &str, started: &
         let warm_target = if p.latency_ms > 0 {
             format!(
                 "≤ {:.0} ms: {}",
-                1.2 * l,
-                verdict(p.warm.pct_ms(0.5) <= 1.2 * l)
+                1.1 * l,
+                verdict(p.warm.pct_ms(0.5) <= 1.1 * l)
             )
         } else {
             "—".into()
         };
         let _ = writeln!(
             s,
-            "| {} | {} ms | {:.2} ({:.2}) | {} | {:.2} ({:.2}) | {} | {:.2} | {:.2}{} |",
+            "| {} | {} | {} ms | {:.2} ({:.2}) | {} | {:.2} ({:.2}) | {} | {:.2} | {:.2}{} |",
+            gateway_name(p.gateway),
             p.filters.name(),
             p.latency_ms,
             p.cold.pct_ms(0.5),
@@ -172,7 +180,68 @@ pub(crate) fn targets(args: &Args, report: &Report) -> String {
     let _ = writeln!(s, "\n### Targets\n");
     let _ = writeln!(s, "| target | measured | status |");
     let _ = writeln!(s, "|---|---|---|");
-    for r in &report.rows {
+    // With a baseline, the targets are judged on the new gateway; the baseline is
+    // what the comparisons are made against.
+    let judged = |g: &str| g != "baseline";
+    let baseline_of = |r: &Row| {
+        report.rows.iter().find(|b| {
+            b.gateway == "baseline"
+                && b.filters == r.filters
+                && b.latency_ms == r.latency_ms
+                && b.scenario == r.scenario
+        })
+    };
+    for r in report.rows.iter().filter(|r| judged(r.gateway)) {
+        if matches!(r.scenario, Scenario::Canonical | Scenario::Bare) && r.latency_ms == 0 {
+            let _ = writeln!(
+                s,
+                "| gateway CPU per query ≤ 0.18 ms: {} {} | {:.3} ms | {} |",
+                r.filters.name(),
+                r.scenario.name(),
+                r.cpu_ms_per_op,
+                verdict(r.cpu_ms_per_op <= 0.18)
+            );
+            if let Some(b) = baseline_of(r) {
+                let ratio = r.load.rps() / b.load.rps().max(1e-9);
+                let _ = writeln!(
+                    s,
+                    "| req/s ≥ 1.5 × the baseline's in the same run: {} {} | {:.0} vs {:.0} req/s ({ratio:.2} ×); CPU/op {:.3} vs {:.3} ms ({:.2} ×) | {} |",
+                    r.filters.name(),
+                    r.scenario.name(),
+                    r.load.rps(),
+                    b.load.rps(),
+                    r.cpu_ms_per_op,
+                    b.cpu_ms_per_op,
+                    r.cpu_ms_per_op / b.cpu_ms_per_op.max(1e-9),
+                    verdict(ratio >= 1.5)
+                );
+            }
+        }
+        if let Some(b) = baseline_of(r) {
+            // Compared above each run's own lower bound: the two runs send different
+            // requests of the cycle (batch50's batches differ in size). Sharing in
+            // flight (hot5) depends on timing: 0.05 of slack there.
+            let (mine, theirs) = (r.calls_per_op - r.bound, b.calls_per_op - b.bound);
+            let slack = if r.scenario == Scenario::Hot {
+                0.05
+            } else {
+                0.005
+            };
+            let _ = writeln!(
+                s,
+                "| no more upstream calls than the baseline: {} {} ms {} | {:.2} (bound {:.2}) vs {:.2} (bound {:.2}) calls/op | {} |",
+                r.filters.name(),
+                r.latency_ms,
+                r.scenario.name(),
+                r.calls_per_op,
+                r.bound,
+                b.calls_per_op,
+                b.bound,
+                verdict(mine <= theirs + slack)
+            );
+        }
+    }
+    for r in report.rows.iter().filter(|r| judged(r.gateway)) {
         if r.scenario == Scenario::Hot {
             continue;
         }
@@ -187,7 +256,11 @@ pub(crate) fn targets(args: &Args, report: &Report) -> String {
             verdict(r.calls_per_op <= r.bound + 1e-9)
         );
     }
-    for p in report.paths.iter().filter(|p| p.latency_ms > 0) {
+    for p in report
+        .paths
+        .iter()
+        .filter(|p| p.latency_ms > 0 && judged(p.gateway))
+    {
         let l = p.latency_ms as f64;
         let _ = writeln!(
             s,
@@ -200,18 +273,18 @@ pub(crate) fn targets(args: &Args, report: &Report) -> String {
         );
         let _ = writeln!(
             s,
-            "| warm critical path ≤ 1.2 round trips: {} {} ms | p50 {:.1} ms ≤ {:.0} ms | {} |",
+            "| warm critical path ≤ 1.1 round trips: {} {} ms | p50 {:.1} ms ≤ {:.0} ms | {} |",
             p.filters.name(),
             p.latency_ms,
             p.warm.pct_ms(0.5),
-            1.2 * l,
-            verdict(p.warm.pct_ms(0.5) <= 1.2 * l)
+            1.1 * l,
+            verdict(p.warm.pct_ms(0.5) <= 1.1 * l)
         );
     }
     for r in report
         .rows
         .iter()
-        .filter(|r| r.scenario == Scenario::Canonical && r.latency_ms == 0)
+        .filter(|r| r.scenario == Scenario::Canonical && r.latency_ms == 0 && judged(r.gateway))
     {
         let _ = writeln!(
             s,
@@ -222,7 +295,11 @@ pub(crate) fn targets(args: &Args, report: &Report) -> String {
             verdict(r.load.rps() >= 1900.0 && r.load.errors == 0)
         );
     }
-    for p in report.paths.iter().filter(|p| p.latency_ms == 0) {
+    for p in report
+        .paths
+        .iter()
+        .filter(|p| p.latency_ms == 0 && judged(p.gateway))
+    {
         let overhead = p.warm.pct_ms(0.5) - p.upstream.pct_ms(0.5);
         let _ = writeln!(
             s,
@@ -235,14 +312,15 @@ pub(crate) fn targets(args: &Args, report: &Report) -> String {
     let idle = report
         .mem
         .iter()
-        .filter(|m| m.what.starts_with("idle after start"))
+        .filter(|m| m.what.starts_with("idle after start") && !m.what.ends_with("(baseline)"))
         .map(|m| m.rss_mb)
         .fold(f64::NAN, f64::max);
     if !idle.is_nan() {
         let _ = writeln!(
             s,
-            "| idle RSS < 30 MB | {idle:.1} MiB (largest of the starts) | {} |",
-            verdict(idle * 1.048_576 < 30.0)
+            "| idle RSS ≤ 15 MB | {idle:.1} MiB = {:.1} MB (largest of the starts) | {} |",
+            idle * 1.048_576,
+            verdict(idle * 1.048_576 <= 15.0)
         );
     }
     if args.memory_connections > 0 {
@@ -301,4 +379,13 @@ pub(crate) fn write_section(
     };
     std::fs::write(path, text)?;
     Ok(())
+}
+
+/// The gateway column: `baseline`, `new`, or `this` when nothing is compared.
+fn gateway_name(label: &str) -> &str {
+    if label.is_empty() {
+        "this"
+    } else {
+        label
+    }
 }

@@ -6,8 +6,8 @@
 # machine: installs Chromium (apt) if missing, the node tools (npm ci, local to this
 # folder), builds the gateway, starts it on a free port, runs both checks, stops it.
 #
-# Exit status: 0 when every audit is ok and the browser and subscription tests pass, 1
-# otherwise.
+# Exit status: 0 when every audit is ok and the APQ check (real Apollo Client link),
+# both browser tests and the subscription test pass, 1 otherwise.
 #
 # Environment:
 #   CONFORMANCE_PROFILE=release  build and run the release binary (default: the debug
@@ -47,7 +47,7 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 step "browser: $("$CHROMIUM" --version 2>/dev/null | head -n 1)"
 
-step "npm ci in scripts/conformance (graphql-http, graphql, graphql-ws, ws, playwright-core; no browser download)"
+step "npm ci in scripts/conformance (graphql-http, graphql, @apollo/client, graphql-ws, ws, playwright-core; no browser download)"
 (
   cd "$here"
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
@@ -117,6 +117,9 @@ status=0
 step "GraphQL-over-HTTP audit (graphql-http auditServer) on $base/graphql"
 if URL="$base/graphql" node "$here/audit.mjs"; then audit=passed; else audit=FAILED; status=1; fi
 
+step "automatic persisted queries through Apollo Client's PersistedQueryLink on $base/graphql"
+if URL="$base/graphql" node "$here/apq.mjs"; then apq=passed; else apq=FAILED; status=1; fi
+
 step "GraphiQL in headless Chromium on $base/"
 if BASE_URL="$base" node "$here/browser.mjs"; then browser=passed; else browser=FAILED; status=1; fi
 
@@ -140,7 +143,7 @@ else
   status=1
 fi
 
-step "summary: audit $audit, browser test $browser, petition test $petition, subscription test $subscription (screenshots: $ARTIFACTS_DIR/graphiql.png, $ARTIFACTS_DIR/petition.png)"
+step "summary: audit $audit, APQ $apq, browser test $browser, petition test $petition, subscription test $subscription (screenshots: $ARTIFACTS_DIR/graphiql.png, $ARTIFACTS_DIR/petition.png)"
 if [ "$status" -ne 0 ]; then
   echo "gateway log (tail):"
   tail -n 40 "$server_log" || true

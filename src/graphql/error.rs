@@ -25,12 +25,20 @@ pub enum ErrorCode {
     /// cap, is full): HTTP 429 with `Retry-After`; nothing about the caller or
     /// ActionKit.
     Overloaded,
+    /// An automatic persisted query (`extensions.persistedQuery`) whose hash the
+    /// gateway does not hold: the client sends it again with the document (Apollo
+    /// Client's and urql's links do this by themselves).
+    PersistedQueryNotFound,
+    /// Automatic persisted queries are turned off (`graphql.persisted_queries`): the
+    /// client stops sending hashes (Apollo Client's and urql's links do this by
+    /// themselves).
+    PersistedQueryNotSupported,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code (metrics labels are taken from this list only).
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::NotFound,
         ErrorCode::BadUserInput,
         ErrorCode::Unauthenticated,
@@ -39,6 +47,9 @@ impl ErrorCode {
         ErrorCode::UpstreamTimeout,
         ErrorCode::UpstreamRateLimited,
         ErrorCode::RateLimited,
+        ErrorCode::Overloaded,
+        ErrorCode::PersistedQueryNotFound,
+        ErrorCode::PersistedQueryNotSupported,
         ErrorCode::Internal,
     ];
 
@@ -53,6 +64,8 @@ impl ErrorCode {
             ErrorCode::UpstreamRateLimited => "UPSTREAM_RATE_LIMITED",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Overloaded => "OVERLOADED",
+            ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            ErrorCode::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -152,3 +165,36 @@ impl From<GatewayError> for async_graphql::Error {
 
 /// The result type of resolvers.
 pub type GqlResult<T> = Result<T, async_graphql::Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// `ALL` (which the metrics and the dashboard use) holds every code once. The match
+    /// has no wildcard, so a new code does not compile here until it is listed.
+    #[test]
+    fn all_lists_every_code_once() {
+        let listed = |code: ErrorCode| match code {
+            ErrorCode::NotFound
+            | ErrorCode::BadUserInput
+            | ErrorCode::Unauthenticated
+            | ErrorCode::Forbidden
+            | ErrorCode::UpstreamUnavailable
+            | ErrorCode::UpstreamTimeout
+            | ErrorCode::UpstreamRateLimited
+            | ErrorCode::RateLimited
+            | ErrorCode::Overloaded
+            | ErrorCode::PersistedQueryNotFound
+            | ErrorCode::PersistedQueryNotSupported
+            | ErrorCode::Internal => ErrorCode::ALL.iter().filter(|c| **c == code).count(),
+        };
+        for code in ErrorCode::ALL {
+            assert_eq!(listed(code), 1, "{}", code.as_str());
+        }
+        let names: std::collections::BTreeSet<&str> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        // Every variant of the match above is in ALL.
+        assert_eq!(ErrorCode::ALL.len(), 12);
+    }
+}

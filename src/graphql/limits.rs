@@ -368,6 +368,10 @@ pub fn check_document(limits: &Limits, doc: &ExecutableDocument) -> Result<Size,
     Ok(size)
 }
 
+/// Request data set by the HTTP handler once it has applied [`check_tokens`] and
+/// [`check_document`] to the request's document (it parses it itself).
+pub struct CheckedByHandler;
+
 /// The async-graphql extension that applies [`Limits`].
 pub struct LimitsExtension(pub Limits);
 
@@ -388,6 +392,11 @@ impl Extension for LimitsGuard {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        // The HTTP handler checks (and caches) documents before the schema sees them;
+        // requests from elsewhere are checked here.
+        if ctx.data_opt::<CheckedByHandler>().is_some() {
+            return next.run(ctx, query, variables).await;
+        }
         check_tokens(&self.0, query).map_err(Refusal::into_server_error)?;
         let doc = next.run(ctx, query, variables).await?;
         check_document(&self.0, &doc).map_err(Refusal::into_server_error)?;

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use async_graphql::dataloader::Loader;
+
+use super::batch::{BatchLoader, PollGate};
 
 use super::shared_cache::{SharedCache, TypedLevel};
 use crate::actionkit::{
@@ -306,10 +308,13 @@ pub struct Loaders {
     pub upstream: Arc<UpstreamCounter>,
     /// Pages this request found in the process-wide cache.
     pub page_cache_hits: Arc<AtomicU64>,
-    pub users: DataLoader<UserLoader>,
-    pub actions: DataLoader<ActionLoader>,
-    pub pages: DataLoader<PageLoader>,
-    pub user_actions: DataLoader<UserActionsLoader, HashMapCache>,
+    pub users: BatchLoader<UserId, UserLoader>,
+    pub actions: BatchLoader<ActionId, ActionLoader>,
+    pub pages: BatchLoader<PageId, PageLoader>,
+    pub user_actions: BatchLoader<UserActionsKey, UserActionsLoader>,
+    /// Marks the polls of this request's execution: batches gather the keys of one
+    /// poll (`batch.rs`); the handler runs the execution inside [`PollGate::run`].
+    pub gate: PollGate,
     page_cache: PageCache,
     /// Hits of [`Loaders::page`], added to the metric once when the request ends.
     direct_hits: AtomicU64,
@@ -326,8 +331,10 @@ impl Drop for Loaders {
 
 impl Loaders {
     /// Builds the loaders for one request; nothing here outlives it but the page cache.
-    pub fn new(client: &Client, pages: &PageCache, delay: Duration) -> Self {
-        Self::for_caller(client, pages, delay, None)
+    /// (`_delay` is unused since the loaders stopped waiting on a timer, see `batch.rs`;
+    /// kept for the setting `graphql.loader_delay_us`, which no longer has an effect.)
+    pub fn new(client: &Client, pages: &PageCache, _delay: Duration) -> Self {
+        Self::for_caller(client, pages, _delay, None)
     }
 
     /// Like [`Loaders::new`], with the calls made on behalf of `caller`: the client
@@ -335,7 +342,7 @@ impl Loaders {
     pub fn for_caller(
         client: &Client,
         pages: &PageCache,
-        delay: Duration,
+        _delay: Duration,
         caller: Option<Arc<str>>,
     ) -> Self {
         let upstream = match caller {
@@ -348,35 +355,43 @@ impl Loaders {
         let spawner = |counter: Arc<UpstreamCounter>| {
             move |fut: futures::future::BoxFuture<'static, ()>| {
                 let counter = counter.clone();
-                tokio::spawn(async move { counter.scope(fut).await })
+                tokio::spawn(async move { counter.scope(fut).await });
             }
         };
+        let gate = PollGate::default();
         Loaders {
-            users: DataLoader::new(UserLoader(client.clone()), spawner(upstream.clone()))
-                .delay(delay)
-                .max_batch_size(MAX_BATCH),
-            actions: DataLoader::new(ActionLoader(client.clone()), spawner(upstream.clone()))
-                .delay(delay)
-                .max_batch_size(MAX_BATCH),
-            pages: DataLoader::new(
+            users: BatchLoader::new(
+                UserLoader(client.clone()),
+                gate.clone(),
+                spawner(upstream.clone()),
+            )
+            .max_batch_size(MAX_BATCH),
+            actions: BatchLoader::new(
+                ActionLoader(client.clone()),
+                gate.clone(),
+                spawner(upstream.clone()),
+            )
+            .max_batch_size(MAX_BATCH),
+            pages: BatchLoader::new(
                 PageLoader {
                     client: client.clone(),
                     cache: pages.clone(),
                     hits: page_cache_hits.clone(),
                 },
+                gate.clone(),
                 spawner(upstream.clone()),
             )
-            .delay(delay)
             .max_batch_size(MAX_BATCH),
             page_cache: pages.clone(),
             // Cached within the request so that `user(id:)` can start the actions
             // read alongside the user and the `actions` field finds it done.
-            user_actions: DataLoader::with_cache(
+            user_actions: BatchLoader::new(
                 UserActionsLoader(client.clone()),
+                gate.clone(),
                 spawner(upstream.clone()),
-                HashMapCache::default(),
             )
-            .delay(delay),
+            .cached(),
+            gate,
             upstream,
             page_cache_hits,
             direct_hits: AtomicU64::new(0),

@@ -2,6 +2,7 @@
 //! the mapping of errors to the closed list of codes.
 
 pub mod access;
+pub mod batch;
 mod context;
 pub mod error;
 pub mod limits;

@@ -80,7 +80,9 @@ pub fn negotiate(headers: &HeaderMap) -> Option<Format> {
 /// The HTTP status of an error answered outside GraphQL execution, by code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::BadUserInput => StatusCode::BAD_REQUEST,
+        ErrorCode::BadUserInput
+        | ErrorCode::PersistedQueryNotFound
+        | ErrorCode::PersistedQueryNotSupported => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,

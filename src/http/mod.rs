@@ -12,6 +12,7 @@
 //! connections themselves (header and idle timeouts, the connection cap) are handled
 //! by `server.rs`; CORS by `cors.rs`.
 
+pub mod apq;
 pub mod auth;
 mod body;
 pub mod client_addr;
@@ -68,6 +69,10 @@ pub struct AppState {
     pub websocket: Arc<ws::WsState>,
     /// With Redis configured: whether it answers now (`/readyz` reports it).
     pub redis_up: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+    /// Automatic persisted queries (`None`: turned off).
+    pub persisted: Option<apq::PersistedQueries>,
+    /// Parsed documents, by text.
+    pub(crate) documents: graphql::DocumentCache,
 }
 
 impl AppState {
@@ -93,6 +98,10 @@ impl AppState {
             progress: None,
             websocket: Arc::new(ws::WsState::default()),
             redis_up: None,
+            documents: graphql::DocumentCache::default(),
+            persisted: Some(apq::PersistedQueries::new(
+                crate::config::GraphqlConfig::default().persisted_query_cache_bytes,
+            )),
         }
     }
 

@@ -157,6 +157,11 @@ impl TrustedDocuments {
         }
     }
 
+    /// Whether documents outside the manifest are refused (`enforce`).
+    pub fn enforces(&self) -> bool {
+        self.mode == TrustedMode::Enforce
+    }
+
     fn lookup(&self, hash: &str) -> Option<String> {
         self.docs.read().ok()?.get(hash).cloned()
     }
@@ -235,13 +240,21 @@ impl TrustedDocuments {
                     params.set_query(doc);
                     (h.clone(), true)
                 }
-                None => {
+                // Enforced, the manifest is the only source of documents: the
+                // answer Apollo Client's and urql's links retry on (with the
+                // document, which is then refused unless it is trusted).
+                None if self.mode == TrustedMode::Enforce => {
+                    let status = super::errors::negotiate(&headers)
+                        .map_or(StatusCode::OK, |f| f.request_error_status());
                     return Err(refuse(
-                        StatusCode::BAD_REQUEST,
-                        ErrorCode::BadUserInput,
-                        "PersistedQueryNotFound: no trusted document has this hash",
-                    ))
+                        status,
+                        ErrorCode::PersistedQueryNotFound,
+                        "PersistedQueryNotFound",
+                    ));
                 }
+                // Otherwise it may be an automatic persisted query: the handler
+                // looks in its cache (`apq.rs`); passed on as it came.
+                None => (String::new(), true),
             },
             // No document at all: the handler says so.
             (None, None) => (String::new(), true),

@@ -18,6 +18,7 @@ use axum::Extension;
 use serde_json::{json, Value};
 use tracing::Instrument as _;
 
+use super::apq::{self, Hash};
 use super::auth::Caller;
 use super::errors::{negotiate, respond_bytes, Format, HttpError};
 use super::AppState;
@@ -27,7 +28,10 @@ use crate::graphql::upstream_cost::{self, Batching};
 use crate::graphql::{ErrorCode, Executed, Loaders};
 use crate::telemetry::Untrusted;
 
+mod documents;
 mod request;
+
+pub(crate) use documents::DocumentCache;
 
 use request::{
     is_json_content_type, params_from_json, params_from_query_string, selected_operation,
@@ -126,16 +130,88 @@ fn observe(
     }
 }
 
+/// Automatic persisted queries: a hash-only request gets its document from the cache
+/// (or `PERSISTED_QUERY_NOT_FOUND`), a document sent with a hash must be that hash's.
+/// Returns the hash to register once the document has passed the document limits.
+fn persisted_query(
+    state: &AppState,
+    params: &mut Params,
+    format: Format,
+) -> Result<Option<Hash>, Box<Response>> {
+    let hash = match apq::requested(params.extensions.as_ref()) {
+        Ok(Some(hash)) => hash,
+        Ok(None) => return Ok(None),
+        Err(msg) => return Err(Box::new(graphql_request_error(format, msg.to_owned()))),
+    };
+    // A miss must not be kept by a cache in front of the gateway (GET).
+    let refuse = |code: ErrorCode, message: &'static str| {
+        Box::new(
+            HttpError::new(code, message)
+                .with_status(format.request_error_status())
+                .with_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+                .respond_as(format),
+        )
+    };
+    match &params.query {
+        Some(query) => {
+            if apq::sha256(query) != hash {
+                return Err(Box::new(graphql_request_error(
+                    format,
+                    "the document does not match extensions.persistedQuery.sha256Hash".into(),
+                )));
+            }
+            // With trusted documents enforced, only the manifest's hashes are known
+            // (the guard resolved this one from it, or it came from an exempt key).
+            let enforced = state
+                .security
+                .trusted
+                .as_ref()
+                .is_some_and(|t| t.enforces());
+            Ok(state.persisted.as_ref().filter(|_| !enforced).map(|_| hash))
+        }
+        None => {
+            let Some(cache) = &state.persisted else {
+                metrics::counter!("gateway_persisted_queries_total", "result" => "unsupported")
+                    .increment(1);
+                return Err(refuse(
+                    ErrorCode::PersistedQueryNotSupported,
+                    "PersistedQueryNotSupported",
+                ));
+            };
+            match cache.get(&hash) {
+                Some(doc) => {
+                    metrics::counter!("gateway_persisted_queries_total", "result" => "hit")
+                        .increment(1);
+                    params.query = Some(doc.to_string());
+                    Ok(None)
+                }
+                None => {
+                    metrics::counter!("gateway_persisted_queries_total", "result" => "miss")
+                        .increment(1);
+                    Err(refuse(
+                        ErrorCode::PersistedQueryNotFound,
+                        "PersistedQueryNotFound",
+                    ))
+                }
+            }
+        }
+    }
+}
+
 /// Runs one operation inside a `graphql.operation` span (the parent of its upstream
 /// calls' spans, and the root of its trace when traces are exported).
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
-    params: Params,
+    mut params: Params,
     format: Format,
     method: Method,
     caller: Option<Arc<str>>,
 ) -> Response {
+    let register = match persisted_query(state, &mut params, format) {
+        Ok(register) => register,
+        Err(response) => return *response,
+    };
     let span = tracing::info_span!(
         "graphql.operation",
         otel.kind = "server",
@@ -145,7 +221,7 @@ async fn execute(
             Method::Post => "POST",
         },
     );
-    execute_operation(state, headers, params, format, method, caller)
+    execute_operation(state, headers, params, format, method, caller, register)
         .instrument(span)
         .await
 }
@@ -157,6 +233,7 @@ async fn execute_operation(
     format: Format,
     method: Method,
     caller: Option<Arc<str>>,
+    register: Option<Hash>,
 ) -> Response {
     let started = std::time::Instant::now();
     let accounting = wants_accounting(headers, &params);
@@ -175,16 +252,38 @@ async fn execute_operation(
     // it with fragments expanded (async-graphql's own passes all do): tokens before
     // parsing, then sizes computed once per fragment. Every later pass is bounded by
     // what these admit, so no step of a request holds a runtime worker for long.
-    if let Err(refusal) = limits::check_tokens(&limits.document, &params.query) {
-        return refuse(refusal);
-    }
-    let mut request = async_graphql::Request::new(params.query);
-    // Parsed once here and handed to async-graphql; a document that does not parse is
-    // left for async-graphql to report (as a request error, below).
-    if let Ok(doc) = request.parsed_query() {
-        if let Err(refusal) = limits::check_document(&limits.document, doc) {
-            return refuse(refusal);
+    let Some(query) = params.query else {
+        // `persisted_query` has filled it in or refused the request.
+        return graphql_request_error(format, "`query` is required".into());
+    };
+    // A document seen before was parsed and checked then; a new one is checked,
+    // parsed once, and kept when it passes.
+    let parsed = match state.documents.get(&query) {
+        Some(doc) => Some(doc),
+        None => {
+            if let Err(refusal) = limits::check_tokens(&limits.document, &query) {
+                return refuse(refusal);
+            }
+            match async_graphql::parser::parse_query(&query) {
+                Ok(doc) => {
+                    if let Err(refusal) = limits::check_document(&limits.document, &doc) {
+                        return refuse(refusal);
+                    }
+                    let doc = Arc::new(doc);
+                    state.documents.insert(query.clone(), doc.clone());
+                    Some(doc)
+                }
+                // Left for async-graphql to report (as a request error, below).
+                Err(_) => None,
+            }
         }
+    };
+    let mut request = async_graphql::Request::new(query);
+    let admitted = parsed.is_some();
+    if let Some(doc) = parsed.as_deref() {
+        // Handed to async-graphql, which would otherwise parse the text again; its
+        // limits extension is told that the handler has checked it.
+        request.set_parsed_query(doc.clone());
         if let Some(op) = selected_operation(doc, params.operation_name.as_deref()) {
             if method == Method::Get && op.ty != OperationType::Query {
                 let mut resp = request_error(
@@ -222,6 +321,10 @@ async fn execute_operation(
             }
         }
     }
+    if let (true, Some(hash), Some(cache)) = (admitted, register, &state.persisted) {
+        metrics::counter!("gateway_persisted_queries_total", "result" => "registered").increment(1);
+        cache.insert(hash, Arc::from(request.query.as_str()));
+    }
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
@@ -239,13 +342,18 @@ async fn execute_operation(
     let loaders = Loaders::for_caller(&state.client, &state.pages, state.loader_delay, caller);
     let upstream = loaders.upstream.clone();
     let page_cache_hits = loaders.page_cache_hits.clone();
-    let request = request.data(executed.clone()).data(loaders);
+    let gate = loaders.gate.clone();
+    let request = request
+        .data(executed.clone())
+        .data(loaders)
+        .data(limits::CheckedByHandler);
 
     // Client calls made by resolvers themselves (not through a loader) are counted by
     // this scope; loads are scoped by the loaders' spawner.
     let run = upstream.scope(tokio::time::timeout(
         state.operation_deadline,
-        state.schema.execute(request),
+        // Marked per poll: the loaders batch the keys asked for in one pass.
+        gate.run(state.schema.execute(request)),
     ));
     let outcome = run.await;
     let elapsed = started.elapsed();

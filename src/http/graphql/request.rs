@@ -10,7 +10,9 @@ use crate::http::errors::{APPLICATION_JSON, GRAPHQL_RESPONSE_JSON};
 
 /// The GraphQL parameters of one request, checked for type as the spec requires.
 pub(super) struct Params {
-    pub(super) query: String,
+    /// The document; `None` only when `extensions.persistedQuery` names it by hash
+    /// (automatic persisted queries, `http/apq.rs`).
+    pub(super) query: Option<String>,
     pub(super) operation_name: Option<String>,
     pub(super) variables: Option<Map<String, Value>>,
     pub(super) extensions: Option<Map<String, Value>>,
@@ -20,9 +22,14 @@ pub(super) fn params_from_json(value: Value) -> Result<Params, &'static str> {
     let Value::Object(mut obj) = value else {
         return Err("the request body must be a JSON object");
     };
+    let persisted = obj
+        .get("extensions")
+        .and_then(|e| e.get("persistedQuery"))
+        .is_some();
     let query = match obj.remove("query") {
-        Some(Value::String(q)) => q,
+        Some(Value::String(q)) => Some(q),
         Some(_) => return Err("`query` must be a string"),
+        None if persisted => None,
         None => return Err("`query` is required"),
     };
     let operation_name = match obj.remove("operationName") {
@@ -153,6 +160,10 @@ mod tests {
         assert!(params_from_json(json!({"query": "{a}"})).is_ok());
         assert!(params_from_json(json!({"query": 1})).is_err());
         assert!(params_from_json(json!({})).is_err());
+        // Without a document only when a persisted query names one.
+        let hashed = json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "00"}}});
+        assert!(params_from_json(hashed).is_ok_and(|p| p.query.is_none()));
+        assert!(params_from_json(json!({"extensions": {}})).is_err());
         assert!(params_from_json(json!({"query": "{a}", "variables": "x"})).is_err());
         assert!(params_from_json(json!({"query": "{a}", "operationName": 3})).is_err());
         assert!(params_from_json(json!([])).is_err());

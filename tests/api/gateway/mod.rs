@@ -1,3 +1,4 @@
+mod apq;
 mod batching;
 mod http;
 mod mutations;

@@ -247,12 +247,19 @@ async fn trusted_documents_enforce_log_unknown_and_reload() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
     let unknown_hash = json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": document_hash(UNKNOWN)}}});
+    // As Apollo Client's and urql's links expect it (they then send the document,
+    // which is refused above): a GraphQL request error, 200 under application/json.
     let (status, body) = run(&gw, KEY, unknown_hash).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(body["errors"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("PersistedQueryNotFound"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["errors"][0]["message"], "PersistedQueryNotFound",
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
+        "{body}"
+    );
+    assert!(body.get("data").is_none(), "{body}");
     // A repeated parameter cannot smuggle a second document past the check.
     let resp = gw
         .http

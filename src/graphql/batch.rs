@@ -1,0 +1,412 @@
+//! The request's batching loader: async-graphql's [`Loader`] trait and the two calls
+//! resolvers make (`load_one`, `load_many`), gathering the keys asked for in one pass
+//! of the request's execution into one batch, without a timer.
+//!
+//! Why not async-graphql's `DataLoader`: it gathers keys by sleeping `delay` in the
+//! batch task with `futures-timer`, whose `Delay` registers with a helper thread and
+//! wakes it (a futex and a context switch) when made and again when dropped, and the
+//! helper thread then wakes the batch task from outside the runtime. With two batches
+//! per canonical query that was a visible part of the gateway's CPU per query, and the
+//! 100 µs wait (more, as the timer fires late) was on the critical path of every level
+//! (BENCHMARKS.md, issue 18).
+//!
+//! How keys are gathered instead: async-graphql resolves sibling fields and list items
+//! by polling their futures one after another in the request's task, so every key of
+//! one level is asked for within one poll of that task. The request's execution runs
+//! inside [`PollGate::run`], which marks while the task is being polled; the batch task
+//! (spawned when the first key of a batch arrives) yields to the runtime at least once
+//! and then until that poll is over, and only then takes the keys. So a batch holds
+//! every key asked for in the same pass, whichever worker thread runs the batch task,
+//! and nothing waits for a clock.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_graphql::dataloader::Loader;
+use futures::future::BoxFuture;
+// Not tokio's: polling a tokio channel spends the task's cooperative budget, and once
+// that is spent the request's task yields in the middle of a pass over sibling
+// fields, which would split their keys over several batches.
+use futures::channel::oneshot;
+
+/// Marks while a request's execution is being polled (shared by its loaders).
+#[derive(Clone, Default)]
+pub struct PollGate(Arc<AtomicUsize>);
+
+struct Polling<'a>(&'a AtomicUsize);
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl PollGate {
+    /// Runs `fut`, marking each of its polls.
+    pub async fn run<F: Future>(&self, fut: F) -> F::Output {
+        let mut fut = pin!(fut);
+        std::future::poll_fn(|cx| {
+            self.0.fetch_add(1, Ordering::Acquire);
+            let _polling = Polling(&self.0);
+            fut.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    fn busy(&self) -> bool {
+        self.0.load(Ordering::Acquire) > 0
+    }
+
+    /// Yields to the runtime once, then until no poll of the request is under way.
+    async fn settled(&self) {
+        tokio::task::yield_now().await;
+        // A poll is synchronous and ends; on another worker this waits it out. (Not
+        // bounded by a count: a worker with nothing else to do yields very fast, and a
+        // batch taken in the middle of a pass is what this is here to prevent.)
+        while self.busy() {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+type Reply<K, V, E> = oneshot::Sender<Result<HashMap<K, V>, E>>;
+
+struct Pending<K, V, E> {
+    /// Distinct keys, in the order they were asked for.
+    keys: Vec<K>,
+    seen: HashSet<K>,
+    waiters: Vec<(Vec<K>, Reply<K, V, E>)>,
+}
+
+impl<K, V, E> Default for Pending<K, V, E> {
+    fn default() -> Self {
+        Pending {
+            keys: Vec::new(),
+            seen: HashSet::new(),
+            waiters: Vec::new(),
+        }
+    }
+}
+
+struct State<K, V, E> {
+    pending: Pending<K, V, E>,
+    /// Values loaded by this loader, when it caches (per request).
+    cache: Option<HashMap<K, V>>,
+}
+
+struct Inner<K, T: Loader<K>>
+where
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+{
+    loader: T,
+    state: Mutex<State<K, T::Value, T::Error>>,
+}
+
+type Spawner = Arc<dyn Fn(BoxFuture<'static, ()>) + Send + Sync>;
+
+/// A batching loader for one kind of key; see the module documentation.
+pub struct BatchLoader<K, T: Loader<K>>
+where
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+{
+    inner: Arc<Inner<K, T>>,
+    gate: PollGate,
+    spawner: Spawner,
+    max_batch_size: usize,
+}
+
+/// The batch task ended without answering (it panicked, or the runtime is stopping).
+#[derive(Debug, Clone, Copy)]
+pub struct LoadCanceled;
+
+impl<K, T> BatchLoader<K, T>
+where
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+    T: Loader<K>,
+    T::Error: From<LoadCanceled>,
+{
+    /// A loader whose batches run in tasks started by `spawner`, gathered per poll
+    /// of the request marked by `gate`.
+    pub fn new(
+        loader: T,
+        gate: PollGate,
+        spawner: impl Fn(BoxFuture<'static, ()>) + Send + Sync + 'static,
+    ) -> Self {
+        BatchLoader {
+            inner: Arc::new(Inner {
+                loader,
+                state: Mutex::new(State {
+                    pending: Pending::default(),
+                    cache: None,
+                }),
+            }),
+            gate,
+            spawner: Arc::new(spawner),
+            // async-graphql's default.
+            max_batch_size: 1000,
+        }
+    }
+
+    /// A batch holding this many keys is sent at once.
+    pub fn max_batch_size(mut self, n: usize) -> Self {
+        self.max_batch_size = n.max(1);
+        self
+    }
+
+    /// Keeps loaded values for the rest of the request (keys not found are asked
+    /// again).
+    pub fn cached(self) -> Self {
+        self.lock().cache = Some(HashMap::new());
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<K, T::Value, T::Error>> {
+        // Nothing panics while holding the lock; should it, the state is still whole.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub async fn load_one(&self, key: K) -> Result<Option<T::Value>, T::Error> {
+        let mut found = self.load_many(std::iter::once(key.clone())).await?;
+        Ok(found.remove(&key))
+    }
+
+    pub async fn load_many(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<HashMap<K, T::Value>, T::Error> {
+        enum Dispatch<K, V, E> {
+            Now(Pending<K, V, E>),
+            AfterThisPass,
+            WithOthers,
+        }
+        let (mut found, rx, send) = {
+            let mut state = self.lock();
+            let mut found = HashMap::new();
+            let mut wanted = Vec::new();
+            for key in keys {
+                match state.cache.as_ref().and_then(|c| c.get(&key)) {
+                    Some(value) => {
+                        found.insert(key, value.clone());
+                    }
+                    None => wanted.push(key),
+                }
+            }
+            if wanted.is_empty() {
+                return Ok(found);
+            }
+            let first = state.pending.keys.is_empty();
+            for key in &wanted {
+                if state.pending.seen.insert(key.clone()) {
+                    state.pending.keys.push(key.clone());
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            state.pending.waiters.push((wanted, tx));
+            let send = if state.pending.keys.len() >= self.max_batch_size {
+                Dispatch::Now(std::mem::take(&mut state.pending))
+            } else if first {
+                Dispatch::AfterThisPass
+            } else {
+                Dispatch::WithOthers
+            };
+            (found, rx, send)
+        };
+        match send {
+            Dispatch::Now(batch) => {
+                let inner = self.inner.clone();
+                (self.spawner)(Box::pin(async move { inner.run(batch).await }));
+            }
+            Dispatch::AfterThisPass => {
+                let inner = self.inner.clone();
+                let gate = self.gate.clone();
+                (self.spawner)(Box::pin(async move {
+                    gate.settled().await;
+                    let batch = {
+                        let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+                        std::mem::take(&mut state.pending)
+                    };
+                    // Empty when a full batch was sent in the meantime.
+                    if !batch.keys.is_empty() {
+                        inner.run(batch).await;
+                    }
+                }));
+            }
+            Dispatch::WithOthers => {}
+        }
+        let loaded = rx.await.map_err(|_| T::Error::from(LoadCanceled))??;
+        found.extend(loaded);
+        Ok(found)
+    }
+}
+
+impl<K, T> Inner<K, T>
+where
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+    T: Loader<K>,
+{
+    async fn run(&self, batch: Pending<K, T::Value, T::Error>) {
+        let result = self.loader.load(&batch.keys).await;
+        if let Ok(values) = &result {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(cache) = state.cache.as_mut() {
+                cache.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        for (keys, reply) in batch.waiters {
+            let answer = match &result {
+                Ok(values) => Ok(keys
+                    .into_iter()
+                    .filter_map(|k| values.get(&k).map(|v| (k, v.clone())))
+                    .collect()),
+                Err(e) => Err(e.clone()),
+            };
+            // The waiter may have gone (its request was cancelled): nothing to do.
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+impl From<LoadCanceled> for crate::actionkit::Error {
+    fn from(_: LoadCanceled) -> Self {
+        crate::actionkit::Error::Transport("the batch load stopped before it answered".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[derive(Default, Clone)]
+    struct Recorder {
+        batches: Arc<Mutex<Vec<Vec<u32>>>>,
+        calls: Arc<AtomicU64>,
+    }
+
+    impl Loader<u32> for Recorder {
+        type Value = u32;
+        type Error = crate::actionkit::Error;
+
+        async fn load(&self, keys: &[u32]) -> Result<HashMap<u32, u32>, Self::Error> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let mut sorted = keys.to_vec();
+            sorted.sort_unstable();
+            self.batches.lock().unwrap().push(sorted);
+            if keys.contains(&666) {
+                return Err(crate::actionkit::Error::NotFound);
+            }
+            // Odd keys exist, even ones do not.
+            Ok(keys
+                .iter()
+                .filter(|k| *k % 2 == 1)
+                .map(|k| (*k, k * 10))
+                .collect())
+        }
+    }
+
+    fn loader(rec: &Recorder, gate: &PollGate) -> BatchLoader<u32, Recorder> {
+        BatchLoader::new(rec.clone(), gate.clone(), |f| {
+            tokio::spawn(f);
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_of_one_pass_go_in_one_batch_on_a_busy_runtime() {
+        for round in 0..50 {
+            let rec = Recorder::default();
+            let gate = PollGate::default();
+            let l = loader(&rec, &gate);
+            // Spawned tasks on the other worker, to tempt an early batch.
+            let noise: Vec<_> = (0..4)
+                .map(|_| {
+                    tokio::spawn(async {
+                        for _ in 0..100 {
+                            tokio::task::yield_now().await
+                        }
+                    })
+                })
+                .collect();
+            let keys: Vec<u32> = (1..=500).collect();
+            let results = gate
+                .run(futures::future::join_all(
+                    keys.iter().map(|k| l.load_one(*k)),
+                ))
+                .await;
+            for n in noise {
+                n.await.unwrap();
+            }
+            assert_eq!(
+                rec.calls.load(Ordering::Relaxed),
+                1,
+                "round {round}: {:?}",
+                rec.batches
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(Vec::len)
+                    .collect::<Vec<_>>()
+            );
+            for (k, r) in keys.iter().zip(results) {
+                let expected = (k % 2 == 1).then_some(k * 10);
+                assert_eq!(r.unwrap(), expected);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn full_batches_go_at_once_and_errors_reach_every_waiter() {
+        let rec = Recorder::default();
+        let gate = PollGate::default();
+        let l = loader(&rec, &gate).max_batch_size(10);
+        let got = gate
+            .run(l.load_many((1..=25).collect::<Vec<_>>()))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 13, "odd keys of 1..=25");
+        // 25 keys asked at once: one batch of all of them (the limit is checked when a
+        // request adds its keys).
+        assert_eq!(rec.batches.lock().unwrap().len(), 1);
+
+        let rec = Recorder::default();
+        let l = loader(&rec, &gate).max_batch_size(3);
+        let results = gate
+            .run(futures::future::join_all((1..=7).map(|k| l.load_one(k))))
+            .await;
+        assert!(results.iter().all(Result::is_ok));
+        let sizes: Vec<usize> = rec.batches.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 7);
+        assert!(sizes.iter().all(|n| *n <= 3), "{sizes:?}");
+
+        let rec = Recorder::default();
+        let l = loader(&rec, &gate);
+        let results = gate
+            .run(futures::future::join_all(
+                [1, 666, 3].map(|k| l.load_one(k)),
+            ))
+            .await;
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+    }
+
+    #[tokio::test]
+    async fn a_cached_loader_asks_once_per_found_key() {
+        let rec = Recorder::default();
+        let gate = PollGate::default();
+        let l = loader(&rec, &gate).cached();
+        assert_eq!(gate.run(l.load_one(1)).await.unwrap(), Some(10));
+        assert_eq!(gate.run(l.load_one(1)).await.unwrap(), Some(10));
+        assert_eq!(gate.run(l.load_one(2)).await.unwrap(), None);
+        assert_eq!(gate.run(l.load_one(2)).await.unwrap(), None);
+        // 1 once (then cached), 2 twice (not found is not cached).
+        assert_eq!(rec.calls.load(Ordering::Relaxed), 3);
+        let uncached = loader(&rec, &gate);
+        gate.run(uncached.load_one(1)).await.unwrap();
+        assert_eq!(rec.calls.load(Ordering::Relaxed), 4);
+    }
+}
