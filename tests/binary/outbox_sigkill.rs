@@ -289,32 +289,9 @@ async fn outbox_sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_
 
     // Start again on the same data directory: it takes over and delivers.
     let (_gateway, gateway_addr) = start_gateway(&sandbox_addr, &data_dir, &config).await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let counts = rest.actions_per_email(page_id).await;
-        for (email, n) in counts.iter().filter(|(e, _)| e.starts_with("kill.")) {
-            assert!(*n <= 1, "{email}: {n} actions");
-        }
-        let pending = accepted.keys().filter(|e| !counts.contains_key(*e)).count();
-        if pending == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{pending} accepted submissions never reached the sandbox"
-        );
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-    }
-    // Past the settle time of whatever was in flight: still exactly one each, and the
-    // submissions sent but never answered are there at most once.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let counts = rest.actions_per_email(page_id).await;
-    for email in accepted.keys() {
-        assert_eq!(counts.get(email), Some(&1), "{email}");
-    }
-    for email in &unanswered {
-        assert!(counts.get(email).copied().unwrap_or(0) <= 1, "{email}");
-    }
+    let accepted_emails: Vec<&String> = accepted.keys().collect();
+    rest.expect_each_once(page_id, "kill.", &accepted_emails, &unanswered)
+        .await;
     eprintln!(
         "sigkill: {} accepted ({queued} answered QUEUED); the dead process left {left_queued} queued, \
          {left_in_flight} of them in flight; {missing_at_kill} accepted ones were not yet in the \

@@ -683,30 +683,9 @@ async fn sigkill_one_replica_and_the_other_delivers_its_submissions_exactly_once
     );
 
     // B delivers all of it, A's sends in flight included, each exactly once.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let counts = rest.actions_per_email(page_id).await;
-        for (email, n) in counts.iter().filter(|(e, _)| e.starts_with("replica.")) {
-            assert!(*n <= 1, "{email}: {n} actions");
-        }
-        let pending = accepted.keys().filter(|e| !counts.contains_key(*e)).count();
-        if pending == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{pending} accepted submissions never delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let counts = rest.actions_per_email(page_id).await;
-    for email in accepted.keys() {
-        assert_eq!(counts.get(email), Some(&1), "{email}");
-    }
-    for email in &unanswered {
-        assert!(counts.get(email).copied().unwrap_or(0) <= 1, "{email}");
-    }
+    let accepted_emails: Vec<&String> = accepted.keys().collect();
+    rest.expect_each_once(page_id, "replica.", &accepted_emails, &unanswered)
+        .await;
     // B answers PROCESSED for every one, A's in-flight ones included.
     let query = "query($id: ID!) { submission(id: $id) { status } }";
     for (email, (_, id)) in &accepted {

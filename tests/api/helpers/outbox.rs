@@ -124,6 +124,46 @@ impl SandboxRest {
         out
     }
 
+    /// Waits (two minutes at most) until every `accepted` email has an action on the
+    /// page, failing as soon as any email under `prefix` has two; then, past the settle
+    /// time of whatever was in flight, checks that each accepted one has exactly one
+    /// and each `unanswered` one (sent, never answered) at most one.
+    pub(crate) async fn expect_each_once(
+        &self,
+        page_id: u64,
+        prefix: &str,
+        accepted: &[&String],
+        unanswered: &[String],
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let counts = self.actions_per_email(page_id).await;
+            for (email, n) in counts.iter().filter(|(e, _)| e.starts_with(prefix)) {
+                assert!(*n <= 1, "{email}: {n} actions");
+            }
+            let pending = accepted
+                .iter()
+                .filter(|e| !counts.contains_key(**e))
+                .count();
+            if pending == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{pending} accepted submissions never reached the sandbox"
+            );
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let counts = self.actions_per_email(page_id).await;
+        for email in accepted {
+            assert_eq!(counts.get(*email), Some(&1), "{email}");
+        }
+        for email in unanswered {
+            assert!(counts.get(email).copied().unwrap_or(0) <= 1, "{email}");
+        }
+    }
+
     /// `meta.total_count` of a list.
     pub(crate) async fn total(&self, path: &str) -> u64 {
         self.get(path).await["meta"]["total_count"]
