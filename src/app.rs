@@ -4,6 +4,7 @@
 //! [`start`], which is the same path without the signal handling.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -180,6 +181,8 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     pub client: Client,
     pub outbox: Outbox,
+    /// Page progress and subscriptions (`shutdown` ends every subscription).
+    pub progress: crate::graphql::ProgressHub,
     pub task: JoinHandle<std::io::Result<()>>,
 }
 
@@ -198,18 +201,52 @@ async fn build_state(
     // The recorder first, so that the client's gauges (breaker state) are recorded.
     crate::http::metrics::handle();
     let akid_secret = client_config.akid_secret.clone();
+    // Shared state between replicas, when `[redis] url` is set (see `shared_state/`).
+    let redis = crate::shared_state::Redis::connect(&config.redis).await?;
+    let mut client_config = client_config;
+    if let Some(redis) = &redis {
+        // Leases outlive one request (its timeout and a margin), never a dead replica.
+        client_config.global_budget = Some(Arc::new(crate::shared_state::RedisBudget::new(
+            redis.clone(),
+            client_config.max_in_flight,
+            client_config.request_timeout + Duration::from_secs(5),
+        )));
+    }
+    // The budget the dashboard draws in-flight calls against (global with Redis).
+    metrics::gauge!("gateway_upstream_max_in_flight").set(client_config.max_in_flight as f64);
     let outbox_settings = outbox_settings(config, &client_config);
     let client = Client::new(client_config).context("cannot build the ActionKit client")?;
     client.probe().await;
     let data_dir = outbox_settings.data_dir.clone();
-    let outbox = Outbox::open(client.clone(), outbox_settings)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the submission store in {} (set --data-dir / GATEWAY_DATA_DIR)",
-                data_dir.display()
+    let store_context = || {
+        format!(
+            "cannot open the submission store in {} (set --data-dir / GATEWAY_DATA_DIR)",
+            data_dir.display()
+        )
+    };
+    let outbox = match &redis {
+        None => Outbox::open(client.clone(), outbox_settings)
+            .await
+            .with_context(store_context)?,
+        Some(redis) => {
+            let local = crate::outbox::sqlite::SqliteStore::open(
+                &outbox_settings.data_dir,
+                &outbox_settings.upstream,
+                outbox_settings.temporary,
             )
-        })?;
+            .await
+            .with_context(store_context)?;
+            let remote = crate::shared_state::RedisStore::open(
+                redis.clone(),
+                &outbox_settings.upstream,
+                outbox_settings.unknown_settle,
+            )
+            .await
+            .context("cannot open the shared submission queue in Redis")?;
+            let store = crate::shared_state::FallbackStore::new(remote, Arc::new(local));
+            Outbox::with_store(Arc::new(client.clone()), Arc::new(store), outbox_settings)
+        }
+    };
     let settings = GraphqlSettings {
         loader_delay: config.graphql.loader_delay(),
         introspection: mode == Mode::Development,
@@ -226,10 +263,38 @@ async fn build_state(
         },
         submit: config.submit.clone(),
         akid_secret,
+        progress: None,
+        progress_settings: progress_settings(config),
     };
+    let mut settings = settings;
+    let mut progress_cache = crate::graphql::ProgressCache::new(
+        settings.progress_settings.ttl,
+        settings.progress_settings.capacity,
+    );
+    if let Some(redis) = &redis {
+        progress_cache = progress_cache.with_shared(Arc::new(
+            crate::shared_state::RedisCache::new(redis.clone()),
+        ));
+    }
+    let progress = crate::graphql::ProgressHub::with_cache(client.clone(), progress_cache);
+    progress.follow(outbox.processed_pages());
+    settings.progress = Some(progress.clone());
     let schema = build_schema(Some(client.clone()), Some(outbox.clone()), &settings);
-    let pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
+    let mut pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
     let mut security = security;
+    if let Some(redis) = &redis {
+        pages = pages.with_shared(Arc::new(crate::shared_state::RedisCache::new(
+            redis.clone(),
+        )));
+        if security.limiter.is_some() {
+            // The same limit as the local bucket (`Security::from_config`), held in Redis.
+            security.global_limit = Some(crate::shared_state::RedisRateLimit::new(
+                redis.clone(),
+                config.security.rate_limit_per_minute.unwrap_or(600),
+                config.security.rate_limit_burst,
+            ));
+        }
+    }
     security.body_read_timeout = config.server.body_read_timeout();
     let mut state = AppState::new(
         schema,
@@ -244,6 +309,11 @@ async fn build_state(
     state.persisted = config.graphql.persisted_queries.then(|| {
         crate::http::apq::PersistedQueries::new(config.graphql.persisted_query_cache_bytes)
     });
+    state.progress = Some(progress);
+    state.websocket = std::sync::Arc::new(crate::http::ws::WsState::new(config.progress.clone()));
+    if let Some(redis) = redis {
+        state.redis_up = Some(Arc::new(move || redis.is_up()));
+    }
     state.limits = OperationLimits {
         document: settings.limits,
         max_complexity: config.graphql.max_complexity as u64,
@@ -254,13 +324,40 @@ async fn build_state(
 
 /// Serves the gateway on `listener` until `shutdown` resolves, with the connection
 /// settings of `[server]` (header and idle timeouts, the connection cap).
+fn progress_settings(config: &Config) -> crate::graphql::ProgressSettings {
+    crate::graphql::ProgressSettings {
+        ttl: Duration::from_secs(config.progress.cache_ttl_secs.max(1)),
+        capacity: 10_000,
+        max_subscriptions_per_connection: config.progress.max_subscriptions_per_connection,
+    }
+}
+
+/// How long subscribers have to hear `complete` and the close frame at shutdown.
+const WEBSOCKET_GRACE: Duration = Duration::from_secs(2);
+
 async fn serve(
     state: AppState,
     listener: TcpListener,
     connections: ConnectionSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::http::server::serve(listener, router(state), connections, shutdown).await
+    // At shutdown, subscribers are told (`complete`, then close 1001) while the HTTP
+    // connections drain; WebSocket connections are not in the server's registry.
+    let hub = state.progress.clone();
+    let websocket = state.websocket.clone();
+    let hub_for_signal = hub.clone();
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(hub) = &hub_for_signal {
+            hub.shutdown();
+        }
+    };
+    let result = crate::http::server::serve(listener, router(state), connections, shutdown).await;
+    let deadline = tokio::time::Instant::now() + WEBSOCKET_GRACE;
+    while websocket.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    result
 }
 
 /// Starts a gateway in the background after every startup check: refuses to serve a
@@ -300,6 +397,10 @@ async fn start_with(
         .outbox
         .clone()
         .context("the gateway's state has no outbox")?;
+    let progress = state
+        .progress
+        .clone()
+        .context("the gateway's state has no progress hub")?;
     let addr = listener.local_addr()?;
     let connections = ConnectionSettings::from_config(&config.server);
     let task = tokio::spawn(serve(state, listener, connections, std::future::pending()));
@@ -307,6 +408,7 @@ async fn start_with(
         addr,
         client,
         outbox,
+        progress,
         task,
     })
 }

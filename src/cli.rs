@@ -137,6 +137,10 @@ pub struct ServeArgs {
     /// [default: 30000].
     #[arg(long, env = "GATEWAY_BODY_READ_TIMEOUT_MS")]
     pub body_read_timeout_ms: Option<u64>,
+    /// Redis for shared state between replicas, e.g. redis://:password@redis:6379/0
+    /// (prefer the environment variable to the flag). Unset: in-process state only.
+    #[arg(long, env = "GATEWAY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
     /// Settings of the embedded sandbox (with --sandbox).
     #[command(flatten)]
     pub sandbox_config: SandboxConfig,
@@ -205,6 +209,10 @@ impl ServeArgs {
         }
         if let Some(ms) = self.body_read_timeout_ms {
             server.body_read_timeout_ms = ms;
+        }
+        if let Some(url) = self.redis_url.as_deref().map(str::trim) {
+            // An empty variable (GATEWAY_REDIS_URL=) turns Redis off.
+            config.redis.url = (!url.is_empty()).then(|| SecretString::from(url.to_owned()));
         }
         let ak = &mut config.actionkit;
         if let Some(url) = &self.actionkit_url {

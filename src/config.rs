@@ -40,6 +40,77 @@ pub struct Config {
     /// Taking actions (`submitAction`): validation, custom fields per page, limits.
     pub submit: SubmitConfig,
     pub outbox: OutboxConfig,
+    /// Page progress (`Page.progress`, `pageContext`) and its WebSocket subscription.
+    pub progress: ProgressConfig,
+    /// Shared state for several replicas (off unless `url` is set).
+    pub redis: RedisConfig,
+}
+
+/// Page progress and the `pageProgress` subscription (WebSocket on `/graphql`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProgressConfig {
+    /// How long a page's progress read from ActionKit is reused by every request, in
+    /// seconds; also how often a page with subscribers is polled (one poll per page
+    /// however many subscribers).
+    pub cache_ttl_secs: u64,
+    /// Subscriptions one WebSocket connection may hold at once.
+    pub max_subscriptions_per_connection: usize,
+    /// WebSocket connections one key (or JWT subject) may hold at once; a `submit` key
+    /// (one key in a public page) counts per client address.
+    pub max_connections_per_key: usize,
+    /// WebSocket connections open at once, all keys together.
+    pub max_connections: usize,
+    /// How long a new WebSocket connection may take to send `connection_init`.
+    pub connection_init_timeout_secs: u64,
+    /// The gateway pings each WebSocket connection this often (the client answers
+    /// `pong`).
+    pub keepalive_secs: u64,
+    /// A connection from which nothing (not even a `pong`) arrived for this long is
+    /// closed (code 3008).
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ProgressConfig {
+    fn default() -> Self {
+        ProgressConfig {
+            cache_ttl_secs: 5,
+            max_subscriptions_per_connection: 20,
+            max_connections_per_key: 50,
+            max_connections: 10_000,
+            connection_init_timeout_secs: 10,
+            keepalive_secs: 15,
+            idle_timeout_secs: 60,
+        }
+    }
+}
+
+/// Shared state through Redis, for several replicas behind one load balancer: the
+/// ActionKit budget, rate limits, the page cache and the submission queue become
+/// global. Unset `url`: everything stays in the process (and the embedded store).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS). Printed by
+    /// `check-config` with the password masked. Also `GATEWAY_REDIS_URL`, `--redis-url`.
+    #[serde(serialize_with = "masked_url")]
+    pub url: Option<SecretString>,
+    /// Prefix of every key the gateway writes, so that several gateways (for several
+    /// ActionKit instances) can share one Redis.
+    pub key_prefix: String,
+    /// Longest wait for one Redis command, in milliseconds; past it the command counts
+    /// as failed and the gateway goes on with local state.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            key_prefix: "akgql".into(),
+            timeout_ms: 500,
+        }
+    }
 }
 
 /// The submission outbox: where submissions are stored and how they are delivered.
@@ -284,6 +355,14 @@ pub struct SecurityConfig {
     pub rate_limit_per_minute: Option<u32>,
     /// Requests a key may make at once before the sustained rate applies.
     pub rate_limit_burst: u32,
+    /// Ceiling per minute for a key shared by several callers (a `self` key's members,
+    /// a `submit` key's or anonymous callers' addresses), each of which has its own
+    /// `rate_limit_per_minute`. Unset: 20 × `rate_limit_per_minute`; never below it.
+    pub rate_limit_key_per_minute: Option<u32>,
+    /// Proxies (CIDR blocks such as `10.0.0.0/8`, or addresses) whose `Forwarded` /
+    /// `X-Forwarded-For` headers name the client's address. Empty by default: the
+    /// connection's address is the client's.
+    pub trusted_proxies: Vec<String>,
     pub trusted_documents: TrustedDocumentsConfig,
     /// Bearer JWTs from an identity provider, besides API keys (off when absent).
     pub jwt: Option<JwtConfig>,
@@ -373,6 +452,8 @@ impl Default for SecurityConfig {
             max_fragment_spreads: 500,
             rate_limit_per_minute: None,
             rate_limit_burst: 100,
+            rate_limit_key_per_minute: None,
+            trusted_proxies: Vec::new(),
             trusted_documents: TrustedDocumentsConfig::default(),
             jwt: None,
             demo_keys: Vec::new(),
@@ -463,6 +544,8 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             submit: SubmitConfig::default(),
             outbox: OutboxConfig::default(),
+            progress: ProgressConfig::default(),
+            redis: RedisConfig::default(),
         }
     }
 }
@@ -568,6 +651,29 @@ fn masked_secret<S: Serializer>(secret: &Option<SecretString>, out: S) -> Result
     }
 }
 
+/// A URL as `check-config` prints it: the password (if any) replaced by `***`.
+fn masked_url<S: Serializer>(url: &Option<SecretString>, out: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret as _;
+    match url {
+        Some(u) => out.serialize_some(&mask_url_password(u.expose_secret())),
+        None => out.serialize_none(),
+    }
+}
+
+/// `scheme://user:***@host/...` for a URL with a password; the URL as is without one;
+/// `***` when it does not parse (it may be anything, a password included).
+pub fn mask_url_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "***".into(),
+    }
+}
+
 /// Client keys as `check-config` prints them: name and scopes, never the hash.
 fn masked_keys<S: Serializer>(keys: &[String], out: S) -> Result<S::Ok, S::Error> {
     out.collect_seq(keys.iter().filter(|k| !k.trim().is_empty()).map(|k| {
@@ -634,6 +740,28 @@ mod tests {
             "hunter2"
         );
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}
+
+#[cfg(test)]
+mod redis_settings {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn the_redis_url_is_read_and_printed_without_its_password() {
+        let c = Config::from_toml("[redis]\nurl = \"redis://:s3cret-pw@cache:6380/2\"\n").unwrap();
+        assert_eq!(
+            c.redis.url.as_ref().unwrap().expose_secret(),
+            "redis://:s3cret-pw@cache:6380/2"
+        );
+        let printed = c.to_masked_toml();
+        assert!(!printed.contains("s3cret-pw"), "{printed}");
+        assert!(printed.contains("redis://:***@cache:6380/2"), "{printed}");
+        assert!(!format!("{c:?}").contains("s3cret-pw"));
+        assert_eq!(c.redis.key_prefix, "akgql");
+        assert!(Config::from_toml("[redis]\nurll = \"x\"\n").is_err());
+        assert_eq!(mask_url_password("not a url s3cret"), "***");
     }
 }
 

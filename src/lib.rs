@@ -5,6 +5,7 @@
 //! - [`graphql`]: the schema, request-scoped dataloaders, error mapping.
 //! - [`actionkit`]: the typed REST client, the only ActionKit-aware code.
 //! - [`outbox`]: submissions stored durably and delivered to ActionKit exactly once.
+//! - [`shared_state`]: Redis, for several replicas (budget, rate limits, pages, submissions).
 //! - [`sandbox`]: an ActionKit emulator served over HTTP; shares no code with the client.
 //! - [`app`], [`cli`], [`config`], [`telemetry`]: wiring.
 
@@ -16,4 +17,5 @@ pub mod graphql;
 pub mod http;
 pub mod outbox;
 pub mod sandbox;
+pub mod shared_state;
 pub mod telemetry;

@@ -10,6 +10,8 @@
 //! ```text
 //! cargo run --release --example bench -- --write BENCHMARKS.md
 //! cargo run --release --example bench -- --quick          # a 1-minute smoke run
+//! cargo run --release --example bench -- --subscriptions --write BENCHMARKS.md
+//! cargo run --release --example bench -- --replicas --write BENCHMARKS.md   # 2 replicas + Redis
 //! ```
 //!
 //! The load generator is a hand-written HTTP/1.1 client on one current-thread runtime,
@@ -158,20 +160,45 @@ struct Args {
     /// Seconds over which the spike's submissions are sent.
     #[arg(long, default_value_t = 10)]
     spike_seconds: u64,
+    /// Run only the live-progress benchmark (WebSocket subscribers of one page, then of
+    /// 100 pages), written into its own section of the `--write` file.
+    #[arg(long)]
+    subscriptions: bool,
+    /// Subscribers of each `--subscriptions` scenario.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// Run only the benchmark of several replicas: two replicas + Redis against one
+    /// process on the same sandbox (`replicas.rs`), into its own section of `--write`.
+    #[arg(long)]
+    replicas: bool,
+    /// Sequential requests per setup of the replicas' latency comparison.
+    #[arg(long, default_value_t = 400)]
+    replica_samples: usize,
+    /// Run only the isolation and fairness benchmark (issue 13: the adaptive cap, the
+    /// first query after start, calls per operation, the rate limiter's memory),
+    /// written into its own section of the `--write` file.
+    #[arg(long)]
+    fairness: bool,
 }
 
+mod fairness;
 mod http;
 mod load;
 mod procs;
+mod replicas;
 mod report;
 mod submit;
+mod subscriptions;
 mod upstream;
 
+use fairness::*;
 use http::*;
 use load::*;
 use procs::*;
+use replicas::*;
 use report::*;
 use submit::*;
+use subscriptions::*;
 use upstream::*;
 
 // ----- the runs ----------------------------------------------------------------------------
@@ -648,6 +675,15 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     if args.submit {
         return rt.block_on(run_submit(&args, &env, &started, &load_before));
+    }
+    if args.subscriptions {
+        return rt.block_on(run_subscriptions(&args, &env, &started, &load_before));
+    }
+    if args.replicas {
+        return rt.block_on(run_replicas(&args, &env, &started, &load_before));
+    }
+    if args.fairness {
+        return rt.block_on(run_fairness(&args, &env, &started, &load_before));
     }
     let mut report = Report {
         rows: Vec::new(),

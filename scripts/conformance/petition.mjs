@@ -13,7 +13,11 @@
 //    next to the email input (and only there), nothing reaches the sandbox.
 // 3. Corrects the email, submits: the confirmation shows; the sandbox has exactly one
 //    new action, by this member, on the demo page.
-// 4. Saves a screenshot to artifacts/petition.png (ARTIFACTS_DIR to change the folder).
+// 4. The thermometer: it shows the sandbox's own count for the page once the live
+//    subscription (WebSocket, graphql-transport-ws) is up, and moves by one after the
+//    signature, pushed by the gateway.
+// 5. A visitor whose link carries a member's AKID (`?akid=`) is greeted by first name.
+// 6. Saves a screenshot to artifacts/petition.png (ARTIFACTS_DIR to change the folder).
 // Fails on any console error (CSP violations included), uncaught page error, failed
 // request, or request to a host other than the gateway's.
 
@@ -64,6 +68,13 @@ async function postedActions() {
   const stats = await fetch(`${sandbox}/__sandbox/stats`).then((r) => r.json());
   return stats?.by_route?.['POST /rest/v1/action/'] ?? 0;
 }
+async function sandboxCount() {
+  const body = await fetch(`${sandbox}/progress/?page=${encodeURIComponent(PAGE)}`).then((r) => r.json());
+  return body.total.actions;
+}
+async function meterCount(page) {
+  return Number(await page.getAttribute('#meter-text', 'data-count'));
+}
 async function actionsOf(email) {
   const users = await rest(`/rest/v1/user/?email=${encodeURIComponent(email)}`);
   const user = users.objects?.[0];
@@ -94,6 +105,16 @@ try {
   await page.goto(`${base}/examples/petition`, { waitUntil: 'load' });
   await page.locator('form#petition button[type="submit"]').waitFor({ state: 'visible' });
   pass('the petition form rendered');
+
+  // The thermometer, live.
+  const live = await page
+    .waitForSelector('#meter[data-live="true"]', { timeout: TIMEOUT })
+    .then(() => true)
+    .catch(() => false);
+  check(live, 'the thermometer is live (the pageProgress subscription answered)');
+  const count0 = await meterCount(page);
+  check(count0 === (await sandboxCount()), `the thermometer shows the sandbox's count (${count0})`);
+  check(/ of 1,000 signatures$/.test(await page.locator('#meter-text').innerText()), `it names the goal: ${JSON.stringify(await page.locator('#meter-text').innerText())}`);
 
   // 2. An invalid email: the error shows next to the email input.
   const before = await postedActions();
@@ -144,8 +165,27 @@ try {
   const after = await postedActions();
   check(after - before === 1, `the sandbox processed one action (POST /rest/v1/action/: ${before} → ${after})`);
 
+  // The thermometer moved by one, pushed over the subscription.
+  const moved = await page
+    .waitForFunction((n) => Number(document.getElementById('meter-text')?.getAttribute('data-count')) === n, count0 + 1, { timeout: TIMEOUT })
+    .then(() => true)
+    .catch(() => false);
+  check(moved, `the thermometer moved: ${count0} → ${await meterCount(page)}`);
+
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log(`       screenshot: ${screenshot}`);
+
+  // A returning member, recognised from the AKID in the link.
+  const member = await rest('/rest/v1/user/1/');
+  const greeted = await watchedPage(context, { timeout: TIMEOUT, fail, isGateway, failStatus: 400 });
+  await greeted.goto(`${base}/examples/petition?akid=${encodeURIComponent(member.token)}`, { waitUntil: 'load' });
+  const greeting = await greeted
+    .waitForSelector('#greeting[data-recognized="true"]', { timeout: TIMEOUT })
+    .then((el) => el.innerText())
+    .catch(() => '');
+  check(greeting === `Welcome back, ${member.first_name}!`, `a recognised member is greeted: ${JSON.stringify(greeting)}`);
+  check(!(await greeted.content()).includes(member.email), 'the page holds no email of the member');
+  await greeted.screenshot({ path: join(artifacts, 'petition-member.png'), fullPage: true });
 } catch (err) {
   fail(`the petition test stopped: ${err?.stack ?? err}`);
 } finally {

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # GraphQL-over-HTTP conformance (graphql-http's auditServer), GraphiQL and the example
-# petition page in a real browser (headless Chromium via playwright-core), all against
+# petition page (its live thermometer too) in a real browser (headless Chromium via
+# playwright-core), and live progress over WebSocket with the graphql-ws client, all against
 # `actionkit-graphql serve --sandbox`. Works from a fresh clone on a fresh Debian
 # machine: installs Chromium (apt) if missing, the node tools (npm ci, local to this
 # folder), builds the gateway, starts it on a free port, runs both checks, stops it.
 #
 # Exit status: 0 when every audit is ok, the APQ check (real Apollo Client link) and
-# both browser tests pass, 1 otherwise.
+# the browser and subscription tests pass, 1 otherwise.
 #
 # Environment:
 #   CONFORMANCE_PROFILE=release  build and run the release binary (default: the debug
@@ -46,7 +47,7 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 step "browser: $("$CHROMIUM" --version 2>/dev/null | head -n 1)"
 
-step "npm ci in scripts/conformance (graphql-http, graphql, @apollo/client, playwright-core; no browser download)"
+step "npm ci in scripts/conformance (graphql-http, graphql, @apollo/client, graphql-ws, ws, playwright-core; no browser download)"
 (
   cd "$here"
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
@@ -132,7 +133,17 @@ else
   status=1
 fi
 
-step "summary: audit $audit, APQ $apq, browser test $browser, petition test $petition (screenshots: $ARTIFACTS_DIR/graphiql.png, $ARTIFACTS_DIR/petition.png)"
+# The demo `submit` key the gateway printed at start (development mode only).
+demo_key="$(sed -n 's/.*its demo `submit` key (this process only, page [^)]*): \([A-Za-z0-9_-]*\).*/\1/p' "$server_log" | head -n 1)"
+step "live progress over WebSocket with the graphql-ws client on ${base/http/ws}/graphql"
+if [ -n "$sandbox_url" ] && [ -n "$demo_key" ] && BASE_URL="$base" SANDBOX_URL="$sandbox_url" DEMO_KEY="$demo_key" node "$here/subscription.mjs"; then
+  subscription=passed
+else
+  subscription=FAILED
+  status=1
+fi
+
+step "summary: audit $audit, APQ $apq, browser test $browser, petition test $petition, subscription test $subscription (screenshots: $ARTIFACTS_DIR/graphiql.png, $ARTIFACTS_DIR/petition.png)"
 if [ "$status" -ne 0 ]; then
   echo "gateway log (tail):"
   tail -n 40 "$server_log" || true

@@ -2,6 +2,10 @@
 //!
 //! `hash = first 6 chars of base64_urlsafe(sha256(SECRET + "." + CLEARTEXT))`, where
 //! CLEARTEXT is everything before the last dot (reference §4.1).
+//!
+//! The one place AKIDs are parsed and verified: the client (`user(akid:)`, action
+//! processing), the access checks and the `self` key's member (`graphql/access.rs`,
+//! `http/auth/`) all come here, so they accept exactly the same input.
 
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
@@ -10,7 +14,7 @@ use super::models::UserId;
 
 /// A well-formed AKID, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Akid<'a> {
+pub struct Akid<'a> {
     /// Everything before the last dot (`"2695.103007"` or `".103007"`).
     pub cleartext: &'a str,
     pub mailing: Option<u64>,
@@ -18,8 +22,10 @@ pub(crate) struct Akid<'a> {
     pub hash: &'a str,
 }
 
-/// Splits an AKID; `None` when it is not of the documented shape.
-pub(crate) fn parse(akid: &str) -> Option<Akid<'_>> {
+/// Splits an AKID; `None` when it is not of the documented shape: an optional mailing
+/// id and a user id (digits, at most 19, the user id not 0), and a 6-character hash
+/// of `[A-Za-z0-9_-]`.
+pub fn parse(akid: &str) -> Option<Akid<'_>> {
     let (cleartext, hash) = akid.rsplit_once('.')?;
     let (mailing, user) = cleartext.split_once('.')?;
     let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
@@ -40,13 +46,24 @@ pub(crate) fn parse(akid: &str) -> Option<Akid<'_>> {
         } else {
             Some(mailing.parse().ok()?)
         },
-        user: UserId(user.parse().ok()?),
+        user: UserId(user.parse().ok().filter(|&n: &u64| n > 0)?),
         hash,
     })
 }
 
+/// The user an AKID names, without verifying it; `None` when it is malformed.
+pub fn user_of(akid: &str) -> Option<UserId> {
+    parse(akid).map(|a| a.user)
+}
+
+/// The user a well-formed AKID names, when its hash verifies with `secret`.
+pub fn verified_user(secret: &SecretString, akid: &str) -> Option<UserId> {
+    let parsed = parse(akid)?;
+    verify(secret, &parsed).then_some(parsed.user)
+}
+
 /// The 6-character hash ActionKit appends to `cleartext`.
-pub(crate) fn hash(secret: &SecretString, cleartext: &str) -> String {
+pub fn hash(secret: &SecretString, cleartext: &str) -> String {
     use base64::Engine as _;
     let mut h = Sha256::new();
     h.update(secret.expose_secret().as_bytes());
@@ -56,15 +73,11 @@ pub(crate) fn hash(secret: &SecretString, cleartext: &str) -> String {
     encoded.chars().take(6).collect()
 }
 
-/// True when `akid`'s hash matches. Compares without an early exit.
-pub(crate) fn verify(secret: &SecretString, akid: &Akid<'_>) -> bool {
+/// True when `akid`'s hash matches. Compares in constant time.
+pub fn verify(secret: &SecretString, akid: &Akid<'_>) -> bool {
+    use subtle::ConstantTimeEq as _;
     let expected = hash(secret, akid.cleartext);
-    expected.len() == akid.hash.len()
-        && expected
-            .bytes()
-            .zip(akid.hash.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    expected.len() == akid.hash.len() && bool::from(expected.as_bytes().ct_eq(akid.hash.as_bytes()))
 }
 
 #[cfg(test)]
@@ -102,9 +115,28 @@ mod tests {
             ".1.Gcg0/t",
             ".1.2.Gcg02t",
             ".99999999999999999999.Gcg02t",
+            ".0.Gcg02t",
+            "a.b.c",
+            "1.2",
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn user_of_and_verified_user() {
+        let secret = SecretString::from("emulator-secret");
+        assert_eq!(user_of(".103007.Gcg02t"), Some(UserId(103007)));
+        assert_eq!(user_of("x.103007.Gcg02t"), None);
+        assert_eq!(
+            verified_user(&secret, "2695.103007.zzv_jK"),
+            Some(UserId(103007))
+        );
+        assert_eq!(verified_user(&secret, "2695.103007.zzv_jL"), None);
+        assert_eq!(
+            verified_user(&SecretString::from("other"), "2695.103007.zzv_jK"),
+            None
+        );
     }
 
     proptest::proptest! {

@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub(crate) page_names: PageNameCache,
     /// Names of the allowed custom user fields, one entry; `None` when not cached.
     pub(crate) allowed_user_fields: Option<moka::sync::Cache<(), Arc<Vec<String>>>>,
+    /// Whether `/progress/` answers (`reads/progress.rs`): 0 unknown, 2 absent.
+    pub(crate) progress_endpoint: AtomicU8,
 }
 
 impl std::fmt::Debug for Client {
@@ -81,6 +83,7 @@ impl Client {
                         .time_to_live(config.allowed_user_fields_ttl)
                         .build()
                 }),
+                progress_endpoint: AtomicU8::new(0),
             }),
         })
     }
@@ -165,6 +168,12 @@ impl Client {
     /// The circuit breaker's state (shared by clones).
     pub fn breaker_state(&self) -> super::BreakerState {
         self.inner.transport.breaker_state()
+    }
+
+    /// The cap on requests in flight in force now: `max_in_flight`, or less after
+    /// ActionKit answered 429 (it adapts; see `fair.rs`). Shared by clones.
+    pub fn concurrency_limit(&self) -> usize {
+        self.inner.transport.concurrency_limit()
     }
 
     /// The deadline of an operation starting now.

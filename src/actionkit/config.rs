@@ -46,6 +46,9 @@ pub struct ClientConfig {
     /// How long the names of the instance's allowed custom user fields are reused
     /// (`Client::allowed_user_fields`). Default 60 s; zero: never.
     pub allowed_user_fields_ttl: Duration,
+    /// A budget shared with other replicas, taken around each request besides the
+    /// local cap (`max_in_flight` across all of them). Default none.
+    pub global_budget: Option<std::sync::Arc<dyn super::GlobalBudget>>,
 }
 
 impl ClientConfig {
@@ -65,6 +68,7 @@ impl ClientConfig {
             page_name_ttl: Duration::from_secs(60),
             breaker: BreakerPolicy::default(),
             allowed_user_fields_ttl: Duration::from_secs(60),
+            global_budget: None,
         }
     }
 }

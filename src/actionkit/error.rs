@@ -62,6 +62,22 @@ impl Error {
         }
     }
 
+    /// True when a failed batch read may have failed because of some of its keys only
+    /// (a 5xx, a timeout, a broken connection, a body that did not decode), so that
+    /// asking for fewer keys can isolate them. False for what concerns every key alike:
+    /// a refused credential, ActionKit's rate limit, the open breaker, input the
+    /// gateway refused to send.
+    pub fn may_concern_some_keys(&self) -> bool {
+        !matches!(
+            self,
+            Error::Unauthorized
+                | Error::RateLimited
+                | Error::CircuitOpen
+                | Error::InvalidInput(_)
+                | Error::WriteOutcomeUnknown
+        )
+    }
+
     /// True when the same read may succeed if tried again later.
     pub fn is_transient(&self) -> bool {
         matches!(

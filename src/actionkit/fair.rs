@@ -11,6 +11,14 @@
 //! [`UpstreamCounter`](super::UpstreamCounter) names (the gateway uses the API key's
 //! name, `jwt:<sub>`, or `anonymous@<address>`); calls made outside an operation
 //! (the start-up probe, readiness) share the unnamed caller.
+//!
+//! The cap adapts to what the instance accepts (AIMD-like): a 429 from ActionKit
+//! while `n` of our requests were in flight (that one included) says it takes fewer
+//! than `n` at once, so the cap drops to `n - 1` at once (several 429s of one burst
+//! agree, they do not compound); after a run of successes as long as four times the
+//! cap it grows by one, never above `max_in_flight`. A cap set higher than the
+//! instance allows thus costs a few retried 429s, not errors. The current cap is the
+//! gauge `gateway_upstream_concurrency_limit`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,7 +33,14 @@ pub(crate) struct FairPermits {
 
 #[derive(Debug, Default)]
 struct State {
-    free: usize,
+    /// The configured maximum (`max_in_flight`).
+    max: usize,
+    /// The cap in force, `1..=max`.
+    limit: usize,
+    /// Slots held now, by everyone.
+    in_use: usize,
+    /// Successes since the cap last changed.
+    successes: usize,
     /// Callers that hold a slot or wait for one (entries go once both are zero).
     callers: HashMap<Arc<str>, Caller>,
     waiting: usize,
@@ -44,6 +59,32 @@ struct Caller {
 pub(crate) struct FairPermit {
     permits: Arc<FairPermits>,
     caller: Arc<str>,
+    /// Slots held by everyone when this one was granted, this one included.
+    in_flight: usize,
+}
+
+/// What ActionKit made of a request, as far as the cap is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It answered (anything but 429): the load was acceptable.
+    Accepted,
+    /// 429: too many requests at once.
+    TooMany,
+    /// No answer, or one that says nothing about concurrency.
+    Unknown,
+}
+
+impl FairPermit {
+    /// Releases the slot, telling the cap what the request's answer said.
+    pub(crate) fn finish(self, verdict: Verdict) {
+        let mut state = self.permits.lock();
+        match verdict {
+            Verdict::Accepted => state.succeeded(),
+            Verdict::TooMany => state.refused(self.in_flight),
+            Verdict::Unknown => {}
+        }
+        // Dropping `self` (after the lock is released) frees the slot.
+    }
 }
 
 impl Drop for FairPermit {
@@ -54,18 +95,48 @@ impl Drop for FairPermit {
 }
 
 impl State {
+    fn free(&self) -> usize {
+        self.limit.saturating_sub(self.in_use)
+    }
+
     fn release(&mut self, caller: &Arc<str>) {
         if let Some(c) = self.callers.get_mut(caller) {
             c.held = c.held.saturating_sub(1);
         }
         self.forget_if_done(caller);
-        self.free += 1;
+        self.in_use = self.in_use.saturating_sub(1);
+        self.grant();
+    }
+
+    /// Additive increase: one more slot after a run of successes four times the cap.
+    fn succeeded(&mut self) {
+        self.successes += 1;
+        if self.limit < self.max && self.successes >= 4 * self.limit {
+            self.set_limit(self.limit + 1);
+        }
+    }
+
+    /// Decrease: ActionKit refused a request sent while `in_flight` were out, so it
+    /// takes fewer than that at once.
+    fn refused(&mut self, in_flight: usize) {
+        let limit = self.limit.min(in_flight.saturating_sub(1)).max(1);
+        if limit < self.limit {
+            self.set_limit(limit);
+        }
+        self.successes = 0;
+    }
+
+    fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.clamp(1, self.max);
+        self.successes = 0;
+        metrics::gauge!("gateway_upstream_concurrency_limit").set(self.limit as f64);
+        tracing::debug!(limit = self.limit, "upstream concurrency cap");
         self.grant();
     }
 
     /// Hands free slots to waiters: the caller holding the fewest slots first.
     fn grant(&mut self) {
-        while self.free > 0 && self.waiting > 0 {
+        while self.free() > 0 && self.waiting > 0 {
             let next = self
                 .callers
                 .iter()
@@ -86,7 +157,7 @@ impl State {
             // alive; should it not be, the slot stays free for the next one.
             if tx.send(()).is_ok() {
                 caller.held += 1;
-                self.free -= 1;
+                self.in_use += 1;
             }
             self.forget_if_done(&name);
         }
@@ -133,13 +204,22 @@ impl Drop for Waiting<'_> {
 }
 
 impl FairPermits {
+    /// At most `slots` at once; the cap starts there and adapts below it.
     pub(crate) fn new(slots: usize) -> Arc<FairPermits> {
+        let max = slots.max(1);
+        metrics::gauge!("gateway_upstream_concurrency_limit").set(max as f64);
         Arc::new(FairPermits {
             state: Mutex::new(State {
-                free: slots.max(1),
+                max,
+                limit: max,
                 ..State::default()
             }),
         })
+    }
+
+    /// The cap in force now.
+    pub(crate) fn limit(&self) -> usize {
+        self.lock().limit
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -153,12 +233,13 @@ impl FairPermits {
     pub(crate) async fn acquire(self: &Arc<Self>, caller: Arc<str>) -> FairPermit {
         let (ticket, rx) = {
             let mut state = self.lock();
-            if state.free > 0 && state.waiting == 0 {
-                state.free -= 1;
+            if state.free() > 0 && state.waiting == 0 {
+                state.in_use += 1;
                 state.callers.entry(caller.clone()).or_default().held += 1;
                 return FairPermit {
                     permits: self.clone(),
                     caller,
+                    in_flight: state.in_use,
                 };
             }
             let ticket = state.next_ticket;
@@ -189,9 +270,11 @@ impl FairPermits {
         }
         drop(waiting);
         if granted {
+            let in_flight = self.lock().in_use;
             FairPermit {
                 permits: self.clone(),
                 caller,
+                in_flight,
             }
         } else {
             // The sender is only dropped after a successful send or with the whole
@@ -268,6 +351,49 @@ mod tests {
             .await
             .expect("slot free");
         drop(again);
-        assert_eq!(p.lock().free, 1);
+        assert_eq!(p.lock().free(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_cap_drops_on_429_and_grows_back_slowly_never_past_the_maximum() {
+        let p = FairPermits::new(8);
+        // Eight out at once; the instance takes four: the fifth to eighth are refused.
+        let held: Vec<_> = futures::future::join_all((0..8).map(|_| p.acquire(name("a")))).await;
+        let mut verdicts = Vec::new();
+        for (i, permit) in held.into_iter().enumerate() {
+            verdicts.push((
+                permit,
+                if i < 4 {
+                    Verdict::Accepted
+                } else {
+                    Verdict::TooMany
+                },
+            ));
+        }
+        // The refusals come back first (the sandbox answers 429 at once).
+        verdicts.reverse();
+        for (permit, v) in verdicts {
+            permit.finish(v);
+        }
+        assert_eq!(p.limit(), 4, "the cap is what the instance took");
+        // Four at once now; a fifth waits.
+        let four: Vec<_> = futures::future::join_all((0..4).map(|_| p.acquire(name("a")))).await;
+        let fifth = tokio::time::timeout(Duration::from_millis(20), p.acquire(name("b"))).await;
+        assert!(fifth.is_err(), "a fifth request waits for a slot");
+        for permit in four {
+            permit.finish(Verdict::Accepted);
+        }
+        // Successes grow it by one per run of 4 × cap, up to the maximum and no more.
+        for _ in 0..1_000 {
+            p.acquire(name("a")).await.finish(Verdict::Accepted);
+        }
+        assert_eq!(p.limit(), 8);
+        // Answers that say nothing about concurrency leave it alone.
+        p.acquire(name("a")).await.finish(Verdict::Unknown);
+        assert_eq!(p.limit(), 8);
+        // A 429 with one request out: the cap never goes below one.
+        p.acquire(name("a")).await.finish(Verdict::TooMany);
+        assert_eq!(p.limit(), 1);
+        assert_eq!(p.lock().in_use, 0);
     }
 }

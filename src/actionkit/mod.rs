@@ -24,6 +24,7 @@
 //! | `find_submitted_action` | by email 2 (user by email, actions), by AKID 1 (actions); +1 page lookup by name (cached 60 s) without `page__name` |
 //! | `page_form` | 1 (`GET /rest/v1/page/?name=`; primes the page-name cache) |
 //! | `allowed_user_fields` | ⌈fields/100⌉, then 0 while cached (60 s) |
+//! | `page_progress` | 1 (`GET /progress/?page=`); 2 where the instance has no such endpoint (page by name, `action/?page=<id>&_limit=1`) |
 //!
 //! Retries add calls (never to `submit_action`); [`UpstreamCounter`] counts them per
 //! operation.
@@ -37,8 +38,9 @@
 //! `breaker.rs` (the circuit breaker every attempt passes through).
 
 mod accounting;
-mod akid;
+pub mod akid;
 mod breaker;
+pub mod budget;
 mod capabilities;
 mod client;
 mod config;
@@ -56,6 +58,7 @@ mod writes;
 
 pub use accounting::{CallTotals, UpstreamCounter};
 pub use breaker::{BreakerPolicy, BreakerState};
+pub use budget::{BudgetSlot, GlobalBudget};
 pub use capabilities::Capabilities;
 pub use client::Client;
 pub use config::{ClientConfig, RetryPolicy};
@@ -64,5 +67,7 @@ pub use models::{
     Action, ActionField, ActionFilter, ActionId, ActionKind, CustomFields, FieldValue, Order, Page,
     PageId, User, UserId, Window,
 };
+pub use reads::Each;
+pub use reads::{GoalType, PageProgress};
 pub use submit::{ActionSubmission, PageForm, ProcessedAction, CLOCK_SKEW_MARGIN};
 pub use writes::MAX_FIELD_VALUE_BYTES;

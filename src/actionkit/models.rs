@@ -126,6 +126,13 @@ impl ActionKind {
     }
 }
 
+/// As its type name, so that a serialized model reads back (the shared page cache).
+impl Serialize for ActionKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.type_name())
+    }
+}
+
 impl<'de> Deserialize<'de> for ActionKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -228,6 +235,16 @@ pub struct User {
     pub zip: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub country: String,
+    /// Address lines, postal code and region: read to tell a form which required
+    /// fields a member still lacks (`pageContext`), never returned to callers.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub address1: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub address2: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub postal: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub region: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub subscription_status: String,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -321,13 +338,14 @@ impl<'de> Deserialize<'de> for Order {
 }
 
 /// A page's tag.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tag {
     pub name: String,
 }
 
-/// An ActionKit page (`/rest/v1/page/<id>/` or a typed page resource).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// An ActionKit page (`/rest/v1/page/<id>/` or a typed page resource). Serialized in
+/// the same shape, so that a page cached as JSON (shared between replicas) reads back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page {
     pub id: PageId,
     pub name: String,
@@ -389,6 +407,21 @@ mod tests {
         assert_eq!(parse_uri("/rest/v1/user/"), None);
         assert_eq!(parse_uri("/rest/v1/user/abc/"), None);
         assert_eq!(parse_uri("https://x/rest/v1/user/1/"), None);
+    }
+
+    #[test]
+    fn a_page_serialized_reads_back_the_same() {
+        let page: Page = serde_json::from_value(serde_json::json!({
+            "id": 7, "name": "save-the-bees", "title": null, "type": "LTE",
+            "status": "active", "hidden": false, "url": "https://x.example/p",
+            "tags": [{"name": "bees"}], "created_at": "2024-01-01T00:00:00"
+        }))
+        .unwrap();
+        let text = serde_json::to_string(&page).unwrap();
+        let back: Page = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, page);
+        assert_eq!(back.kind, ActionKind::Lte);
+        assert_eq!(back.tags[0].name, "bees");
     }
 
     #[test]

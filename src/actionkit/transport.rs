@@ -24,7 +24,7 @@ use super::accounting::{self, CallTotals, UpstreamCounter};
 use super::breaker::{Breaker, BreakerState, Health};
 use super::config::{ClientConfig, RetryPolicy};
 use super::error::{bad_request_messages, Error};
-use super::fair::FairPermits;
+use super::fair::{FairPermits, Verdict};
 use super::singleflight::Singleflight;
 
 /// Which failures a request may be repeated after.
@@ -100,6 +100,8 @@ pub(crate) struct Transport {
     /// Identical GETs in flight at once share one request.
     flights: Singleflight,
     breaker: Breaker,
+    /// The budget shared with other replicas, if any (`budget.rs`).
+    global: Option<Arc<dyn super::GlobalBudget>>,
 }
 
 /// What one attempt produced.
@@ -175,6 +177,7 @@ impl Transport {
             totals: UpstreamCounter::default(),
             flights: Singleflight::default(),
             breaker: Breaker::new(config.breaker.clone()),
+            global: config.global_budget.clone(),
         })
     }
 
@@ -184,6 +187,10 @@ impl Transport {
 
     pub(crate) fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
+    }
+
+    pub(crate) fn concurrency_limit(&self) -> usize {
+        self.permits.limit()
     }
 
     /// Turns a `meta.next` link into a path this transport may follow: relative paths
@@ -361,6 +368,15 @@ impl Transport {
             Ok(p) => p,
             Err(_) => return Attempt::Deadline { sent: false },
         };
+        // With several replicas, a slot of the global budget too (after the local one).
+        let global_slot = match &self.global {
+            Some(budget) => match budget.acquire(deadline).await {
+                super::BudgetSlot::Held(slot) => Some(slot),
+                super::BudgetSlot::Unavailable => None,
+                super::BudgetSlot::TimedOut => return Attempt::Deadline { sent: false },
+            },
+            None => None,
+        };
         let Some(ticket) = self.breaker.admit() else {
             return Attempt::Open;
         };
@@ -391,7 +407,12 @@ impl Transport {
             Ok::<_, reqwest::Error>((status, retry_after, body))
         };
         let outcome = tokio::time::timeout_at(request_deadline, exchange).await;
-        drop(permit);
+        permit.finish(match &outcome {
+            Ok(Ok((429, _, _))) => Verdict::TooMany,
+            Ok(Ok(_)) => Verdict::Accepted,
+            _ => Verdict::Unknown,
+        });
+        drop(global_slot);
         ticket.record(match &outcome {
             Ok(Ok((status, _, _))) if *status >= 500 => Health::Unhealthy,
             Ok(Ok((429, _, _))) => Health::Neutral,

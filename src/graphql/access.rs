@@ -11,7 +11,8 @@
 //!   actions and the pages of those actions; `submitAction` as that member. With
 //!   `write` as well, mutations only on that member's actions.
 //! - `submit`: for keys that live in public pages: `submitAction`, `submission`,
-//!   `pageContext` and nothing else ([`SUBMIT_ROOT_FIELDS`]); nothing about a member
+//!   `pageContext` and the `pageProgress` subscription, nothing else
+//!   ([`SUBMIT_ROOT_FIELDS`]), for the pages the key lists; nothing about a member
 //!   comes back beyond what the caller sent (the action's `user` is refused).
 //!
 //! Which scope each root field needs is decided before anything runs
@@ -28,10 +29,11 @@ use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
 use async_graphql::{Context, Request, ServerError, ServerResult, Variables};
+#[cfg(test)]
 use base64::Engine as _;
 use secrecy::SecretString;
+#[cfg(test)]
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::error::{ErrorCode, GatewayError};
 use super::loaders::Loaders;
@@ -296,43 +298,23 @@ pub async fn check_write(ctx: &Context<'_>, action: ActionId) -> Result<(), Gate
         return Ok(());
     }
     let loaders = ctx.data_unchecked::<Loaders>();
-    match loaders.actions.load_one(action).await {
+    match loaders.action(action).await {
         Ok(Some(a)) => check_action_owner(ctx, a.user_id()),
         Ok(None) => Err(GatewayError::not_found("no such action")),
         Err(e) => Err(GatewayError::from(e)),
     }
 }
 
-/// The user id inside an AKID (`<mailing>.<user_id>.<hash>`), without verifying it.
+/// The user id inside an AKID (`<mailing>.<user_id>.<hash>`), without verifying it
+/// ([`actionkit::akid::user_of`](crate::actionkit::akid::user_of)).
 pub fn akid_user(akid: &str) -> Option<UserId> {
-    let mut parts = akid.split('.');
-    let (_mailing, user, _hash) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some()
-        || user.is_empty()
-        || user.len() > 19
-        || !user.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    user.parse().ok().filter(|&n| n > 0).map(UserId)
+    crate::actionkit::akid::user_of(akid)
 }
 
-/// Verifies an AKID with the instance's hash secret (ActionKit's formula: the first 6
-/// characters of base64url(sha256(SECRET + "." + CLEARTEXT)), CLEARTEXT being
-/// everything before the last dot) and returns the user it names.
+/// Verifies an AKID with the instance's hash secret and returns the user it names
+/// ([`actionkit::akid::verified_user`](crate::actionkit::akid::verified_user)).
 pub fn verify_akid(secret: &str, akid: &str) -> Option<UserId> {
-    if akid.len() > 64 {
-        return None;
-    }
-    let user = akid_user(akid)?;
-    let (cleartext, hash) = akid.rsplit_once('.')?;
-    let mut h = Sha256::new();
-    h.update(secret.as_bytes());
-    h.update(b".");
-    h.update(cleartext.as_bytes());
-    let expected = base64::engine::general_purpose::URL_SAFE.encode(h.finalize());
-    let expected = &expected.as_bytes()[..6];
-    (hash.len() == 6 && bool::from(expected.ct_eq(hash.as_bytes()))).then_some(user)
+    crate::actionkit::akid::verified_user(&SecretString::from(secret.to_owned()), akid)
 }
 
 /// Copies the request's principal into the GraphQL request, and refuses operations the
@@ -350,6 +332,8 @@ impl ExtensionFactory for AccessExtension {
 struct AccessGuard {
     /// `(principal, operation name)` of the request, from `prepare_request`.
     request: Mutex<Option<(Principal, Option<String>)>>,
+    /// Whether the request came over WebSocket (subscriptions only there).
+    websocket: std::sync::atomic::AtomicBool,
 }
 
 /// A scope refusal of the whole operation: no `locations` (it is about the key, not
@@ -375,7 +359,9 @@ pub fn operation_allowed(scopes: Scopes, ty: OperationType) -> Result<(), &'stat
         OperationType::Query if !(scopes.may_query() || scopes.submit || scopes.write) => {
             Err("queries need a key with the `read` or `self` scope")
         }
-        OperationType::Subscription => Err("subscriptions are not served"),
+        OperationType::Subscription if !(scopes.may_query() || scopes.submit) => {
+            Err("subscriptions need a key with the `read`, `self` or `submit` scope")
+        }
         _ => Ok(()),
     }
 }
@@ -411,7 +397,10 @@ pub fn root_field_allowed(
             Err("a `submit` key may use submitAction, submission and pageContext only")
         }
         (OperationType::Query, _) => Err("queries need a key with the `read` or `self` scope"),
-        (OperationType::Subscription, _) => Err("subscriptions are not served"),
+        (OperationType::Subscription, "pageProgress") if s.may_query() || s.submit => Ok(()),
+        (OperationType::Subscription, _) => {
+            Err("subscriptions need a key with the `read`, `self` or `submit` scope")
+        }
     }
 }
 
@@ -488,9 +477,15 @@ impl Extension for AccessGuard {
             Some(p) => p.downcast_ref::<Principal>().cloned(),
             None => None,
         };
+        // Over WebSocket the principal is in the connection's data.
         let principal = principal
             .or_else(|| CURRENT.try_with(Clone::clone).ok())
+            .or_else(|| ctx.data_opt::<Principal>().cloned())
             .unwrap_or_else(Principal::nobody);
+        self.websocket.store(
+            ctx.data_opt::<super::progress::OverWebSocket>().is_some(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if let Ok(mut slot) = self.request.lock() {
             *slot = Some((principal.clone(), request.operation_name.clone()));
         }
@@ -514,6 +509,22 @@ impl Extension for AccessGuard {
             .unwrap_or_else(|| (Principal::nobody(), None));
         if let Err(msg) = check_document(&principal, &doc, name.as_deref()) {
             return Err(forbidden_server_error(msg));
+        }
+        let websocket = self.websocket.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(op) = selected_operation(&doc, name.as_deref()) {
+            match (op.ty, websocket) {
+                (OperationType::Subscription, false) => {
+                    return Err(forbidden_server_error(
+                        "subscriptions are served over WebSocket (graphql-transport-ws) on /graphql",
+                    ))
+                }
+                (OperationType::Query | OperationType::Mutation, true) => {
+                    return Err(forbidden_server_error(
+                        "over WebSocket only subscriptions are served; send queries and mutations over HTTP",
+                    ))
+                }
+                _ => {}
+            }
         }
         Ok(doc)
     }
@@ -557,6 +568,11 @@ mod tests {
             assert_eq!(verify_akid("s3cret", bad), None, "{bad}");
         }
         assert_eq!(akid_user(".103007.Gcg02t"), Some(UserId(103007)));
+        // The same shape rules as the client's (`actionkit::akid`): a mailing id is
+        // digits, the hash six URL-safe characters.
+        assert_eq!(akid_user("x.103007.Gcg02t"), None);
+        assert_eq!(akid_user(".103007.Gc/02t"), None);
+        assert_eq!(akid_user(".103007.Gcg02"), None);
     }
 
     #[test]

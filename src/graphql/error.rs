@@ -29,10 +29,27 @@ pub enum ErrorCode {
     /// client stops sending hashes (Apollo Client's and urql's links do this by
     /// themselves).
     PersistedQueryNotSupported,
+    /// The gateway itself is overloaded (its queue of operations, or its connection
+    /// cap, is full): HTTP 429 with `Retry-After`; nothing about the caller or
+    /// ActionKit.
+    Overloaded,
     Internal,
 }
 
 impl ErrorCode {
+    /// Every code (metrics labels are taken from this list only).
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::NotFound,
+        ErrorCode::BadUserInput,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::UpstreamUnavailable,
+        ErrorCode::UpstreamTimeout,
+        ErrorCode::UpstreamRateLimited,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::NotFound => "NOT_FOUND",
@@ -45,6 +62,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             ErrorCode::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
+            ErrorCode::Overloaded => "OVERLOADED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -11,15 +11,20 @@ use async_graphql::dataloader::Loader;
 
 use super::batch::{BatchLoader, PollGate};
 
+use super::shared_cache::{SharedCache, TypedLevel};
 use crate::actionkit::{
     self, Action, ActionFilter, ActionId, Client, Page, PageId, UpstreamCounter, User, UserId,
     Window,
 };
 
-/// Pages are few and change rarely: one cache for the whole process, with a TTL.
+/// Pages are few and change rarely: one cache for the whole process, with a TTL; with
+/// several replicas, a second level shared between them (same TTL, see
+/// [`PageCache::with_shared`]).
 #[derive(Clone)]
 pub struct PageCache {
     inner: moka::sync::Cache<PageId, Arc<Page>>,
+    ttl: Duration,
+    shared: Option<TypedLevel<Page>>,
 }
 
 impl PageCache {
@@ -29,7 +34,15 @@ impl PageCache {
                 .time_to_live(ttl)
                 .max_capacity(capacity)
                 .build(),
+            ttl,
+            shared: None,
         }
+    }
+
+    /// Adds a shared second level (`page:<id>`, the same TTL) under the process's cache.
+    pub fn with_shared(mut self, level: Arc<dyn SharedCache>) -> Self {
+        self.shared = Some(TypedLevel::new(level, "page", self.ttl));
+        self
     }
 
     /// The cached page, if any: read without going through a loader, so that the
@@ -44,26 +57,48 @@ fn batch_size(loader: &'static str, n: usize) {
     metrics::histogram!("gateway_dataloader_batch_size", "loader" => loader).record(n as f64);
 }
 
+/// What a loader hands out for one key: its value, or the error of that key alone.
+/// A batch never fails as a whole: a key whose read failed fails only the fields that
+/// asked for it, and the other keys of the batch keep their data.
+pub type Keyed<T> = Result<Arc<T>, actionkit::Error>;
+
+fn keyed<K: Eq + std::hash::Hash, T>(each: actionkit::Each<K, T>) -> HashMap<K, Keyed<T>> {
+    each.into_iter()
+        .map(|(k, r)| (k, r.map(Arc::new)))
+        .collect()
+}
+
+/// One key's answer as the resolvers want it: `Ok(None)` when it does not exist.
+pub fn flatten<T>(
+    loaded: Result<Option<Keyed<T>>, actionkit::Error>,
+) -> Result<Option<Arc<T>>, actionkit::Error> {
+    loaded?.transpose()
+}
+
+/// A single read as one key's answer.
+fn one<K: Eq + std::hash::Hash, T>(
+    key: K,
+    read: Result<Option<T>, actionkit::Error>,
+) -> HashMap<K, Keyed<T>> {
+    match read.transpose() {
+        None => HashMap::new(),
+        Some(r) => HashMap::from([(key, r.map(Arc::new))]),
+    }
+}
+
 /// Users by id.
 pub struct UserLoader(pub Client);
 
 impl Loader<UserId> for UserLoader {
-    type Value = Arc<User>;
+    type Value = Keyed<User>;
     type Error = actionkit::Error;
 
     async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Self::Value>, Self::Error> {
         batch_size("user", keys.len());
-        let found = if let [one] = keys {
-            self.0
-                .user(*one)
-                .await?
-                .map(|u| (*one, u))
-                .into_iter()
-                .collect()
-        } else {
-            self.0.users(keys).await?
-        };
-        Ok(found.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+        Ok(match keys {
+            [one_key] => one(*one_key, self.0.user(*one_key).await),
+            _ => keyed(self.0.users_each(keys).await),
+        })
     }
 }
 
@@ -71,22 +106,15 @@ impl Loader<UserId> for UserLoader {
 pub struct ActionLoader(pub Client);
 
 impl Loader<ActionId> for ActionLoader {
-    type Value = Arc<Action>;
+    type Value = Keyed<Action>;
     type Error = actionkit::Error;
 
     async fn load(&self, keys: &[ActionId]) -> Result<HashMap<ActionId, Self::Value>, Self::Error> {
         batch_size("action", keys.len());
-        let found = if let [one] = keys {
-            self.0
-                .action(*one)
-                .await?
-                .map(|a| (*one, a))
-                .into_iter()
-                .collect()
-        } else {
-            self.0.actions(keys).await?
-        };
-        Ok(found.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+        Ok(match keys {
+            [one_key] => one(*one_key, self.0.action(*one_key).await),
+            _ => keyed(self.0.actions_each(keys).await),
+        })
     }
 }
 
@@ -98,7 +126,7 @@ pub struct PageLoader {
 }
 
 impl Loader<PageId> for PageLoader {
-    type Value = Arc<Page>;
+    type Value = Keyed<Page>;
     type Error = actionkit::Error;
 
     async fn load(&self, keys: &[PageId]) -> Result<HashMap<PageId, Self::Value>, Self::Error> {
@@ -108,7 +136,7 @@ impl Loader<PageId> for PageLoader {
         for key in keys {
             match self.cache.inner.get(key) {
                 Some(page) => {
-                    out.insert(*key, page);
+                    out.insert(*key, Ok(page));
                 }
                 None => missing.push(*key),
             }
@@ -116,22 +144,38 @@ impl Loader<PageId> for PageLoader {
         let hits = (keys.len() - missing.len()) as u64;
         self.hits.fetch_add(hits, Ordering::Relaxed);
         metrics::counter!("gateway_page_cache_total", "result" => "hit").increment(hits);
+        // The shared level (another replica may have read them).
+        if let (Some(shared), false) = (&self.cache.shared, missing.is_empty()) {
+            let found = shared.get_many(&missing).await;
+            metrics::counter!("gateway_page_cache_total", "result" => "shared_hit")
+                .increment(found.len() as u64);
+            for (id, page) in found {
+                let page = Arc::new(page);
+                self.cache.inner.insert(id, page.clone());
+                out.insert(id, Ok(page));
+            }
+            missing.retain(|id| !out.contains_key(id));
+        }
         metrics::counter!("gateway_page_cache_total", "result" => "miss")
             .increment(missing.len() as u64);
         let fetched = match missing.as_slice() {
             [] => HashMap::new(),
-            [one] => self
-                .client
-                .page(*one)
-                .await?
-                .map(|p| (*one, p))
-                .into_iter()
-                .collect(),
-            many => self.client.pages(many).await?,
+            [one_key] => one(*one_key, self.client.page(*one_key).await),
+            many => keyed(self.client.pages_each(many).await),
         };
+        if let Some(shared) = &self.cache.shared {
+            shared
+                .put_many(
+                    fetched
+                        .iter()
+                        .filter_map(|(id, page)| page.as_ref().ok().map(|p| (id, &**p))),
+                )
+                .await;
+        }
         for (id, page) in fetched {
-            let page = Arc::new(page);
-            self.cache.inner.insert(id, page.clone());
+            if let Ok(page) = &page {
+                self.cache.inner.insert(id, page.clone());
+            }
             out.insert(id, page);
         }
         Ok(out)
@@ -164,7 +208,7 @@ fn shared(window: Window<Action>) -> ActionWindow {
 }
 
 impl Loader<UserActionsKey> for UserActionsLoader {
-    type Value = Arc<ActionWindow>;
+    type Value = Result<Arc<ActionWindow>, actionkit::Error>;
     type Error = actionkit::Error;
 
     async fn load(
@@ -181,7 +225,7 @@ impl Loader<UserActionsKey> for UserActionsLoader {
             .into_iter()
             .map(|(filter, group)| self.load_group(filter, group));
         for result in futures::future::join_all(groups).await {
-            out.extend(result?);
+            out.extend(result);
         }
         Ok(out)
     }
@@ -192,45 +236,66 @@ impl UserActionsLoader {
         &self,
         filter: &ActionFilter,
         group: Vec<&UserActionsKey>,
-    ) -> Result<Vec<(UserActionsKey, Arc<ActionWindow>)>, actionkit::Error> {
+    ) -> Vec<(UserActionsKey, Result<Arc<ActionWindow>, actionkit::Error>)> {
         let mut users: Vec<UserId> = group.iter().map(|k| k.user).collect();
         users.sort_unstable();
         users.dedup();
         if users.len() > 1 && self.0.capabilities().action_user_in {
             // One window per key would cost at least one call per key; the sweep is
             // worth it only when it needs fewer calls than that.
-            if let Some(all) = self.0.actions_of_users(&users, filter, group.len()).await? {
-                let mut all: HashMap<UserId, Vec<Arc<Action>>> = all
-                    .into_iter()
-                    .map(|(user, actions)| (user, actions.into_iter().map(Arc::new).collect()))
-                    .collect();
-                return Ok(group
-                    .into_iter()
-                    .map(|key| {
-                        let actions = all.entry(key.user).or_default();
-                        let window = Window {
-                            total_count: actions.len() as u64,
-                            objects: actions
-                                .iter()
-                                .skip(key.offset as usize)
-                                .take(key.limit as usize)
-                                .cloned()
-                                .collect(),
-                        };
-                        (key.clone(), Arc::new(window))
-                    })
-                    .collect());
+            match self.0.actions_of_users(&users, filter, group.len()).await {
+                Ok(Some(all)) => return sweep_windows(group, all),
+                Ok(None) => {}
+                // One member's rows can fail the sweep of all (a corrupt row, a
+                // history too long to read in time): each window is then read alone,
+                // so that only that member's windows fail.
+                Err(e) if e.may_concern_some_keys() => {
+                    metrics::counter!("gateway_upstream_batch_splits_total").increment(1);
+                }
+                Err(e) => {
+                    return group
+                        .into_iter()
+                        .map(|k| (k.clone(), Err(e.clone())))
+                        .collect()
+                }
             }
         }
         let windows = group.into_iter().map(|key| async move {
             let window = self
                 .0
                 .user_actions(key.user, filter, key.offset, key.limit)
-                .await?;
-            Ok::<_, actionkit::Error>((key.clone(), Arc::new(shared(window))))
+                .await;
+            (key.clone(), window.map(|w| Arc::new(shared(w))))
         });
-        futures::future::try_join_all(windows).await
+        futures::future::join_all(windows).await
     }
+}
+
+/// The windows of a group cut from one sweep of its users' actions.
+fn sweep_windows(
+    group: Vec<&UserActionsKey>,
+    all: HashMap<UserId, Vec<Action>>,
+) -> Vec<(UserActionsKey, Result<Arc<ActionWindow>, actionkit::Error>)> {
+    let mut all: HashMap<UserId, Vec<Arc<Action>>> = all
+        .into_iter()
+        .map(|(user, actions)| (user, actions.into_iter().map(Arc::new).collect()))
+        .collect();
+    group
+        .into_iter()
+        .map(|key| {
+            let actions = all.entry(key.user).or_default();
+            let window = Window {
+                total_count: actions.len() as u64,
+                objects: actions
+                    .iter()
+                    .skip(key.offset as usize)
+                    .take(key.limit as usize)
+                    .cloned()
+                    .collect(),
+            };
+            (key.clone(), Ok(Arc::new(window)))
+        })
+        .collect()
 }
 
 /// The largest batch the client sends as one list call (`id__in`, `user__in`): a
@@ -342,7 +407,33 @@ impl Loaders {
                 self.direct_hits.fetch_add(1, Ordering::Relaxed);
                 Ok(Some(page))
             }
-            None => self.pages.load_one(id).await,
+            None => flatten(self.pages.load_one(id).await),
+        }
+    }
+
+    /// A user by id, batched with the request's other users; the error is this
+    /// user's own (a failure of another user in the batch is not).
+    pub async fn user(&self, id: UserId) -> Result<Option<Arc<User>>, actionkit::Error> {
+        flatten(self.users.load_one(id).await)
+    }
+
+    /// An action by id, batched like [`Loaders::user`].
+    pub async fn action(&self, id: ActionId) -> Result<Option<Arc<Action>>, actionkit::Error> {
+        flatten(self.actions.load_one(id).await)
+    }
+
+    /// One window of a user's actions, batched like [`Loaders::user`]; empty when
+    /// there is nothing to read.
+    pub async fn user_actions(
+        &self,
+        key: UserActionsKey,
+    ) -> Result<Arc<ActionWindow>, actionkit::Error> {
+        match self.user_actions.load_one(key).await? {
+            Some(window) => window,
+            None => Ok(Arc::new(Window {
+                total_count: 0,
+                objects: Vec::new(),
+            })),
         }
     }
 }

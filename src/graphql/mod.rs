@@ -3,11 +3,14 @@
 
 pub mod access;
 pub mod batch;
+mod context;
 pub mod error;
 pub mod limits;
 pub mod loaders;
 mod mutation;
+pub mod progress;
 mod query;
+pub mod shared_cache;
 mod submit;
 mod submit_input;
 pub mod types;
@@ -19,18 +22,19 @@ use std::time::Duration;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 
-use async_graphql::{EmptySubscription, Response, Schema};
+use async_graphql::{Response, Schema};
 
 pub use error::{ErrorCode, GatewayError};
 pub use loaders::{Loaders, PageCache};
 pub use mutation::MutationRoot;
+pub use progress::{ProgressCache, ProgressHub, ProgressSettings, SubscriptionRoot};
 pub use query::QueryRoot;
 
 use crate::actionkit::Client;
 use crate::outbox::Outbox;
 
 /// The gateway's schema type.
-pub type GatewaySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type GatewaySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Settings of the GraphQL layer.
 #[derive(Debug, Clone)]
@@ -47,6 +51,10 @@ pub struct GraphqlSettings {
     pub submit: crate::config::SubmitConfig,
     /// The instance's AKID secret: submitted AKIDs are checked before they are sent.
     pub akid_secret: Option<secrecy::SecretString>,
+    /// Page progress: the hub shared with the WebSocket endpoint. Unset: the schema
+    /// makes its own from `progress_settings` when it has a client.
+    pub progress: Option<ProgressHub>,
+    pub progress_settings: ProgressSettings,
 }
 
 impl Default for GraphqlSettings {
@@ -59,6 +67,8 @@ impl Default for GraphqlSettings {
             limits: limits::Limits::default(),
             submit: crate::config::SubmitConfig::default(),
             akid_secret: None,
+            progress: None,
+            progress_settings: ProgressSettings::default(),
         }
     }
 }
@@ -70,7 +80,7 @@ pub fn build_schema(
     outbox: Option<Outbox>,
     settings: &GraphqlSettings,
 ) -> GatewaySchema {
-    let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .limit_complexity(settings.max_complexity)
         .extension(ExecutionMarker)
         .extension(access::AccessExtension)
@@ -82,7 +92,17 @@ pub fn build_schema(
         builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(client) = client {
-        builder = builder.data(client);
+        let hub = match &settings.progress {
+            Some(hub) => hub.clone(),
+            None => {
+                let hub = ProgressHub::new(client.clone(), &settings.progress_settings);
+                if let Some(outbox) = &outbox {
+                    hub.follow(outbox.processed_pages());
+                }
+                hub
+            }
+        };
+        builder = builder.data(hub).data(client);
     }
     builder = builder.data(submit::SubmitGuard::new(
         &settings.submit,

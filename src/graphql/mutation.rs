@@ -59,6 +59,8 @@ fn check_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<usize, Gatewa
     Ok(seen.len())
 }
 
+/// Writes: taking actions for members, and setting or clearing custom fields on
+/// actions.
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Takes an action on a page for a member: a petition signature, a signup, an
@@ -70,7 +72,7 @@ impl MutationRoot {
     async fn submit_action(
         &self,
         ctx: &Context<'_>,
-        input: super::submit::SubmitActionInput,
+        input: super::submit_input::SubmitActionInput,
     ) -> GqlResult<super::submit::SubmitActionPayload> {
         super::submit::submit_action(ctx, input).await
     }

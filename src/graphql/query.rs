@@ -68,6 +68,8 @@ fn null_on_error<T>(ctx: &Context<'_>, result: GqlResult<Option<T>>) -> Option<T
     }
 }
 
+/// Reads: members, actions and pages, by id (and members by email or AKID, pages by
+/// short name), and submissions by id.
 #[Object(name = "Query")]
 impl QueryRoot {
     /// One user, by exactly one of `id`, `email` or `akid` (an ActionKit AKID such as
@@ -86,7 +88,22 @@ impl QueryRoot {
     /// At most 100 ids.
     #[graphql(complexity = "super::limits::list_cost(Some(ids.len() as i64), child_complexity)")]
     async fn users(&self, ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<UserNode>>> {
-        Self::find_users(ctx, ids).await
+        let found = Self::find_users(ctx, ids).await?;
+        // A member whose read failed is null at its index, with the error at
+        // `users.<index>`; the other members keep their data.
+        Ok(found
+            .into_iter()
+            .enumerate()
+            .map(|(i, user)| match user {
+                Ok(user) => user,
+                Err(err) => {
+                    let mut err = ctx.set_error_path(err.into_server_error(ctx.item.pos));
+                    err.path.push(async_graphql::PathSegment::Index(i));
+                    ctx.add_error(err);
+                    None
+                }
+            })
+            .collect())
     }
 
     /// One action by id; null when it does not exist.
@@ -99,6 +116,20 @@ impl QueryRoot {
     /// when no submission has this id.
     async fn submission(&self, ctx: &Context<'_>, id: ID) -> Option<super::submit::Submission> {
         null_on_error(ctx, super::submit::submission(ctx, id).await)
+    }
+
+    /// What a form needs to render for one visitor: the page (title, type,
+    /// `progress`), whether the visitor's AKID verifies (`recognized`), and then the
+    /// member's first name and the page's required fields still missing for them.
+    /// Nothing else about the member is returned. Null when no page has this short
+    /// name. Open to `read`, `self` and `submit` keys (a `submit` key: its own pages).
+    async fn page_context(
+        &self,
+        ctx: &Context<'_>,
+        page: String,
+        akid: Option<String>,
+    ) -> Option<super::context::PageContext> {
+        null_on_error(ctx, super::context::page_context(ctx, page, akid).await)
     }
 
     /// One page, by exactly one of `id` or `name` (its short name). Null when no such
@@ -128,7 +159,7 @@ impl QueryRoot {
                 access::check_user(ctx, id)?;
                 let prefetch = prefetch_keys(ctx, id);
                 let (user, _) = futures::join!(
-                    loaders.users.load_one(id),
+                    loaders.user(id),
                     // Errors here surface again, at the right path, from `actions`.
                     loaders.user_actions.load_many(prefetch)
                 );
@@ -166,7 +197,10 @@ impl QueryRoot {
         Ok(user.map(UserNode::new))
     }
 
-    async fn find_users(ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<UserNode>>> {
+    async fn find_users(
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+    ) -> GqlResult<Vec<GqlResult<Option<UserNode>>>> {
         if ids.len() > MAX_USERS {
             return Err(GatewayError::bad_input(format!("at most {MAX_USERS} ids")).into());
         }
@@ -185,18 +219,18 @@ impl QueryRoot {
             .map_err(GatewayError::from)?;
         Ok(ids
             .iter()
-            .map(|id| found.get(id).cloned().map(UserNode::new))
+            .map(|id| match found.get(id) {
+                None => Ok(None),
+                Some(Ok(user)) => Ok(Some(UserNode::new(user.clone()))),
+                Some(Err(e)) => Err(GatewayError::from(e.clone()).into()),
+            })
             .collect())
     }
 
     async fn find_action(ctx: &Context<'_>, id: ID) -> GqlResult<Option<ActionNode>> {
         let id = ActionId(parse_id(&id, "id")?);
         let loaders = ctx.data_unchecked::<Loaders>();
-        let action = loaders
-            .actions
-            .load_one(id)
-            .await
-            .map_err(GatewayError::from)?;
+        let action = loaders.action(id).await.map_err(GatewayError::from)?;
         if let Some(action) = &action {
             access::check_action_owner(ctx, action.user_id())?;
         }
@@ -213,11 +247,7 @@ impl QueryRoot {
             (Some(id), None) => {
                 let id = PageId(parse_id(&id, "id")?);
                 let loaders = ctx.data_unchecked::<Loaders>();
-                let page = loaders
-                    .pages
-                    .load_one(id)
-                    .await
-                    .map_err(GatewayError::from)?;
+                let page = loaders.page(id).await.map_err(GatewayError::from)?;
                 Ok(page.map(PageNode))
             }
             (None, Some(name)) => {

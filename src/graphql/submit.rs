@@ -14,113 +14,17 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject, ID};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::access;
 use super::error::{ErrorCode, GatewayError, GqlResult};
 use super::loaders::Loaders;
-use super::mutation::CustomFieldInput;
-use super::submit_input::{self, Code, Problem, RawSubmission};
+use super::submit_input::{self, Code, Problem, SubmitActionInput};
 use super::types::ActionNode;
 use crate::actionkit::{Action, ActionId, Client, PageForm};
 use crate::config::SubmitConfig;
 use crate::outbox::{self, Outbox, SubmissionRecord, SubmissionState};
-
-/// A member taking an action on a page: signing a petition, signing up, RSVPing.
-/// Empty strings count as absent (a form's empty inputs).
-#[derive(InputObject, Debug, Default)]
-pub(super) struct SubmitActionInput {
-    /// The page's short name (for example `save-the-bees`).
-    pub page: String,
-    /// The member's email address. Give it, or `akid` (a `self` key's own AKID,
-    /// sent in `X-AKID`, counts when neither is given).
-    pub email: Option<String>,
-    /// The member's AKID, from a mailing link (`<mailing>.<user>.<hash>`).
-    pub akid: Option<String>,
-    /// First name.
-    pub first_name: Option<String>,
-    /// Last name.
-    pub last_name: Option<String>,
-    /// A full name, which ActionKit splits into first and last.
-    pub name: Option<String>,
-    /// Street address, first line.
-    pub address1: Option<String>,
-    /// Street address, second line.
-    pub address2: Option<String>,
-    /// City.
-    pub city: Option<String>,
-    /// US state.
-    pub state: Option<String>,
-    /// US zip code: `12345` or `12345-6789` (checked when the country is the US or
-    /// not given).
-    pub zip: Option<String>,
-    /// Postal code outside the US.
-    pub postal: Option<String>,
-    /// Region (state or province) outside the US.
-    pub region: Option<String>,
-    /// Country. When it is not given, or names the US, `zip` and `phone` are checked
-    /// as US ones.
-    pub country: Option<String>,
-    /// Phone number (10 digits when the country is the US or not given).
-    pub phone: Option<String>,
-    /// The member's language, as ActionKit names it.
-    pub lang: Option<String>,
-    /// Custom user fields (`user_<name>`): only names the page accepts (configured,
-    /// or the instance's allowed user fields).
-    pub user_fields: Option<Vec<CustomFieldInput>>,
-    /// Custom action fields (`action_<name>`); a name given several times means
-    /// several values. Keys without `write` may send only the names the page accepts.
-    pub fields: Option<Vec<CustomFieldInput>>,
-    /// The AKID of the member who shared the page, credited for the action.
-    pub referring_akid: Option<String>,
-    /// Where the member came from (`source` on the action), e.g. `email`, `fb`.
-    pub source: Option<String>,
-    /// Event RSVP: the event's id.
-    pub event_id: Option<ID>,
-    /// Event RSVP: `attendee` (the default) or `host`.
-    pub role: Option<String>,
-    /// Makes a retry safe: a second submission with the same key from the same API
-    /// key returns the first one's answer and makes no second action. At most 128
-    /// bytes; a random UUID per form submission is a good choice.
-    pub idempotency_key: Option<String>,
-}
-
-impl SubmitActionInput {
-    fn raw(self) -> RawSubmission {
-        let pairs = |v: Option<Vec<CustomFieldInput>>| {
-            v.unwrap_or_default()
-                .into_iter()
-                .map(|f| (f.name, f.value))
-                .collect()
-        };
-        RawSubmission {
-            page: self.page,
-            email: self.email,
-            akid: self.akid,
-            first_name: self.first_name,
-            last_name: self.last_name,
-            name: self.name,
-            address1: self.address1,
-            address2: self.address2,
-            city: self.city,
-            state: self.state,
-            zip: self.zip,
-            postal: self.postal,
-            region: self.region,
-            country: self.country,
-            phone: self.phone,
-            lang: self.lang,
-            user_fields: pairs(self.user_fields),
-            action_fields: pairs(self.fields),
-            referring_akid: self.referring_akid,
-            source: self.source,
-            event_id: self.event_id.map(|id| id.0),
-            role: self.role,
-            idempotency_key: self.idempotency_key,
-        }
-    }
-}
 
 /// Where a submission stands.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -195,11 +99,7 @@ async fn created_action(
     }
     let Some(id) = id else { return Ok(None) };
     let loaders = ctx.data_unchecked::<Loaders>();
-    let action = loaders
-        .actions
-        .load_one(id)
-        .await
-        .map_err(GatewayError::from)?;
+    let action = loaders.action(id).await.map_err(GatewayError::from)?;
     Ok(action.map(ActionNode::new))
 }
 
@@ -419,6 +319,21 @@ impl SubmitGuard {
         }
     }
 
+    /// The page's form through the same cache, with ActionKit's errors (for
+    /// `pageContext`).
+    pub(super) async fn page_form_or_error(
+        &self,
+        client: &Client,
+        page: &str,
+    ) -> Result<Option<Arc<PageForm>>, crate::actionkit::Error> {
+        if let Some(known) = self.page_forms.get(page) {
+            return Ok(known);
+        }
+        let form = client.page_form(page).await?.map(Arc::new);
+        self.page_forms.insert(page.to_owned(), form.clone());
+        Ok(form)
+    }
+
     /// The instance's allowed custom user fields, cached; `None` when not known.
     async fn instance_user_fields(
         &self,
@@ -515,7 +430,7 @@ pub(super) async fn submit_action(
     let guard = ctx
         .data_opt::<SubmitGuard>()
         .ok_or_else(|| GatewayError::new(ErrorCode::Internal, "taking actions is not set up"))?;
-    let mut raw = input.raw();
+    let mut raw = input;
     // A `self` key (without `write` or `submit`) submits as its own member only.
     let own_member_only = scopes.member && !scopes.write && !scopes.submit;
     let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
@@ -627,6 +542,18 @@ pub(super) async fn submission(ctx: &Context<'_>, id: ID) -> GqlResult<Option<Su
         GatewayError::new(ErrorCode::Internal, "the submission store failed")
     })?;
     Ok(record.map(Submission))
+}
+
+/// A page's form (its required fields) through `submitAction`'s form cache.
+pub(super) async fn cached_page_form(
+    ctx: &Context<'_>,
+    client: &Client,
+    page: &str,
+) -> Result<Option<Arc<PageForm>>, crate::actionkit::Error> {
+    match ctx.data_opt::<SubmitGuard>() {
+        Some(guard) => guard.page_form_or_error(client, page).await,
+        None => Ok(client.page_form(page).await?.map(Arc::new)),
+    }
 }
 
 #[cfg(test)]

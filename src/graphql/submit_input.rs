@@ -12,6 +12,9 @@
 
 use std::collections::BTreeSet;
 
+use async_graphql::{InputObject, ID};
+
+use super::mutation::CustomFieldInput;
 use crate::actionkit::{ActionSubmission, MAX_FIELD_VALUE_BYTES};
 
 /// The stable codes of field errors found by the gateway. (Failures reported by
@@ -92,31 +95,62 @@ pub(super) const MAX_CUSTOM_FIELDS: usize = 100;
 /// The longest idempotency key, in bytes.
 pub(super) const MAX_IDEMPOTENCY_KEY: usize = 128;
 
-/// A submission as the GraphQL input gives it (plain strings, before any check).
-#[derive(Debug, Clone, Default)]
-pub(super) struct RawSubmission {
+/// A member taking an action on a page: signing a petition, signing up, RSVPing.
+/// Empty strings count as absent (a form's empty inputs).
+#[derive(InputObject, Debug, Default)]
+pub(super) struct SubmitActionInput {
+    /// The page's short name (for example `save-the-bees`).
     pub page: String,
+    /// The member's email address. Give it, or `akid` (a `self` key's own AKID,
+    /// sent in `X-AKID`, counts when neither is given).
     pub email: Option<String>,
+    /// The member's AKID, from a mailing link (`<mailing>.<user>.<hash>`).
     pub akid: Option<String>,
+    /// First name.
     pub first_name: Option<String>,
+    /// Last name.
     pub last_name: Option<String>,
+    /// A full name, which ActionKit splits into first and last.
     pub name: Option<String>,
+    /// Street address, first line.
     pub address1: Option<String>,
+    /// Street address, second line.
     pub address2: Option<String>,
+    /// City.
     pub city: Option<String>,
+    /// US state.
     pub state: Option<String>,
+    /// US zip code: `12345` or `12345-6789` (checked when the country is the US or
+    /// not given).
     pub zip: Option<String>,
+    /// Postal code outside the US.
     pub postal: Option<String>,
+    /// Region (state or province) outside the US.
     pub region: Option<String>,
+    /// Country. When it is not given, or names the US, `zip` and `phone` are checked
+    /// as US ones.
     pub country: Option<String>,
+    /// Phone number (10 digits when the country is the US or not given).
     pub phone: Option<String>,
+    /// The member's language, as ActionKit names it.
     pub lang: Option<String>,
-    pub user_fields: Vec<(String, String)>,
-    pub action_fields: Vec<(String, String)>,
+    /// Custom user fields (`user_<name>`): only names the page accepts (configured,
+    /// or the instance's allowed user fields).
+    pub user_fields: Option<Vec<CustomFieldInput>>,
+    /// Custom action fields (`action_<name>`); a name given several times means
+    /// several values. Keys without `write` may send only the names the page accepts.
+    pub fields: Option<Vec<CustomFieldInput>>,
+    /// The AKID of the member who shared the page, credited for the action.
     pub referring_akid: Option<String>,
+    /// Where the member came from (`source` on the action), e.g. `email`, `fb`.
     pub source: Option<String>,
-    pub event_id: Option<String>,
+    /// Event RSVP: the event's id.
+    pub event_id: Option<ID>,
+    /// Event RSVP: `attendee` (the default) or `host`.
     pub role: Option<String>,
+    /// Makes a retry safe: a second submission with the same key from the same API
+    /// key returns the first one's answer and makes no second action. At most 128
+    /// bytes; a random UUID per form submission is a good choice.
     pub idempotency_key: Option<String>,
 }
 
@@ -345,10 +379,19 @@ fn custom(
     kept
 }
 
+/// Custom fields as (name, value) pairs, in the order given.
+fn pairs(fields: Option<Vec<CustomFieldInput>>) -> Vec<(String, String)> {
+    fields
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| (f.name, f.value))
+        .collect()
+}
+
 /// Checks everything that needs neither the page nor the instance, and builds the
 /// submission. The submission is usable only when the problem list is empty.
 pub(super) fn check(
-    raw: RawSubmission,
+    raw: SubmitActionInput,
     akid_secret: Option<&str>,
 ) -> (ActionSubmission, Vec<Problem>) {
     let mut out = Vec::new();
@@ -445,7 +488,7 @@ pub(super) fn check(
             ));
         }
     }
-    let event_id = match raw.event_id.map(|e| e.trim().to_owned()) {
+    let event_id = match raw.event_id.map(|e| e.0.trim().to_owned()) {
         None => None,
         Some(e) if e.is_empty() => None,
         Some(e) => match e.parse::<u64>() {
@@ -489,8 +532,8 @@ pub(super) fn check(
             ));
         }
     }
-    let user_fields = custom(&mut out, raw.user_fields, "user_", "userFields");
-    let action_fields = custom(&mut out, raw.action_fields, "action_", "fields");
+    let user_fields = custom(&mut out, pairs(raw.user_fields), "user_", "userFields");
+    let action_fields = custom(&mut out, pairs(raw.fields), "action_", "fields");
     let submission = ActionSubmission {
         page,
         email,

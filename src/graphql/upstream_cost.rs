@@ -78,6 +78,11 @@ enum Ty {
     Page,
     /// `SubmitActionPayload` and `Submission`: a stored submission and its action.
     Submission,
+    Subscription,
+    /// `PageContext`: a page's form and a visitor.
+    Context,
+    /// `PageProgress`: a reading, no calls below it.
+    Progress,
     Other,
 }
 
@@ -95,6 +100,9 @@ fn named(name: &str, current: Ty) -> Option<Ty> {
         },
         "ActionEdge" => Ty::Edge,
         "Page" => Ty::Page,
+        "Subscription" => Ty::Subscription,
+        "PageContext" => Ty::Context,
+        "PageProgress" => Ty::Progress,
         "SubmitActionPayload" | "Submission" => Ty::Submission,
         n if n == "Action" || n.ends_with("Action") => Ty::Action,
         _ => return None,
@@ -111,7 +119,7 @@ pub fn estimate(
     let root = match op.ty {
         OperationType::Query => Ty::Query,
         OperationType::Mutation => Ty::Mutation,
-        OperationType::Subscription => Ty::Other,
+        OperationType::Subscription => Ty::Subscription,
     };
     let mut walker = Walker {
         doc,
@@ -231,6 +239,15 @@ impl<'a> Walker<'a> {
             (Ty::Edge, "node") => (0, Ty::Action, m),
             (Ty::Action, "user") => (batched(self.batching.users, m), Ty::User, m),
             (Ty::Action, "page") => (batched(true, m), Ty::Page, m),
+            // The page's form (cached with submitAction's), and the AKID's member (two
+            // calls without the AKID secret).
+            (Ty::Query, "pageContext") => (m.saturating_mul(3), Ty::Context, m),
+            (Ty::Context, "page") => (0, Ty::Page, m),
+            // A reading: one call per cache period (`/progress/`), two where the
+            // instance lacks the endpoint; shared by every caller of the period.
+            (Ty::Page, "progress") | (Ty::Subscription, "pageProgress") => {
+                (m.saturating_mul(2), Ty::Progress, m)
+            }
             _ => (0, Ty::Other, m),
         }
     }

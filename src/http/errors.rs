@@ -86,7 +86,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::RateLimited | ErrorCode::UpstreamRateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited | ErrorCode::UpstreamRateLimited | ErrorCode::Overloaded => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -158,6 +160,8 @@ impl HttpError {
     }
 
     pub fn respond_as(self, format: Format) -> Response {
+        metrics::counter!("gateway_graphql_errors_total", "code" => self.code.as_str())
+            .increment(1);
         let bytes = serde_json::to_vec(&self.body()).unwrap_or_else(|_| b"{}".to_vec());
         let mut resp = respond_bytes(self.status, format, bytes);
         for (name, value) in self.headers {

@@ -1,7 +1,10 @@
 //! Example pages served in development mode with `serve --sandbox`:
 //! `/examples/petition`, a petition form in plain HTML and `fetch` that signs a demo
 //! page of the sandbox through `submitAction`, shows each field error next to its
-//! input, and the confirmation.
+//! input, and the confirmation. Above the form, a thermometer that moves live (the
+//! `pageProgress` subscription over WebSocket, `graphql-transport-ws` spoken by a few
+//! lines of the page's own script, since the page loads nothing from elsewhere), and a
+//! greeting for a visitor whose link carries an AKID (`?akid=…`, `pageContext`).
 //!
 //! The page holds a `submit` key made at start for this process only, limited to the
 //! demo page (a real form holds its own `submit` key the same way: such keys live in
@@ -57,6 +60,12 @@ button[disabled] { opacity: .6; cursor: wait; }
 #form-error { margin-top: 1rem; }
 #confirmation { padding: 1rem 1.2rem; background: #eaf5ea; border: 1px solid #2d6a2e; border-radius: 6px; }
 #confirmation[hidden], form[hidden] { display: none; }
+#meter { margin: 0 0 1rem; }
+#meter .track { height: 14px; background: #e4e1d8; border-radius: 7px; overflow: hidden; }
+#meter .bar { height: 100%; width: 0; background: #2d6a2e; transition: width .4s ease; }
+#meter p { margin: .3rem 0 0; font-size: .95rem; }
+#greeting { margin: 0 0 1rem; font-weight: 600; }
+#greeting:empty { display: none; }
 small { color: #666; }
 "#;
 
@@ -75,6 +84,74 @@ fn script(key: &str, page: &str) -> String {
     '  fieldErrors {{ field code message }}' +
     '  action {{ id type createdAt }}' +
     ' }} }}';
+  var CONTEXT =
+    'query Context($page: String!, $akid: String) {{' +
+    ' pageContext(page: $page, akid: $akid) {{ recognized firstName missingFields' +
+    '  page {{ title progress {{ current goal percent }} }} }} }}';
+  var PROGRESS =
+    'subscription Progress($page: String!) {{ pageProgress(page: $page) {{ current goal percent asOf }} }}';
+  var meterBar = document.querySelector('#meter .bar');
+  var meterText = document.getElementById('meter-text');
+  var greeting = document.getElementById('greeting');
+
+  function showProgress(p) {{
+    if (!p) return;
+    var current = Math.round(p.current);
+    meterText.setAttribute('data-count', String(current));
+    meterText.textContent = p.goal
+      ? current.toLocaleString('en-US') + ' of ' + p.goal.toLocaleString('en-US') + ' signatures'
+      : current.toLocaleString('en-US') + ' signatures';
+    meterBar.style.width = Math.min(100, p.percent || 0) + '%';
+  }}
+  function graphql(query, variables, name) {{
+    return fetch('/graphql', {{
+      method: 'POST',
+      headers: {{
+        'content-type': 'application/json',
+        accept: 'application/graphql-response+json, application/json;q=0.9',
+        authorization: 'Bearer ' + KEY,
+      }},
+      body: JSON.stringify({{ query: query, variables: variables, operationName: name }}),
+    }}).then(function (res) {{ return res.json(); }});
+  }}
+  // The visitor's context: the page's count, and a greeting when the link's AKID
+  // names a member.
+  var akid = new URLSearchParams(location.search).get('akid');
+  graphql(CONTEXT, {{ page: PAGE, akid: akid }}, 'Context').then(function (body) {{
+    var ctx = body && body.data && body.data.pageContext;
+    if (!ctx) return;
+    showProgress(ctx.page.progress);
+    if (ctx.recognized && ctx.firstName) {{
+      greeting.textContent = 'Welcome back, ' + ctx.firstName + '!';
+      greeting.setAttribute('data-recognized', 'true');
+      var email = document.getElementById('email');
+      if (email && ctx.missingFields.indexOf('email') < 0) {{
+        email.closest('div').hidden = true;
+        form.setAttribute('data-akid', akid);
+      }}
+    }}
+  }}).catch(function () {{}});
+  // Live progress: graphql-transport-ws over one WebSocket, reconnecting when closed.
+  function live() {{
+    var ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/graphql', 'graphql-transport-ws');
+    ws.onopen = function () {{
+      ws.send(JSON.stringify({{ type: 'connection_init', payload: {{ authorization: 'Bearer ' + KEY }} }}));
+    }};
+    ws.onmessage = function (event) {{
+      var msg = JSON.parse(event.data);
+      if (msg.type === 'connection_ack') {{
+        ws.send(JSON.stringify({{ id: '1', type: 'subscribe', payload: {{ query: PROGRESS, variables: {{ page: PAGE }}, operationName: 'Progress' }} }}));
+      }} else if (msg.type === 'ping') {{
+        ws.send(JSON.stringify({{ type: 'pong' }}));
+      }} else if (msg.type === 'next' && msg.payload && msg.payload.data) {{
+        showProgress(msg.payload.data.pageProgress);
+        document.getElementById('meter').setAttribute('data-live', 'true');
+      }}
+    }};
+    ws.onclose = function () {{ setTimeout(live, 3000); }};
+  }}
+  if (window.WebSocket) live();
+
   var form = document.getElementById('petition');
   var button = form.querySelector('button');
   var formError = document.getElementById('form-error');
@@ -121,8 +198,9 @@ fn script(key: &str, page: &str) -> String {
     clearErrors();
     var input = {{ page: PAGE }};
     inputs().forEach(function (el) {{
-      if (el.value.trim() !== '') input[el.name] = el.value;
+      if (el.value.trim() !== '' && !el.closest('div').hidden) input[el.name] = el.value;
     }});
+    if (form.getAttribute('data-akid')) input.akid = form.getAttribute('data-akid');
     button.disabled = true;
     idempotencyKey(input).then(function (k) {{
       input.idempotencyKey = k;
@@ -214,6 +292,8 @@ impl PetitionExample {
 <main>
 <h1>{title}</h1>
 <p class="lede">Neonicotinoid pesticides are killing bees. Add your name.</p>
+<div id="meter" aria-live="polite"><div class="track"><div class="bar"></div></div><p id="meter-text"></p></div>
+<p id="greeting"></p>
 <form id="petition" novalidate>
 {email}
 <div class="row">{first}{last}</div>

@@ -26,7 +26,8 @@ pub(super) async fn healthz() -> Response {
 }
 
 /// Ready: ActionKit answers an authenticated call with the configured credential, and
-/// the submission store can write. The body also says how many submissions wait.
+/// the submission store can write. The body also says how many submissions wait and,
+/// with Redis configured, whether Redis answers (`"redis": "up"` or `"down"`).
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(outbox) = &state.outbox {
         if let Err(e) = outbox.check().await {
@@ -54,11 +55,17 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
         }
     };
     if ready {
-        match queued {
-            Some(queued) => Json(json!({"status": "ready", "queued_submissions": queued})),
-            None => Json(json!({"status": "ready"})),
+        let mut body = json!({"status": "ready"});
+        if let Some(queued) = queued {
+            body["queued_submissions"] = json!(queued);
         }
-        .into_response()
+        // Redis down does not make a replica unready: it serves on local state (taking
+        // every replica out of service at once would be the outage Redis is there to
+        // avoid). The body and `gateway_redis_up` say so.
+        if let Some(up) = &state.redis_up {
+            body["redis"] = json!(if up() { "up" } else { "down" });
+        }
+        Json(body).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

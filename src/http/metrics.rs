@@ -86,6 +86,26 @@ fn describe() {
         "gateway_outbox_delivery_attempts_total",
         "Sends and lookups of submissions, by path (at_once, worker) and result"
     );
+    describe_counter!(
+        "gateway_graphql_errors_total",
+        "Errors answered, by code (the closed list of README's error codes)"
+    );
+    describe_gauge!(
+        "gateway_upstream_max_in_flight",
+        "The ActionKit budget: calls in flight allowed (for all replicas with Redis)"
+    );
+    describe_gauge!(
+        "gateway_redis_up",
+        "1 while Redis answers, 0 while it does not"
+    );
+    describe_counter!(
+        "gateway_redis_errors_total",
+        "Redis commands that failed, by operation and kind"
+    );
+    describe_counter!(
+        "gateway_outbox_local_fallback_total",
+        "Submissions stored in the replica's own store because Redis was unreachable"
+    );
     describe_histogram!(
         "gateway_outbox_delivery_delay_seconds",
         Unit::Seconds,

@@ -1,18 +1,22 @@
 //! The gateway's HTTP surface: `/graphql` (POST, and GET for queries), GraphiQL at `/`,
 //! `/healthz` (alive), `/readyz` (ActionKit reachable with the credential, the
 //! submission store writable) and `/metrics` (Prometheus); in development mode with
-//! the sandbox, `/examples/petition`.
+//! the sandbox, `/examples/petition`. `GET /graphql` with `Upgrade: websocket` is the
+//! subscription endpoint (`ws.rs`, `graphql-transport-ws`).
 //!
-//! In front of `/graphql`: the guard (`auth/`: keys, JWT, rate limit, the body
+//! In front of `/graphql`: the guard (`auth/`: keys, JWT, rate limits per caller
+//! (`auth/limiter.rs`) by client address (`client_addr.rs`), the body
 //! read whole with a size and time limit, trusted documents), then the shedder
 //! (`shed.rs`), then the handler (`graphql/`), which checks the document's cost
 //! before the schema sees it. Every error answer is built by `errors.rs`. The
 //! connections themselves (header and idle timeouts, the connection cap) are handled
-//! by `server.rs`.
+//! by `server.rs`; CORS by `cors.rs`.
 
 pub mod apq;
 pub mod auth;
 mod body;
+pub mod client_addr;
+pub mod cors;
 pub mod errors;
 pub mod examples;
 mod graphiql;
@@ -23,6 +27,7 @@ pub mod metrics;
 pub mod server;
 mod shed;
 pub mod trusted;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +67,12 @@ pub struct AppState {
     pub persisted: Option<apq::PersistedQueries>,
     /// Parsed documents, by text.
     pub(crate) documents: graphql::DocumentCache,
+    /// Page progress (the hub the schema uses too), for the WebSocket endpoint.
+    pub progress: Option<crate::graphql::ProgressHub>,
+    /// The WebSocket endpoint's settings and counters (`ws.rs`).
+    pub websocket: Arc<ws::WsState>,
+    /// With Redis configured: whether it answers now (`/readyz` reports it).
+    pub redis_up: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl AppState {
@@ -88,6 +99,9 @@ impl AppState {
             persisted: Some(apq::PersistedQueries::new(
                 crate::config::GraphqlConfig::default().persisted_query_cache_bytes,
             )),
+            progress: None,
+            websocket: Arc::new(ws::WsState::default()),
+            redis_up: None,
         }
     }
 
@@ -126,7 +140,13 @@ pub fn router(state: AppState) -> Router {
         ))
         // The guard has read the body whole, within `security.max_body_bytes`
         // (`body.rs`); the handler's extractor must not apply another limit.
-        .layer(DefaultBodyLimit::disable());
+        .layer(DefaultBodyLimit::disable())
+        // WebSocket upgrades (subscriptions) authenticate in `connection_init`, so
+        // they are taken before the guard; every other request passes through.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ws::intercept,
+        ));
     let mut router = Router::new().merge(graphql_routes);
     if state.examples.is_some() {
         router = router.route("/examples/petition", get(examples::petition));
@@ -145,19 +165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state);
-    if security.cors_origins.is_empty() {
-        return router;
-    }
-    router.layer(
-        tower_http::cors::CorsLayer::new()
-            .allow_origin(security.cors_origins.clone())
-            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
-            .allow_headers([
-                axum::http::header::AUTHORIZATION,
-                axum::http::header::CONTENT_TYPE,
-                axum::http::header::ACCEPT,
-                security.authenticator.akid_header.clone(),
-            ])
-            .max_age(Duration::from_secs(600)),
-    )
+    security
+        .cors
+        .apply(router, security.authenticator.akid_header.clone())
 }

@@ -20,7 +20,7 @@
 //! connection that has been in the head or idle phase the longest is closed to make
 //! room, so slow and half-open clients cannot keep anyone else out; only when every
 //! open connection is busy is the new one refused, with a GraphQL-shaped HTTP 429
-//! (`UPSTREAM_RATE_LIMITED`, `Retry-After: 1`), as the shedder refuses operations.
+//! (`OVERLOADED`, `Retry-After: 1`), as the shedder refuses operations.
 //!
 //! Metrics: `gateway_http_connections_open` (gauge) and
 //! `gateway_http_connections_closed_total{reason="header_timeout"|"idle_timeout"|"evicted"|"refused"}`.
@@ -323,7 +323,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// Answers a connection the cap has no room for, then closes it.
 async fn refuse(mut stream: TcpStream) {
     let body = HttpError::new(
-        ErrorCode::UpstreamRateLimited,
+        ErrorCode::Overloaded,
         "the gateway has too many open connections; retry after a second",
     )
     .body()
@@ -370,7 +370,11 @@ async fn connection(
         // The phases above time the headers; hyper's own timer would also cut idle
         // keep-alive connections at the header timeout.
         .header_read_timeout(None)
-        .serve_connection(io, service);
+        .serve_connection(io, service)
+        // WebSocket subscriptions (`ws.rs`): after the 101 the socket belongs to the
+        // WebSocket task, which has its own caps and timeouts, and leaves this
+        // registry.
+        .with_upgrades();
     tokio::pin!(http);
     let mut stopping = false;
     loop {

@@ -4,7 +4,7 @@
 //! `max_queued_operations` more wait for a slot, each at most `queue_timeout_ms`.
 //! A request beyond the queue, or one whose wait runs out, is refused at once with
 //! HTTP 429, `Retry-After: 1` and a GraphQL-shaped body whose code is
-//! `UPSTREAM_RATE_LIMITED`, instead of piling up memory and latency behind a
+//! `OVERLOADED` (the gateway's own overload, not ActionKit's limit), instead of piling up memory and latency behind a
 //! concurrency cap that ActionKit (and the upstream semaphore) will not lift.
 //!
 //! Metrics: `gateway_graphql_queued` (gauge: waiting for a slot) and
@@ -87,7 +87,7 @@ impl Shedder {
 fn refuse(reason: &'static str, headers: &HeaderMap) -> Response {
     metrics::counter!("gateway_graphql_shed_total", "reason" => reason).increment(1);
     HttpError::new(
-        ErrorCode::UpstreamRateLimited,
+        ErrorCode::Overloaded,
         "the gateway is handling too many requests; retry after a second",
     )
     .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
@@ -130,6 +130,10 @@ mod tests {
         let resp = refuse("queue_full", &HeaderMap::new());
         assert_eq!(resp.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        let body = futures::executor::block_on(axum::body::to_bytes(resp.into_body(), 4096))
+            .expect("body");
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains(r#""code":"OVERLOADED""#), "{body}");
     }
 
     #[test]

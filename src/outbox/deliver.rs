@@ -299,6 +299,8 @@ impl Shared {
         self.gauge();
         let stored = result?;
         if processed {
+            // No receiver (nobody watches progress) is fine.
+            let _ = self.processed.send(stored.submission.page.clone());
             let delay = (now_ms() - stored.created_at_ms).max(0) as f64 / 1000.0;
             metrics::histogram!("gateway_outbox_delivery_delay_seconds").record(delay);
         }

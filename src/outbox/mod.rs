@@ -180,6 +180,11 @@ pub trait ActionSender: Send + Sync + 'static {
         submission: &ActionSubmission,
         since: SystemTime,
     ) -> Result<Option<Action>, UpstreamError>;
+    /// How many requests the sender lets out at once now, when it knows
+    /// ([`Client::concurrency_limit`], which adapts to ActionKit's 429s).
+    fn concurrency_limit(&self) -> Option<usize> {
+        None
+    }
 }
 
 #[async_trait::async_trait]
@@ -196,6 +201,9 @@ impl ActionSender for Client {
         since: SystemTime,
     ) -> Result<Option<Action>, UpstreamError> {
         Client::find_submitted_action(self, submission, since).await
+    }
+    fn concurrency_limit(&self) -> Option<usize> {
+        Some(Client::concurrency_limit(self))
     }
 }
 
@@ -246,6 +254,9 @@ struct Shared {
     /// Deliveries the worker runs now.
     active: AtomicUsize,
     tracker: Arc<Semaphore>,
+    /// The page (short name) of every action this process saw processed, at once
+    /// (see [`Outbox::processed_pages`]).
+    processed: tokio::sync::broadcast::Sender<String>,
 }
 
 /// The worker's pause after ActionKit said it is overloaded or unreachable.
@@ -405,6 +416,7 @@ impl Outbox {
             pause: Mutex::new(Pause::default()),
             active: AtomicUsize::new(0),
             tracker: Arc::new(Semaphore::new(TRACKED as usize)),
+            processed: tokio::sync::broadcast::channel(1024).0,
         });
         shared.gauge();
         let shared_for_worker = shared.clone();
@@ -426,6 +438,13 @@ impl Outbox {
         }
     }
 
+    /// The page short name of each submission this process delivers as processed, as
+    /// it happens (sent at once or by the worker): what live progress counts listen
+    /// to. A receiver that falls behind loses the oldest names (`Lagged`).
+    pub fn processed_pages(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.shared.processed.subscribe()
+    }
+
     /// Takes one submission from `caller` (a stable identity of the API key or user).
     /// Stored durably first; then sent at once if ActionKit answers within
     /// `answer_within` (→ processed or failed), else left to the worker (→ queued).
@@ -440,7 +459,17 @@ impl Outbox {
         let sh = &self.inner.shared;
         let settings = &sh.settings;
         let now = now_ms();
-        let permit = if sh.stopping() || sh.paused_until().is_some() {
+        // Sent at once only while fewer sends at once are out than the client lets
+        // out now (its cap adapts to ActionKit): a send would otherwise wait for a slot
+        // while recorded in flight, and be looked up needlessly after a stop.
+        let sending = settings
+            .send_at_once
+            .saturating_sub(sh.at_once.available_permits());
+        let room = sh
+            .sender
+            .concurrency_limit()
+            .is_none_or(|limit| sending < limit);
+        let permit = if sh.stopping() || sh.paused_until().is_some() || !room {
             None
         } else {
             sh.at_once.clone().try_acquire_owned().ok()

@@ -116,6 +116,16 @@ pub struct Faults {
         default_value_t = 0.0
     )]
     pub slow_after_write: f64,
+    /// Every read of this member answers 500, every time (no draw): `GET
+    /// /rest/v1/user/<id>/` and a user list whose `id`/`id__in` names them. Models one
+    /// member whose row is corrupt.
+    #[arg(long = "fault-user", env = "SANDBOX_FAULT_USER")]
+    pub user: Option<u64>,
+    /// Every read of this member's actions answers 500, every time (no draw): a list on
+    /// any action resource whose `user`/`user__in` names them. Models one member whose
+    /// action history cannot be read.
+    #[arg(long = "fault-user-actions", env = "SANDBOX_FAULT_USER_ACTIONS")]
+    pub user_actions: Option<u64>,
 }
 
 impl Default for Faults {
@@ -132,6 +142,8 @@ impl Default for Faults {
             error_500_after_write: 0.0,
             drop_after_write: 0.0,
             slow_after_write: 0.0,
+            user: None,
+            user_actions: None,
         }
     }
 }

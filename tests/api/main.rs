@@ -9,6 +9,7 @@ mod helpers;
 mod client;
 mod gateway;
 mod outbox;
+mod progress;
 mod reliability;
 mod sandbox;
 mod security;

@@ -3,16 +3,28 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_actionkit-graphql");
 
-/// The executable with none of the gateway's settings inherited from the environment.
+/// The executable with none of the gateway's settings inherited from the environment,
+/// and a data directory of its own (`XDG_DATA_HOME` under the system's temporary
+/// directory, removed when the [`Running`] process is dropped): two gateways, or a
+/// gateway and one a developer runs, never share a submission store.
 pub(crate) fn command() -> Command {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let mut c = Command::new(BIN);
+    let scratch = std::env::temp_dir().join(format!(
+        "akgql-binary-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    c.env("XDG_DATA_HOME", scratch);
     for var in [
         "GATEWAY_CONFIG",
         "GATEWAY_API_KEYS",
@@ -58,6 +70,8 @@ pub(crate) struct Running {
     pub child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// The process's own data directory (see [`command`]).
+    scratch: Option<PathBuf>,
 }
 
 impl Running {
@@ -67,6 +81,10 @@ impl Running {
         cmd.args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        let scratch = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "XDG_DATA_HOME")
+            .and_then(|(_, v)| v.map(PathBuf::from));
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
@@ -88,7 +106,12 @@ impl Running {
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Running { child, addr, log },
+            Ok(addr) => Running {
+                child,
+                addr,
+                log,
+                scratch,
+            },
             Err(_) => {
                 let _ = child.kill();
                 panic!(
@@ -117,6 +140,9 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

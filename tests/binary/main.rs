@@ -13,6 +13,8 @@ mod cli_config;
 mod otlp_export;
 #[cfg(unix)]
 mod outbox_sigkill;
+#[cfg(unix)]
+mod redis_replicas;
 mod security_logs;
 #[cfg(unix)]
 mod shutdown;

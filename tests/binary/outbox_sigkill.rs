@@ -112,70 +112,6 @@ async fn start_gateway(
     .await
 }
 
-/// Actions per email on the page, in a few list calls (the sandbox is slow on
-/// purpose): the page's actions, then their members.
-async fn actions_per_email(rest: &SandboxRest, page_id: u64) -> HashMap<String, u64> {
-    let mut per_user: HashMap<u64, u64> = HashMap::new();
-    let mut offset = 0;
-    loop {
-        let v = get_retrying(
-            rest,
-            &format!("/rest/v1/action/?page={page_id}&_limit=100&_offset={offset}"),
-        )
-        .await;
-        for a in v["objects"].as_array().unwrap() {
-            let uri = a["user"].as_str().unwrap();
-            let id: u64 = uri
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            *per_user.entry(id).or_default() += 1;
-        }
-        if v["meta"]["next"].is_null() {
-            break;
-        }
-        offset += 100;
-    }
-    let ids: Vec<u64> = per_user.keys().copied().collect();
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(100) {
-        let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
-        let v = get_retrying(
-            rest,
-            &format!("/rest/v1/user/?id__in={}&_limit=100", list.join(",")),
-        )
-        .await;
-        for u in v["objects"].as_array().unwrap() {
-            let id = u["id"].as_u64().unwrap();
-            out.insert(u["email"].as_str().unwrap().to_owned(), per_user[&id]);
-        }
-    }
-    out
-}
-
-/// A sandbox GET, retried while it answers 429.
-async fn get_retrying(rest: &SandboxRest, path: &str) -> Value {
-    for _ in 0..500 {
-        let r = rest
-            .http
-            .get(format!("{}{path}", rest.base))
-            .basic_auth("sandbox", Some("sandbox"))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 429 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        assert_eq!(r.status(), 200, "GET {path}");
-        return r.json().await.unwrap();
-    }
-    panic!("GET {path}: the sandbox kept answering 429");
-}
-
 const SUBMIT: &str = "mutation($input: SubmitActionInput!) {
   submitAction(input: $input) { status submissionId fieldErrors { field code message } }
 }";
@@ -245,8 +181,7 @@ async fn outbox_sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_
     let rest = SandboxRest::new(format!("http://{sandbox_addr}"));
     let (mut gateway, gateway_addr) = start_gateway(&sandbox_addr, &data_dir, &config).await;
 
-    let page_id = get_retrying(&rest, "/rest/v1/page/?name=save-the-bees").await["objects"][0]
-        ["id"]
+    let page_id = rest.get("/rest/v1/page/?name=save-the-bees").await["objects"][0]["id"]
         .as_u64()
         .unwrap();
 
@@ -342,7 +277,7 @@ async fn outbox_sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_
     assert!(left_in_flight >= 1, "nothing was in flight at the kill");
 
     // At the kill, part of the accepted submissions were not yet in the sandbox.
-    let at_kill = actions_per_email(&rest, page_id).await;
+    let at_kill = rest.actions_per_email(page_id).await;
     let missing_at_kill = accepted
         .keys()
         .filter(|e| !at_kill.contains_key(*e))
@@ -356,7 +291,7 @@ async fn outbox_sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_
     let (_gateway, gateway_addr) = start_gateway(&sandbox_addr, &data_dir, &config).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let counts = actions_per_email(&rest, page_id).await;
+        let counts = rest.actions_per_email(page_id).await;
         for (email, n) in counts.iter().filter(|(e, _)| e.starts_with("kill.")) {
             assert!(*n <= 1, "{email}: {n} actions");
         }
@@ -373,7 +308,7 @@ async fn outbox_sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_
     // Past the settle time of whatever was in flight: still exactly one each, and the
     // submissions sent but never answered are there at most once.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let counts = actions_per_email(&rest, page_id).await;
+    let counts = rest.actions_per_email(page_id).await;
     for email in accepted.keys() {
         assert_eq!(counts.get(email), Some(&1), "{email}");
     }
@@ -435,8 +370,7 @@ async fn outbox_sigterm_stops_cleanly_and_the_next_start_delivers_the_rest() {
     )
     .await;
     let rest = SandboxRest::new(format!("http://{sandbox_addr}"));
-    let page_id = get_retrying(&rest, "/rest/v1/page/?name=save-the-bees").await["objects"][0]
-        ["id"]
+    let page_id = rest.get("/rest/v1/page/?name=save-the-bees").await["objects"][0]["id"]
         .as_u64()
         .unwrap();
     let (mut gateway, gateway_addr) = start_gateway(&sandbox_addr, &data_dir, &config).await;
@@ -473,7 +407,7 @@ async fn outbox_sigterm_stops_cleanly_and_the_next_start_delivers_the_rest() {
             .unwrap();
         assert_eq!(in_flight, 0);
     }
-    let before = actions_per_email(&rest, page_id).await;
+    let before = rest.actions_per_email(page_id).await;
     assert!(
         accepted.iter().any(|e| !before.contains_key(e)),
         "all delivered before the stop: the test proves nothing"
@@ -481,7 +415,7 @@ async fn outbox_sigterm_stops_cleanly_and_the_next_start_delivers_the_rest() {
     let (_gateway, _) = start_gateway(&sandbox_addr, &data_dir, &config).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let counts = actions_per_email(&rest, page_id).await;
+        let counts = rest.actions_per_email(page_id).await;
         let pending = accepted.iter().filter(|e| !counts.contains_key(*e)).count();
         if pending == 0 {
             for e in &accepted {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use futures::future::try_join_all;
 use tokio::time::Instant;
 
-use super::{distinct, encode_query_value, ids_csv};
+use super::{collapse, distinct, encode_query_value, ids_csv, Each};
 use crate::actionkit::client::Client;
 use crate::actionkit::models::*;
 use crate::actionkit::pagination::MAX_PAGE;
@@ -63,26 +63,20 @@ impl Client {
     /// /rest/v1/action/?id__in=…&_limit=100` per 100 ids where allowed, else one `GET
     /// /rest/v1/action/<id>/` per id under the cap.
     pub async fn actions(&self, ids: &[ActionId]) -> Result<HashMap<ActionId, Action>, Error> {
-        let ids = distinct(ids);
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let deadline = self.deadline();
-        self.bounded(deadline, async {
-            if self.capabilities().action_id_in {
-                match self
-                    .by_id_in::<ActionId, Action>("/rest/v1/action/", &ids, |a| a.id, deadline)
-                    .await
-                {
-                    Err(Error::BadRequest { .. }) => {
-                        self.refused_in("action", "id__in");
-                        self.revoke(|c| c.action_id_in = false);
-                    }
-                    other => return other,
-                }
-            }
-            self.fan_out(&ids, |id| self.action_in(id, deadline)).await
-        })
+        collapse(self.actions_each(ids).await)
+    }
+
+    /// Like [`actions`](Self::actions), id by id: a failed read (or a list call whose
+    /// failure splitting pinned on some ids) fails those ids only.
+    pub async fn actions_each(&self, ids: &[ActionId]) -> Each<ActionId, Action> {
+        self.batch(
+            ids,
+            "/rest/v1/action/",
+            |o: &Action| o.id,
+            self.capabilities().action_id_in,
+            |c| c.action_id_in = false,
+            |id, deadline| self.action_in(id, deadline),
+        )
         .await
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use tokio::time::Instant;
 
-use super::{distinct, encode_query_value};
+use super::{collapse, encode_query_value, Each};
 use crate::actionkit::client::Client;
 use crate::actionkit::models::*;
 use crate::actionkit::page_names::PageRef;
@@ -36,26 +36,20 @@ impl Client {
     /// /rest/v1/page/?id__in=…&_limit=100` per 100 ids where allowed, else one `GET
     /// /rest/v1/page/<id>/` per id under the cap.
     pub async fn pages(&self, ids: &[PageId]) -> Result<HashMap<PageId, Page>, Error> {
-        let ids = distinct(ids);
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let deadline = self.deadline();
-        self.bounded(deadline, async {
-            if self.capabilities().page_id_in {
-                match self
-                    .by_id_in::<PageId, Page>("/rest/v1/page/", &ids, |p| p.id, deadline)
-                    .await
-                {
-                    Err(Error::BadRequest { .. }) => {
-                        self.refused_in("page", "id__in");
-                        self.revoke(|c| c.page_id_in = false);
-                    }
-                    other => return other,
-                }
-            }
-            self.fan_out(&ids, |id| self.page_in(id, deadline)).await
-        })
+        collapse(self.pages_each(ids).await)
+    }
+
+    /// Like [`pages`](Self::pages), id by id: a failed read (or a list call whose
+    /// failure splitting pinned on some ids) fails those ids only.
+    pub async fn pages_each(&self, ids: &[PageId]) -> Each<PageId, Page> {
+        self.batch(
+            ids,
+            "/rest/v1/page/",
+            |o: &Page| o.id,
+            self.capabilities().page_id_in,
+            |c| c.page_id_in = false,
+            |id, deadline| self.page_in(id, deadline),
+        )
         .await
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use tokio::time::Instant;
 
-use super::{distinct, encode_query_value};
+use super::{collapse, encode_query_value, Each};
 use crate::actionkit::akid;
 use crate::actionkit::client::Client;
 use crate::actionkit::models::*;
@@ -118,26 +118,20 @@ impl Client {
     /// 100 distinct ids, in parallel. Otherwise one `GET /rest/v1/user/<id>/` per id
     /// under the cap.
     pub async fn users(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, Error> {
-        let ids = distinct(ids);
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let deadline = self.deadline();
-        self.bounded(deadline, async {
-            if self.capabilities().user_id_in {
-                match self
-                    .by_id_in::<UserId, User>("/rest/v1/user/", &ids, |u| u.id, deadline)
-                    .await
-                {
-                    Err(Error::BadRequest { .. }) => {
-                        self.refused_in("user", "id__in");
-                        self.revoke(|c| c.user_id_in = false);
-                    }
-                    other => return other,
-                }
-            }
-            self.fan_out(&ids, |id| self.user_in(id, deadline)).await
-        })
+        collapse(self.users_each(ids).await)
+    }
+
+    /// Like [`users`](Self::users), id by id: a failed read (or a list call whose
+    /// failure splitting pinned on some ids) fails those ids only.
+    pub async fn users_each(&self, ids: &[UserId]) -> Each<UserId, User> {
+        self.batch(
+            ids,
+            "/rest/v1/user/",
+            |o: &User| o.id,
+            self.capabilities().user_id_in,
+            |c| c.user_id_in = false,
+            |id, deadline| self.user_in(id, deadline),
+        )
         .await
     }
 }

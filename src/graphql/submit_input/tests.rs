@@ -2,12 +2,27 @@
 
 use super::*;
 
-fn raw(page: &str, email: &str) -> RawSubmission {
-    RawSubmission {
+fn raw(page: &str, email: &str) -> SubmitActionInput {
+    SubmitActionInput {
         page: page.into(),
         email: Some(email.into()),
-        ..RawSubmission::default()
+        ..SubmitActionInput::default()
     }
+}
+
+/// Custom fields as the GraphQL input gives them.
+fn fields<S: Into<String>>(
+    pairs: impl IntoIterator<Item = (S, S)>,
+) -> Option<Vec<CustomFieldInput>> {
+    Some(
+        pairs
+            .into_iter()
+            .map(|(name, value)| CustomFieldInput {
+                name: name.into(),
+                value: value.into(),
+            })
+            .collect(),
+    )
 }
 
 fn codes(problems: &[Problem]) -> Vec<(String, &'static str)> {
@@ -101,12 +116,12 @@ fn a_good_submission_passes_trimmed() {
     r.last_name = Some("".into());
     r.zip = Some("02139".into());
     r.phone = Some("(617) 555-1234".into());
-    r.action_fields = vec![
-        ("comment".into(), "line one\nline two".into()),
-        ("comment".into(), "again".into()),
-        ("empty".into(), "".into()),
-    ];
-    r.event_id = Some("12".into());
+    r.fields = fields([
+        ("comment", "line one\nline two"),
+        ("comment", "again"),
+        ("empty", ""),
+    ]);
+    r.event_id = Some(ID::from("12"));
     r.role = Some("host".into());
     let (s, problems) = check(r, None);
     assert!(problems.is_empty(), "{problems:?}");
@@ -127,11 +142,11 @@ fn every_refusal_has_its_code() {
     r.last_name = Some("x".repeat(256));
     r.city = Some("Bee 🐝 town".into());
     r.referring_akid = Some("nope".into());
-    r.event_id = Some("-3".into());
+    r.event_id = Some(ID::from("-3"));
     r.role = Some("boss".into());
     r.idempotency_key = Some(String::new());
-    r.user_fields = vec![("bad name".into(), "x".into())];
-    r.action_fields = vec![("comment".into(), "nul\0".into())];
+    r.user_fields = fields([("bad name", "x")]);
+    r.fields = fields([("comment", "nul\0")]);
     let (_, problems) = check(r, None);
     let got = codes(&problems);
     for want in [
@@ -159,18 +174,18 @@ fn every_refusal_has_its_code() {
 #[test]
 fn a_member_is_needed_and_akids_are_checked() {
     let (_, p) = check(
-        RawSubmission {
+        SubmitActionInput {
             page: "p".into(),
             email: Some("  ".into()),
-            ..RawSubmission::default()
+            ..SubmitActionInput::default()
         },
         None,
     );
     assert_eq!(codes(&p), vec![("email".to_owned(), "REQUIRED")]);
-    let with_akid = |akid: &str| RawSubmission {
+    let with_akid = |akid: &str| SubmitActionInput {
         page: "p".into(),
         akid: Some(akid.into()),
-        ..RawSubmission::default()
+        ..SubmitActionInput::default()
     };
     let (s, p) = check(with_akid(".42.abcdef"), None);
     assert!(p.is_empty(), "{p:?}");
@@ -195,9 +210,7 @@ fn outside_the_us_zip_and_phone_are_free_form() {
 #[test]
 fn too_many_custom_fields() {
     let mut r = raw("p", "a@example.org");
-    r.user_fields = (0..=MAX_CUSTOM_FIELDS)
-        .map(|i| (format!("f{i}"), "v".into()))
-        .collect();
+    r.user_fields = fields((0..=MAX_CUSTOM_FIELDS).map(|i| (format!("f{i}"), "v".to_owned())));
     let (_, p) = check(r, None);
     assert_eq!(codes(&p), vec![("userFields".to_owned(), "TOO_MANY")]);
 }

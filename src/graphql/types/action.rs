@@ -89,7 +89,7 @@ impl SharedActionFields<'_> {
         // whether the user exists, and no upstream call is made.
         access::check_action_user(ctx, self.0.user_id())?;
         let loaders = ctx.data_unchecked::<Loaders>();
-        match loaders.users.load_one(self.0.user_id()).await {
+        match loaders.user(self.0.user_id()).await {
             Ok(Some(user)) => Ok(UserNode::new(user)),
             Ok(None) => Err(GatewayError::not_found("the action's user no longer exists").into()),
             Err(e) => Err(GatewayError::from(e).into()),
@@ -120,6 +120,7 @@ macro_rules! action_type {
         $(#[doc = $doc])*
         pub struct $name(pub Arc<Action>);
 
+        $(#[doc = $doc])*
         #[Object]
         impl $name {
             /// The action's ActionKit id.

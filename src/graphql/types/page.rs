@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use async_graphql::{Object, ID};
+use async_graphql::{Context, Object, ID};
 
 use super::ActionType;
 use crate::actionkit::Page;
@@ -9,6 +9,8 @@ use crate::actionkit::Page;
 /// are taken on.
 pub struct PageNode(pub Arc<Page>);
 
+/// An ActionKit page: the petition, signup form, donation form or event that actions
+/// are taken on.
 #[Object(name = "Page")]
 impl PageNode {
     /// The page's ActionKit id.
@@ -47,5 +49,14 @@ impl PageNode {
     /// When the page was created (ActionKit's naive ISO-8601 timestamp, UTC).
     async fn created_at(&self) -> &str {
         &self.0.created_at
+    }
+    /// The page's progress toward its goal (count, goal, percentage), read from
+    /// ActionKit and cached for the whole gateway for `progress.cache_ttl_secs` (5 s by
+    /// default): as fresh as that, plus the actions this gateway processed since.
+    async fn progress(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::graphql::progress::PageProgressNode>> {
+        crate::graphql::progress::page_progress(ctx, &self.0.name).await
     }
 }

@@ -4,7 +4,7 @@ use async_graphql::{Context, Object, SimpleObject, ID};
 use base64::Engine as _;
 
 use super::{check_page_name, custom_fields, ActionNode, ActionType, CustomField};
-use crate::actionkit::{ActionFilter, User, UserId, Window};
+use crate::actionkit::{ActionFilter, User, UserId};
 use crate::graphql::error::{GatewayError, GqlResult};
 use crate::graphql::loaders::{Loaders, UserActionsKey};
 
@@ -82,6 +82,7 @@ fn decode_cursor(cursor: &str) -> Result<u64, GatewayError> {
     digits.parse().map_err(|_| bad())
 }
 
+/// A member (an ActionKit user): their details, custom user fields and actions.
 #[Object(name = "User")]
 impl UserNode {
     /// The user's ActionKit id.
@@ -153,16 +154,9 @@ impl UserNode {
         let key = actions_key(self.user.id, kind, page_name, first, after.as_deref())?;
         let loaders = ctx.data_unchecked::<Loaders>();
         let window = loaders
-            .user_actions
-            .load_one(key.clone())
+            .user_actions(key.clone())
             .await
-            .map_err(GatewayError::from)?
-            .unwrap_or_else(|| {
-                Arc::new(Window {
-                    total_count: 0,
-                    objects: Vec::new(),
-                })
-            });
+            .map_err(GatewayError::from)?;
         let take = first.max(0) as usize;
         let edges: Vec<ActionEdge> = window
             .objects
@@ -195,6 +189,7 @@ pub(crate) struct ActionConnection {
     total_count: i32,
 }
 
+/// One page of a member's actions (Relay connection), with the total count.
 #[Object]
 impl ActionConnection {
     /// The actions of this page with their cursors.
@@ -221,6 +216,7 @@ pub(crate) struct ActionEdge {
     node: ActionNode,
 }
 
+/// One action and its cursor.
 #[Object]
 impl ActionEdge {
     /// Pass as `after` to continue after this action.

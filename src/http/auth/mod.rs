@@ -8,23 +8,27 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+mod global;
 mod keys;
 mod limiter;
 
+pub use global::GlobalRateLimit;
 pub use keys::{generate_key, hash_key, parse_keys, ApiKey};
-pub use limiter::RateLimiter;
+pub use limiter::{Bucket, RateLimiter, RateLimits, MAX_CALLERS};
 
+use super::client_addr::TrustedProxies;
+use super::cors::Cors;
 use super::errors::HttpError;
 use super::trusted::TrustedDocuments;
 use crate::config::{Mode, SecurityConfig, ServerConfig, DEFAULT_MAX_BODY_BYTES};
@@ -108,7 +112,7 @@ impl Authenticator {
                 .ok_or(AuthFailure::MemberAkid)?;
             let secret = self.akid_secret.as_ref().ok_or(AuthFailure::MemberAkid)?;
             principal.member = Some(
-                access::verify_akid(secret.expose_secret(), akid.trim())
+                crate::actionkit::akid::verified_user(secret, akid.trim())
                     .ok_or(AuthFailure::MemberAkid)?,
             );
             principal.member_akid = Some(SecretString::from(akid.trim().to_owned()));
@@ -120,14 +124,21 @@ impl Authenticator {
 /// Everything the `/graphql` guard needs.
 pub struct Security {
     pub authenticator: Authenticator,
-    pub limiter: Option<RateLimiter>,
+    /// Per caller and per shared key (`limiter.rs`); `None` when turned off.
+    pub limiter: Option<RateLimits>,
+    /// With several replicas: the same limit held in Redis, asked before `limiter`
+    /// (which applies when Redis cannot answer). Set by `app.rs`.
+    pub global_limit: Option<Arc<dyn GlobalRateLimit>>,
     /// Failed authentications per client address (a bucket of 30, 30 a minute).
     pub failures: RateLimiter,
     pub trusted: Option<Arc<TrustedDocuments>>,
     pub max_body_bytes: usize,
     /// Longest wait for a request body (`server.body_read_timeout_ms`).
     pub body_read_timeout: Duration,
-    pub cors_origins: Vec<HeaderValue>,
+    /// Browser origins allowed (`http/cors.rs`).
+    pub cors: Cors,
+    /// Proxies whose `Forwarded`/`X-Forwarded-For` name the client (`client_addr.rs`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// What a deployment without keys is allowed; `Err` when it must not start.
@@ -210,24 +221,16 @@ impl Security {
         let per_minute = config
             .rate_limit_per_minute
             .unwrap_or(if anonymous == Scopes::ALL { 0 } else { 600 });
-        let limiter =
-            (per_minute > 0).then(|| RateLimiter::new(per_minute, config.rate_limit_burst));
+        let key_per_minute = config
+            .rate_limit_key_per_minute
+            .unwrap_or(per_minute.saturating_mul(20))
+            .max(per_minute);
+        let limiter = (per_minute > 0)
+            .then(|| RateLimits::new(per_minute, config.rate_limit_burst, key_per_minute));
         let akid_header = HeaderName::from_bytes(config.akid_header.trim().as_bytes())
             .map_err(|_| anyhow::anyhow!("security.akid_header is not a header name"))?;
-        let cors_origins = config
-            .cors_origins
-            .iter()
-            .map(|o| {
-                let o = o.trim().trim_end_matches('/');
-                let parsed = url::Url::parse(o)
-                    .map_err(|_| anyhow::anyhow!("CORS origin {o:?} is not an origin URL"))?;
-                if o == "*" || !matches!(parsed.scheme(), "http" | "https") || parsed.path() != "/"
-                {
-                    anyhow::bail!("CORS origin {o:?} must look like https://app.example.org");
-                }
-                HeaderValue::from_str(o).map_err(|_| anyhow::anyhow!("CORS origin {o:?}"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let cors = super::cors::Cors::from_config(&config.cors_origins)?;
+        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)?;
         let trusted = TrustedDocuments::from_config(&config.trusted_documents)?;
         Ok(Security {
             authenticator: Authenticator {
@@ -238,11 +241,13 @@ impl Security {
                 akid_header,
             },
             limiter,
+            global_limit: None,
             failures: RateLimiter::new(30, 30),
             trusted,
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: ServerConfig::default().body_read_timeout(),
-            cors_origins,
+            cors,
+            trusted_proxies,
         })
     }
 
@@ -257,11 +262,13 @@ impl Security {
                 akid_header: HeaderName::from_static("x-akid"),
             },
             limiter: None,
+            global_limit: None,
             failures: RateLimiter::new(30, 30),
             trusted: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_read_timeout: ServerConfig::default().body_read_timeout(),
-            cors_origins: Vec::new(),
+            cors: Cors::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -275,22 +282,63 @@ fn too_many(headers: &HeaderMap, wait: Duration, message: &'static str) -> Respo
 }
 
 /// Who a request's upstream calls are made for, set by the guard for the handler:
-/// the key's name (`jwt:<sub>` for a token), or `anonymous@<address>`. It keys the
-/// rate limit and the fair share of ActionKit calls (`actionkit/fair.rs`).
+/// the caller of its rate-limit [`Bucket`] (the key's name, `jwt:<sub>` for a token,
+/// `<key>#<member>` for a `self` key, `<key>@<address>` for anonymous and `submit`
+/// callers). It keys the fair share of ActionKit calls (`actionkit/fair.rs`).
 #[derive(Debug, Clone)]
 pub struct Caller(pub Arc<str>);
+
+/// The rate-limit bucket of a request: a `self` key's member, an anonymous or
+/// `submit` caller's client address, else the key (docs/security.md, Rate limits).
+pub fn bucket(principal: &Principal) -> Bucket {
+    let key = principal.name.clone();
+    // Anonymous callers, and `submit` keys (one key in a public page, shared by every
+    // visitor), are one caller per client address; a `self` key (in every member's
+    // browser) one caller per member; other keys one caller per key.
+    let per_address = &*key == "anonymous"
+        || (principal.scopes.submit && !principal.scopes.read && !principal.scopes.write);
+    let caller: Arc<str> = match (principal.member, principal.address) {
+        (Some(member), _) => format!("{key}#{}", member.0).into(),
+        (None, Some(ip)) if per_address => format!("{key}@{ip}").into(),
+        _ => key.clone(),
+    };
+    Bucket { key, caller }
+}
+
+/// Whether a request in `bucket` may go now: the one rate-limit decision of the
+/// guard (`Err(wait)` to refuse with `Retry-After`). A limit shared between gateway
+/// processes belongs here too.
+pub async fn rate_limit(sec: &Security, bucket: &Bucket) -> Result<(), Duration> {
+    let Some(limiter) = &sec.limiter else {
+        return Ok(());
+    };
+    // With several replicas, the caller's bucket held in Redis first (`None`: Redis
+    // could not answer). The local buckets apply too: a replica sees a part of the
+    // caller's requests, so its own bucket never refuses before the shared one, and
+    // it keeps the key's ceiling and the limit while Redis is away.
+    if let Some(global) = &sec.global_limit {
+        if let Some(Err(wait)) = global.check(&bucket.caller).await {
+            return Err(wait);
+        }
+    }
+    limiter.decide(bucket)
+}
 
 /// The `/graphql` guard: authenticate, rate-limit, check trusted documents, then run
 /// the handler with the principal in scope.
 pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: Next) -> Response {
+    let address = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| sec.trusted_proxies.client_address(addr.ip(), req.headers()));
     let mut principal = match sec.authenticator.authenticate(req.headers()).await {
         Ok(p) => p,
         Err(failure) => {
             // Guessing keys from one address is slowed down; the first failures are
             // answered as usual.
-            if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-                let bucket: Arc<str> = format!("failed@{}", addr.ip()).into();
-                if let Err(wait) = sec.failures.check(&bucket, Instant::now()) {
+            if let Some(ip) = address {
+                let bucket: Arc<str> = format!("failed@{ip}").into();
+                if let Err(wait) = sec.failures.check(&bucket) {
                     return too_many(req.headers(), wait, "too many failed authentications");
                 }
             }
@@ -306,29 +354,17 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request<Body>, next: N
                 .respond(req.headers());
         }
     };
-    principal.address = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    // Anonymous callers, and `submit` keys (one key in a public page, shared by every
-    // visitor), are one caller per client address (their rate-limit bucket, their
-    // share of the upstream budget); other keys are one caller per key.
-    let per_address = &*principal.name == "anonymous"
-        || (principal.scopes.submit && !principal.scopes.read && !principal.scopes.write);
-    let caller: Arc<str> = match principal.address {
-        Some(ip) if per_address => format!("{}@{ip}", principal.name).into(),
-        _ => principal.name.clone(),
-    };
-    if let Some(limiter) = &sec.limiter {
-        if let Err(wait) = limiter.check(&caller, Instant::now()) {
-            tracing::info!(caller = %Untrusted(&principal.name), "rate limit reached");
-            return too_many(
-                req.headers(),
-                wait,
-                "too many requests for this key; retry after the time in Retry-After",
-            );
-        }
+    principal.address = address;
+    let bucket = bucket(&principal);
+    if let Err(wait) = rate_limit(&sec, &bucket).await {
+        tracing::info!(caller = %Untrusted(&principal.name), "rate limit reached");
+        return too_many(
+            req.headers(),
+            wait,
+            "too many requests for this key; retry after the time in Retry-After",
+        );
     }
+    let caller = bucket.caller;
     let mut req = match super::body::buffer(req, sec.max_body_bytes, sec.body_read_timeout).await {
         Ok(req) => req,
         Err(resp) => return resp,
@@ -463,24 +499,6 @@ mod tests {
         assert_eq!(p.member, Some(crate::actionkit::UserId(42)));
         h.insert("x-akid", HeaderValue::from_static(".43.abcdef"));
         assert!(sec.authenticator.authenticate(&h).await.is_err());
-    }
-
-    #[test]
-    fn token_bucket_runs_dry_and_refills() {
-        let l = RateLimiter::new(60, 2);
-        let k: Arc<str> = "web".into();
-        let t0 = Instant::now();
-        assert!(l.check(&k, t0).is_ok());
-        assert!(l.check(&k, t0).is_ok());
-        let wait = l.check(&k, t0).unwrap_err();
-        assert!(
-            wait <= Duration::from_secs(1) && wait > Duration::ZERO,
-            "{wait:?}"
-        );
-        // Another key has its own bucket.
-        assert!(l.check(&"other".into(), t0).is_ok());
-        assert!(l.check(&k, t0 + Duration::from_millis(1001)).is_ok());
-        assert!(l.check(&k, t0 + Duration::from_millis(1002)).is_err());
     }
 
     #[test]

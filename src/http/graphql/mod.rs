@@ -78,6 +78,26 @@ fn wants_accounting(headers: &HeaderMap, params: &Params) -> bool {
     header || extension
 }
 
+/// Counts the errors of an operation by code (`gateway_graphql_errors_total`); the codes
+/// are the closed list of `graphql/error.rs`, so the label stays bounded.
+fn count_error_codes(errors: &[async_graphql::ServerError]) {
+    for e in errors {
+        let code = e
+            .extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .and_then(|v| match v {
+                async_graphql::Value::String(s) => crate::graphql::ErrorCode::ALL
+                    .iter()
+                    .find(|c| c.as_str() == s)
+                    .map(|c| c.as_str()),
+                _ => None,
+            })
+            .unwrap_or("OTHER");
+        metrics::counter!("gateway_graphql_errors_total", "code" => code).increment(1);
+    }
+}
+
 /// Records one operation: a duration histogram labelled by result, and a log line.
 /// Operation names are chosen by clients, so they go to the log, not to metric labels,
 /// and escaped there (a newline or an ANSI escape in a name cannot forge a line).
@@ -345,6 +365,9 @@ async fn execute_operation(
         Ok(_) => "ok",
     };
     observe(&operation_name, result_label, elapsed, &upstream);
+    if let Ok(r) = &outcome {
+        count_error_codes(&r.errors);
+    }
     let mut response = match outcome {
         Ok(r) => r,
         Err(_) => {

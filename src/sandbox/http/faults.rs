@@ -94,6 +94,48 @@ pub(super) fn roll(app: &App, is_write: bool) -> Roll {
     }
 }
 
+/// Whether a read targets the member a `user` / `user_actions` fault names: such a
+/// read answers [`server_error`] every time, whatever else it asks for (a list naming that member
+/// among others fails as a whole, as one bad row fails a real instance's list).
+pub(super) fn targeted(faults: &Faults, path: &str, query: Option<&str>) -> bool {
+    if faults.user.is_none() && faults.user_actions.is_none() {
+        return false;
+    }
+    let rest = path.strip_prefix("/rest/v1/").unwrap_or("");
+    let mut segs = rest.split('/').filter(|s| !s.is_empty());
+    let (resource, id) = (segs.next().unwrap_or(""), segs.next());
+    let names = |target: u64, keys: [&str; 2]| {
+        crate::sandbox::query::parse_pairs(query)
+            .iter()
+            .filter(|(k, _)| keys.contains(&k.as_str()))
+            .any(|(_, v)| v.split(',').any(|x| x.trim().parse() == Ok(target)))
+    };
+    if let Some(target) = faults.user {
+        if resource == "user"
+            && (id.and_then(|i| i.parse().ok()) == Some(target) || names(target, ["id", "id__in"]))
+        {
+            return true;
+        }
+    }
+    if let Some(target) = faults.user_actions {
+        if resource.ends_with("action") && id.is_none() && names(target, ["user", "user__in"]) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Django's 500 page, as a real instance answers a request that hit a bad row (not
+/// the "try again later" 500, which is worth retrying).
+pub(super) fn server_error() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONTENT_TYPE, "text/html")],
+        "<h1>Server Error (500)</h1>",
+    )
+        .into_response()
+}
+
 /// The outcome whose cumulative probability band `u` falls in, if any.
 fn pick<T, const N: usize>(u: f64, outcomes: [(f64, T); N]) -> Option<T> {
     let mut acc = 0.0;

@@ -25,6 +25,7 @@ mod dispatch;
 mod faults;
 mod pages;
 mod processing;
+mod progress;
 mod respond;
 mod users;
 mod writes;
@@ -132,16 +133,21 @@ async fn handle(
     if path == "/__sandbox" || path.starts_with("/__sandbox/") {
         return control::control(&app, req).await;
     }
-    if path != "/rest/v1" && !path.starts_with("/rest/v1/") {
+    // ActionKit's public progress endpoint (`progress.rs`) sits beside `/rest/v1/`.
+    let progress = path == "/progress" || path.starts_with("/progress/");
+    if !progress && path != "/rest/v1" && !path.starts_with("/rest/v1/") {
         return empty(StatusCode::NOT_FOUND);
     }
     let method = req.method().clone();
     {
         let mut st = app.stats();
         st.requests += 1;
-        *st.by_route
-            .entry(route_template(&method, &path))
-            .or_insert(0) += 1;
+        let route = if progress {
+            format!("{method} /progress/")
+        } else {
+            route_template(&method, &path)
+        };
+        *st.by_route.entry(route).or_insert(0) += 1;
     }
     let n = app.in_flight.fetch_add(1, AtOrd::SeqCst) + 1;
     let _guard = InFlight(&app.in_flight);
@@ -154,6 +160,14 @@ async fn handle(
         st.max_in_flight = st.max_in_flight.max(n);
     }
     let is_write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let targeted =
+        !is_write && faults::targeted(&app.fault_state().faults, &path, req.uri().query());
+    if targeted {
+        if app.config.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(app.config.latency_ms)).await;
+        }
+        return faults::server_error();
+    }
     let roll = faults::roll(&app, is_write);
     let delay = app.config.latency_ms + roll.slow_ms;
     if delay > 0 {
@@ -161,6 +175,12 @@ async fn handle(
     }
     if let Some(fault) = roll.before {
         return faults::respond(&app, fault);
+    }
+    if progress {
+        if !matches!(method, Method::GET | Method::HEAD) {
+            return respond::not_allowed(&["get"]);
+        }
+        return progress::answer(&app, &path, req.uri().query());
     }
     let resp = rest(&app, peer, req).await;
     faults::after_write(resp, roll.after).await

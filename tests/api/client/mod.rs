@@ -1,4 +1,5 @@
 mod fixtures;
+mod progress;
 mod requests;
 mod resilience;
 mod sandbox;

@@ -259,50 +259,31 @@ async fn actions_of_users_follows_next_in_parallel_and_groups_by_user() {
     let all: Vec<_> = (1..=250u64)
         .map(|i| action_json(1000 + i, if i % 2 == 0 { 2 } else { 1 }, json!({})))
         .collect();
-    let next = |o: u64| {
-        Some(format!(
-            "/rest/v1/action/?_offset={o}&_limit=100&user__in=1%2C2%2C3"
-        ))
-    };
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/"))
-        .and(raw_query("user__in=1,2,3&_limit=100"))
-        .respond_with(ok_json(collection(
-            all[0..100].to_vec(),
-            0,
-            100,
-            250,
-            next(100),
-        )))
-        .expect(2)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/"))
-        .and(raw_query("_offset=100&_limit=100&user__in=1%2C2%2C3"))
-        .respond_with(ok_json(collection(
-            all[100..200].to_vec(),
-            100,
-            100,
-            250,
-            next(200),
-        )))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/"))
-        .and(raw_query("_offset=200&_limit=100&user__in=1%2C2%2C3"))
-        .respond_with(ok_json(collection(
-            all[200..250].to_vec(),
-            200,
-            100,
-            250,
-            None,
-        )))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let next_query = |o: u64| format!("_offset={o}&_limit=100&user__in=1%2C2%2C3");
+    let next = |o: u64| Some(format!("/rest/v1/action/?{}", next_query(o)));
+    // The first page is read twice (the budget of two below stops after it).
+    let pages = [
+        ("user__in=1,2,3&_limit=100".to_owned(), 0, 2),
+        (next_query(100), 100, 1),
+        (next_query(200), 200, 1),
+    ];
+    for (query, offset, times) in pages {
+        let end = (offset + 100).min(250);
+        let more = (end < 250).then(|| next(end)).flatten();
+        Mock::given(method("GET"))
+            .and(path("/rest/v1/action/"))
+            .and(raw_query(query))
+            .respond_with(ok_json(collection(
+                all[offset as usize..end as usize].to_vec(),
+                offset,
+                100,
+                250,
+                more,
+            )))
+            .expect(times)
+            .mount(&server)
+            .await;
+    }
     let c = client(&server);
     c.probe().await;
     let f = ActionFilter::default();

@@ -54,14 +54,11 @@ impl Env {
     }
 
     async fn stats(&self) -> Value {
-        self.http
-            .get(format!("{}/__sandbox/stats", self.sandbox.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::helpers::get_json(
+            &self.http,
+            format!("{}/__sandbox/stats", self.sandbox.url()),
+        )
+        .await
     }
 
     async fn reset(&self) {

@@ -11,6 +11,57 @@ fn schema_graphql_is_up_to_date() {
     );
 }
 
+/// Every type, field, argument-less or not, input field and enum value that
+/// `print-schema` prints has a description, so GraphiQL's docs explain all of them.
+#[test]
+fn every_type_and_field_has_a_description() {
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    let sdl = actionkit_graphql::graphql::sdl();
+    let doc = async_graphql::parser::parse_schema(&sdl).expect("the SDL parses");
+    let mut missing = Vec::new();
+    let mut types = 0;
+    for def in &doc.definitions {
+        let TypeSystemDefinition::Type(t) = def else {
+            continue;
+        };
+        let t = &t.node;
+        types += 1;
+        let name = t.name.node.as_str();
+        if t.description.is_none() {
+            missing.push(format!("type {name}"));
+        }
+        let mut member = |what: &str, has: bool| {
+            if !has {
+                missing.push(format!("{name}.{what}"));
+            }
+        };
+        match &t.kind {
+            TypeKind::Object(o) => o
+                .fields
+                .iter()
+                .for_each(|f| member(&f.node.name.node, f.node.description.is_some())),
+            TypeKind::Interface(i) => i
+                .fields
+                .iter()
+                .for_each(|f| member(&f.node.name.node, f.node.description.is_some())),
+            TypeKind::InputObject(i) => i
+                .fields
+                .iter()
+                .for_each(|f| member(&f.node.name.node, f.node.description.is_some())),
+            TypeKind::Enum(e) => e
+                .values
+                .iter()
+                .for_each(|v| member(&v.node.value.node, v.node.description.is_some())),
+            TypeKind::Scalar | TypeKind::Union(_) => {}
+        }
+    }
+    assert!(types > 20, "the schema was not read: {types} types");
+    assert!(
+        missing.is_empty(),
+        "without a description (add a doc comment in src/graphql/): {missing:#?}"
+    );
+}
+
 #[test]
 fn schema_keeps_the_contract_names() {
     let sdl = actionkit_graphql::graphql::sdl();

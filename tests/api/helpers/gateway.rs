@@ -26,6 +26,10 @@ pub(crate) struct TestGateway {
     pub addr: SocketAddr,
     pub sandbox: SocketAddr,
     pub http: reqwest::Client,
+    /// Page progress and subscriptions (`shutdown()` tells every subscriber).
+    pub progress: actionkit_graphql::graphql::ProgressHub,
+    /// The gateway's ActionKit client (its state: the concurrency cap in force).
+    pub client: actionkit_graphql::actionkit::Client,
     /// Keeps the sandbox serving (dropping the handle stops it).
     _sandbox: sandbox::SandboxHandle,
 }
@@ -63,6 +67,8 @@ pub(crate) async fn spawn_mode(
         addr: gw.addr,
         sandbox: handle.addr,
         http: reqwest::Client::new(),
+        progress: gw.progress,
+        client: gw.client.clone(),
         _sandbox: handle,
     })
 }
@@ -141,14 +147,11 @@ impl TestGateway {
     }
 
     pub(crate) async fn stats(&self) -> Value {
-        self.http
-            .get(format!("http://{}/__sandbox/stats", self.sandbox))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::helpers::get_json(
+            &self.http,
+            format!("http://{}/__sandbox/stats", self.sandbox),
+        )
+        .await
     }
 
     /// Upstream calls since the last reset.

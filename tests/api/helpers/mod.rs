@@ -6,6 +6,7 @@ pub(crate) mod gateway;
 pub(crate) mod outbox;
 pub(crate) mod sandbox;
 pub(crate) mod submit;
+pub(crate) mod ws;
 
 /// Responses recorded from real ActionKit instances (a copy kept in the repository, with
 /// their sources and licences in `SOURCES.md`).
@@ -13,3 +14,12 @@ pub(crate) const RECORDED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/actionkit-recorded"
 );
+
+/// GETs `url` and decodes the answer as JSON, whatever its status (the tests look at
+/// the body, or at `stats`).
+pub(crate) async fn get_json(
+    http: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}

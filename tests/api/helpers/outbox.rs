@@ -2,6 +2,7 @@
 //! and counting a member's actions through the sandbox's REST.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -46,26 +47,13 @@ impl SandboxRest {
         }
     }
 
+    /// GET with the sandbox's credentials, retried while it answers 429 (it may be at
+    /// its `--max-concurrent`); any other status than 200 fails the test.
     pub(crate) async fn get(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .basic_auth("sandbox", Some("sandbox"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "GET {path}");
-        r.json().await.unwrap()
-    }
-
-    /// Actions of the member with this email (0 when there is no such member).
-    pub(crate) async fn actions_of(&self, email: &str) -> u64 {
-        // Retried: the sandbox may be at its --max-concurrent and answer 429.
-        for _ in 0..200 {
+        for _ in 0..500 {
             let r = self
                 .http
-                .get(format!("{}/rest/v1/user/", self.base))
-                .query(&[("email", email)])
+                .get(format!("{}{path}", self.base))
                 .basic_auth("sandbox", Some("sandbox"))
                 .send()
                 .await
@@ -74,38 +62,77 @@ impl SandboxRest {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
-            let users: Value = r.json().await.unwrap();
-            let Some(id) = users["objects"][0]["id"].as_u64() else {
-                return 0;
-            };
-            loop {
-                let r = self
-                    .http
-                    .get(format!("{}/rest/v1/action/?user={id}&_limit=1", self.base))
-                    .basic_auth("sandbox", Some("sandbox"))
-                    .send()
-                    .await
+            assert_eq!(r.status(), 200, "GET {path}");
+            return r.json().await.unwrap();
+        }
+        panic!("the sandbox kept answering 429 to GET {path}");
+    }
+
+    /// Actions of the member with this email (0 when there is no such member).
+    pub(crate) async fn actions_of(&self, email: &str) -> u64 {
+        let email: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
+        let users = self.get(&format!("/rest/v1/user/?email={email}")).await;
+        let Some(id) = users["objects"][0]["id"].as_u64() else {
+            return 0;
+        };
+        self.total(&format!("/rest/v1/action/?user={id}&_limit=1"))
+            .await
+    }
+
+    /// Actions per email on the page, in a few list calls (the sandbox is slow on
+    /// purpose): the page's actions, then their members.
+    pub(crate) async fn actions_per_email(&self, page_id: u64) -> HashMap<String, u64> {
+        let mut per_user: HashMap<u64, u64> = HashMap::new();
+        let mut offset = 0;
+        loop {
+            let v = self
+                .get(&format!(
+                    "/rest/v1/action/?page={page_id}&_limit=100&_offset={offset}"
+                ))
+                .await;
+            for a in v["objects"].as_array().unwrap() {
+                let uri = a["user"].as_str().unwrap();
+                let id: u64 = uri
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .parse()
                     .unwrap();
-                if r.status() == 429 {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                let v: Value = r.json().await.unwrap();
-                return v["meta"]["total_count"].as_u64().unwrap();
+                *per_user.entry(id).or_default() += 1;
+            }
+            if v["meta"]["next"].is_null() {
+                break;
+            }
+            offset += 100;
+        }
+        let ids: Vec<u64> = per_user.keys().copied().collect();
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(100) {
+            let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
+            let v = self
+                .get(&format!(
+                    "/rest/v1/user/?id__in={}&_limit=100",
+                    list.join(",")
+                ))
+                .await;
+            for u in v["objects"].as_array().unwrap() {
+                let id = u["id"].as_u64().unwrap();
+                out.insert(u["email"].as_str().unwrap().to_owned(), per_user[&id]);
             }
         }
-        panic!("the sandbox kept answering 429");
+        out
+    }
+
+    /// `meta.total_count` of a list.
+    pub(crate) async fn total(&self, path: &str) -> u64 {
+        self.get(path).await["meta"]["total_count"]
+            .as_u64()
+            .unwrap()
     }
 
     pub(crate) async fn stats(&self) -> Value {
-        self.http
-            .get(format!("{}/__sandbox/stats", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get("/__sandbox/stats").await
     }
 
     pub(crate) async fn set_faults(&self, faults: Value) {

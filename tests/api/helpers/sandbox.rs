@@ -60,13 +60,6 @@ impl RunningSandbox {
     }
 
     pub(crate) async fn stats(&self) -> Value {
-        self.http
-            .get(self.url("/__sandbox/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::helpers::get_json(&self.http, self.url("/__sandbox/stats")).await
     }
 }

@@ -12,25 +12,9 @@ use actionkit_graphql::outbox::SubmissionState;
 use actionkit_graphql::sandbox::SandboxConfig;
 
 async fn page_actions(env: &Env, page_id: u64) -> u64 {
-    loop {
-        let r = env
-            .rest
-            .http
-            .get(format!(
-                "{}/rest/v1/action/?page={page_id}&_limit=1",
-                env.rest.base
-            ))
-            .basic_auth("sandbox", Some("sandbox"))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 429 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        let v: serde_json::Value = r.json().await.unwrap();
-        return v["meta"]["total_count"].as_u64().unwrap();
-    }
+    env.rest
+        .total(&format!("/rest/v1/action/?page={page_id}&_limit=1"))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,6 @@
+mod adaptive;
 mod breaker;
 mod faults;
+mod isolation;
 mod shed;
 mod writes;

@@ -1,6 +1,6 @@
 //! Load shedding: beyond the execution slots and the bounded queue, requests are
 //! refused at once with HTTP 429, `Retry-After` and a GraphQL-shaped body
-//! (UPSTREAM_RATE_LIMITED); the admitted ones complete normally.
+//! (`OVERLOADED`, the gateway's own overload); the admitted ones complete normally.
 
 use std::time::{Duration, Instant};
 
@@ -45,10 +45,7 @@ async fn requests_beyond_the_queue_are_refused_quickly_with_429() {
     for (status, retry_after, body, elapsed) in &refused {
         assert_eq!(*status, 429);
         assert_eq!(retry_after.as_deref(), Some("1"));
-        assert_eq!(
-            body["errors"][0]["extensions"]["code"],
-            "UPSTREAM_RATE_LIMITED"
-        );
+        assert_eq!(body["errors"][0]["extensions"]["code"], "OVERLOADED");
         assert!(body.get("data").is_none());
         assert!(
             *elapsed < Duration::from_millis(300),

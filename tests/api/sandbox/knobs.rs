@@ -146,15 +146,7 @@ async fn statuses(sb: &RunningSandbox, n: usize) -> Vec<u16> {
 #[tokio::test]
 async fn faults_at_runtime() {
     let sb = start(config()).await;
-    let f: Value = sb
-        .http
-        .get(sb.url("/__sandbox/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let f: Value = crate::helpers::get_json(&sb.http, sb.url("/__sandbox/faults")).await;
     assert_eq!(f["error_500"], 0.0);
     assert_eq!(f["burst_429"], 0);
 

@@ -2,6 +2,7 @@ mod filters;
 mod fixtures;
 mod knobs;
 mod processing;
+mod progress;
 mod reads;
 mod robustness;
 mod scale;

@@ -1,4 +1,5 @@
 mod auth;
+mod buckets;
 mod http;
 mod jwt;
 mod limits;

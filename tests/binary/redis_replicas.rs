@@ -1,0 +1,892 @@
+//! Several replicas on one Redis (issue #16): real `redis-server`, real gateway
+//! binaries, one sandbox binary, all over TCP on 127.0.0.1.
+//!
+//! - the ActionKit budget holds across replicas (the sandbox's `max_in_flight` never
+//!   passes its `--max-concurrent`, nothing is answered 429), and without Redis it
+//!   does not (the control run);
+//! - a key's rate limit holds across replicas;
+//! - a page read through replica A costs no upstream call through B;
+//! - SIGKILL replica A with submissions queued and in flight: B delivers every one of
+//!   them, each exactly once;
+//! - stop Redis mid-run: every replica keeps answering reads, and says Redis is down;
+//!   start it again: the replicas say it is up.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::outbox_support::{SandboxRest, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_actionkit-graphql");
+const KEY: &str = "redis-replicas-test-key-0123456789";
+
+/// A `redis-server` on a free port, without persistence; killed on drop.
+pub(crate) struct RedisServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub(crate) fn start() -> RedisServer {
+        for _ in 0..10 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if let Some(server) = RedisServer::start_on(port) {
+                return server;
+            }
+        }
+        panic!("redis-server did not start (is it installed? `.ci/run` installs it)");
+    }
+
+    /// `None` when it exits at once (the port was taken meanwhile).
+    pub(crate) fn start_on(port: u16) -> Option<RedisServer> {
+        let mut child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed (`.ci/run` installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return None;
+            }
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                use std::io::{Read, Write};
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut buf = [0u8; 16];
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read(&mut buf)
+                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                {
+                    return Some(RedisServer { child, port });
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub(crate) async fn client(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A started binary: its address and every line it wrote.
+pub(crate) struct Proc {
+    pub child: Child,
+    pub addr: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    pub(crate) fn log_line(&self, needle: &str) -> Option<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
+    }
+}
+
+/// Starts the binary with `args`; returns once a line containing `marker` names an
+/// `http://host:port`.
+pub(crate) async fn start(args: &[&str], envs: &[(&str, String)], marker: &str) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .env_remove("GATEWAY_REDIS_URL")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let (tx, log) = (tx.clone(), log.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = tokio::time::timeout_at(deadline.into(), rx.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("{args:?} did not log {marker:?}: {:?}", log.lock().unwrap())
+            })
+            .unwrap_or_else(|| panic!("{args:?} exited: {:?}", log.lock().unwrap()));
+        if line.contains(marker) {
+            if let Some(i) = line.find("http://") {
+                let rest = &line[i + 7..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':'))
+                    .unwrap_or(rest.len());
+                let addr = rest[..end].to_owned();
+                tokio::spawn(async move { while rx.recv().await.is_some() {} });
+                return Proc { child, addr, log };
+            }
+        }
+    }
+}
+
+fn key_hash() -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(KEY.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub(crate) async fn start_sandbox(extra: &[&str]) -> Proc {
+    let mut args = vec!["sandbox", "--listen", "127.0.0.1:0", "--users", "60"];
+    args.extend_from_slice(extra);
+    start(&args, &[], "ActionKit sandbox on").await
+}
+
+/// A gateway replica in front of `sandbox`, with `config` (TOML) and, when given, Redis.
+pub(crate) async fn start_gateway(
+    sandbox: &str,
+    dir: &std::path::Path,
+    name: &str,
+    config: &str,
+    redis: Option<&str>,
+) -> Proc {
+    let config_path = dir.join(format!("{name}.toml"));
+    std::fs::write(&config_path, config).unwrap();
+    let data_dir = dir.join(format!("{name}-data"));
+    let mut args = vec![
+        "--log-json".to_owned(),
+        "--config".to_owned(),
+        config_path.to_str().unwrap().to_owned(),
+        "serve".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--data-dir".to_owned(),
+        data_dir.to_str().unwrap().to_owned(),
+    ];
+    if let Some(url) = redis {
+        args.push("--redis-url".to_owned());
+        args.push(url.to_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    start(
+        &args,
+        &[
+            ("ACTIONKIT_URL", format!("http://{sandbox}")),
+            ("ACTIONKIT_USERNAME", "sandbox".into()),
+            ("ACTIONKIT_PASSWORD", "sandbox".into()),
+            ("GATEWAY_API_KEYS", format!("ops:read+write:{}", key_hash())),
+            ("GATEWAY_MODE", "production".into()),
+        ],
+        "gateway listening",
+    )
+    .await
+}
+
+async fn graphql(http: &reqwest::Client, gateway: &str, query: &str, vars: Value) -> (u16, Value) {
+    let resp = http
+        .post(format!("http://{gateway}/graphql"))
+        .bearer_auth(KEY)
+        .json(&json!({"query": query, "variables": vars}))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn sandbox_stats(http: &reqwest::Client, sandbox: &str) -> Value {
+    http.get(format!("http://{sandbox}/__sandbox/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn reset_stats(http: &reqwest::Client, sandbox: &str) {
+    let r = http
+        .post(format!("http://{sandbox}/__sandbox/stats/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}
+
+const READ: &str = "query($id: ID!) { user(id: $id) { id email } }";
+
+/// `clients` loops per replica, each reading distinct users through its replica until
+/// `per_client` reads are done; every answer must carry data. Returns the reads.
+async fn load(
+    http: &reqwest::Client,
+    replicas: &[String],
+    clients: usize,
+    per_client: usize,
+) -> usize {
+    load_checked(http, replicas, clients, per_client, true).await
+}
+
+/// [`load`]; with `strict` false, answers with errors are allowed (the control run).
+async fn load_checked(
+    http: &reqwest::Client,
+    replicas: &[String],
+    clients: usize,
+    per_client: usize,
+    strict: bool,
+) -> usize {
+    let mut tasks = Vec::new();
+    for (r, gw) in replicas.iter().enumerate() {
+        for c in 0..clients {
+            let (http, gw) = (http.clone(), gw.clone());
+            tasks.push(tokio::spawn(async move {
+                for n in 0..per_client {
+                    let id = 1 + (r * 31 + c * 7 + n) % 60;
+                    let (status, body) =
+                        graphql(&http, &gw, READ, json!({"id": id.to_string()})).await;
+                    assert_eq!(status, 200, "{body}");
+                    if strict {
+                        assert!(body["errors"].is_null(), "{body}");
+                        assert_eq!(body["data"]["user"]["id"], id.to_string(), "{body}");
+                    }
+                }
+                per_client
+            }));
+        }
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total
+}
+
+const BUDGET_CONFIG: &str =
+    "[actionkit]\nmax_in_flight = 3\n\n[security]\nrate_limit_per_minute = 0\n\n\
+     [graphql]\npage_cache_ttl_secs = 300\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_actionkit_budget_holds_across_three_replicas() {
+    let redis = RedisServer::start();
+    let dir = TempDir::new("redis-budget");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    // The sandbox takes 3 requests at once and answers each in 40 ms.
+    let sandbox = start_sandbox(&["--max-concurrent", "3", "--latency-ms", "40"]).await;
+    let http = reqwest::Client::new();
+    let url = redis.url();
+    let mut replicas = Vec::new();
+    for n in 0..3 {
+        replicas.push(
+            start_gateway(
+                &sandbox.addr,
+                &dir.0,
+                &format!("r{n}"),
+                BUDGET_CONFIG,
+                Some(&url),
+            )
+            .await,
+        );
+    }
+    let addrs: Vec<String> = replicas.iter().map(|p| p.addr.clone()).collect();
+    reset_stats(&http, &sandbox.addr).await;
+    let reads = load(&http, &addrs, 6, 10).await;
+    let stats = sandbox_stats(&http, &sandbox.addr).await;
+    eprintln!("budget with Redis: {reads} reads, sandbox stats {stats}");
+    assert!(stats["requests"].as_u64().unwrap() >= 60, "{stats}");
+    assert!(stats["max_in_flight"].as_u64().unwrap() <= 3, "{stats}");
+    assert_eq!(stats["rejected_429"], 0, "{stats}");
+    drop(replicas);
+
+    // The control: the same three replicas without Redis send up to 9 at once.
+    let mut replicas = Vec::new();
+    for n in 0..3 {
+        replicas.push(
+            start_gateway(&sandbox.addr, &dir.0, &format!("c{n}"), BUDGET_CONFIG, None).await,
+        );
+    }
+    let addrs: Vec<String> = replicas.iter().map(|p| p.addr.clone()).collect();
+    reset_stats(&http, &sandbox.addr).await;
+    load_checked(&http, &addrs, 6, 10, false).await;
+    let stats = sandbox_stats(&http, &sandbox.addr).await;
+    eprintln!("budget without Redis: sandbox stats {stats}");
+    assert!(
+        stats["rejected_429"].as_u64().unwrap() > 0,
+        "without Redis the replicas should overrun the sandbox: {stats}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_rate_limit_holds_across_replicas() {
+    let redis = RedisServer::start();
+    let dir = TempDir::new("redis-rate");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let sandbox = start_sandbox(&[]).await;
+    let http = reqwest::Client::new();
+    // 6 a minute (one per 10 s), 4 at once: within the test, each key gets 4.
+    let config = "[security]\nrate_limit_per_minute = 6\nrate_limit_burst = 4\n";
+    let a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
+    let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
+    let mut admitted = 0;
+    let mut refused = 0;
+    for n in 0..12 {
+        let gw = if n % 2 == 0 { &a.addr } else { &b.addr };
+        let (status, body) = graphql(&http, gw, READ, json!({"id": "1"})).await;
+        match status {
+            200 => admitted += 1,
+            429 => {
+                refused += 1;
+                assert_eq!(
+                    body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+                    "{body}"
+                );
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    // Per replica, each would have admitted 4 of its 6 (8 in all).
+    assert_eq!(admitted, 4, "{admitted} admitted, {refused} refused");
+    assert_eq!(refused, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_read_through_one_replica_costs_nothing_through_another() {
+    let redis = RedisServer::start();
+    let dir = TempDir::new("redis-pages");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let sandbox = start_sandbox(&[]).await;
+    let http = reqwest::Client::new();
+    let config = "[security]\nrate_limit_per_minute = 0\n";
+    let a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
+    let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
+    let query = "query($id: ID!) { page(id: $id) { id name title } }";
+    reset_stats(&http, &sandbox.addr).await;
+    let (status, first) = graphql(&http, &a.addr, query, json!({"id": "1"})).await;
+    assert_eq!(status, 200, "{first}");
+    assert!(first["data"]["page"]["name"].is_string(), "{first}");
+    let through_a = sandbox_stats(&http, &sandbox.addr).await["requests"]
+        .as_u64()
+        .unwrap();
+    assert!(through_a >= 1, "A read the page upstream");
+    reset_stats(&http, &sandbox.addr).await;
+    let (status, second) = graphql(&http, &b.addr, query, json!({"id": "1"})).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["data"], first["data"]);
+    let stats = sandbox_stats(&http, &sandbox.addr).await;
+    assert_eq!(stats["requests"], 0, "B went upstream: {stats}");
+    // And another page through B does cost a call (the counting works).
+    let (_, third) = graphql(&http, &b.addr, query, json!({"id": "2"})).await;
+    assert!(third["data"]["page"]["name"].is_string(), "{third}");
+    let stats = sandbox_stats(&http, &sandbox.addr).await;
+    assert!(stats["requests"].as_u64().unwrap() >= 1, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pages_progress_read_through_one_replica_costs_nothing_through_another() {
+    let redis = RedisServer::start();
+    let dir = TempDir::new("redis-progress");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let sandbox = start_sandbox(&[]).await;
+    let http = reqwest::Client::new();
+    // A long TTL, so that the test does not race the cache period.
+    let config = "[security]\nrate_limit_per_minute = 0\n[progress]\ncache_ttl_secs = 60\n";
+    let a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
+    let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
+    let query = "query($p: String!) { pageContext(page: $p) { page { progress { actions } } } }";
+    // Counted: the progress reads (`GET /progress/`), not the page's own.
+    let page = json!({"p": "save-the-bees"});
+    reset_stats(&http, &sandbox.addr).await;
+    let (status, first) = graphql(&http, &a.addr, query, page.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let actions = &first["data"]["pageContext"]["page"]["progress"]["actions"];
+    assert!(actions.is_u64(), "{first}");
+    let stats = sandbox_stats(&http, &sandbox.addr).await;
+    let progress_reads = |stats: &Value| -> u64 {
+        stats["by_route"]
+            .as_object()
+            .map(|routes| {
+                routes
+                    .iter()
+                    .filter(|(route, _)| route.contains("progress"))
+                    .map(|(_, n)| n.as_u64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        progress_reads(&stats) >= 1,
+        "A read the progress upstream: {stats}"
+    );
+    reset_stats(&http, &sandbox.addr).await;
+    let (status, second) = graphql(&http, &b.addr, query, page).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(
+        second["data"]["pageContext"]["page"]["progress"]["actions"],
+        *actions
+    );
+    let stats = sandbox_stats(&http, &sandbox.addr).await;
+    assert_eq!(
+        progress_reads(&stats),
+        0,
+        "B read the progress upstream: {stats}"
+    );
+}
+
+async fn readyz(http: &reqwest::Client, gateway: &str) -> Value {
+    http.get(format!("http://{gateway}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_stopped_every_replica_keeps_answering_reads() {
+    let mut redis = RedisServer::start();
+    let port = redis.port;
+    let dir = TempDir::new("redis-stop");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let sandbox = start_sandbox(&[]).await;
+    let http = reqwest::Client::new();
+    let config = "[security]\nrate_limit_per_minute = 600\n\n[redis]\ntimeout_ms = 300\n";
+    let a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
+    let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
+    let addrs = vec![a.addr.clone(), b.addr.clone()];
+    assert_eq!(readyz(&http, &a.addr).await["redis"], "up");
+    load(&http, &addrs, 2, 5).await;
+    redis.stop();
+    // Reads go on through both, at once and after the replicas noticed.
+    load(&http, &addrs, 2, 5).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let page = "query($id: ID!) { page(id: $id) { id name } }";
+    for gw in &addrs {
+        let r = readyz(&http, gw).await;
+        assert_eq!(r["status"], "ready", "{r}");
+        assert_eq!(r["redis"], "down", "{r}");
+        let (status, body) = graphql(&http, gw, page, json!({"id": "3"})).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["data"]["page"]["name"].is_string(), "{body}");
+        let metrics = http
+            .get(format!("http://{gw}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("gateway_redis_up 0"), "{metrics}");
+    }
+    let started = Instant::now();
+    load(&http, &addrs, 2, 10).await;
+    eprintln!("40 reads with Redis down in {:?}", started.elapsed());
+    // Redis comes back on the same port: the replicas say so within a few seconds.
+    let _again = RedisServer::start_on(port).expect("redis-server again on its port");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for gw in &addrs {
+        loop {
+            if readyz(&http, gw).await["redis"] == "up" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{gw} never saw Redis again");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    load(&http, &addrs, 2, 5).await;
+}
+
+const SUBMIT: &str = "mutation($input: SubmitActionInput!) {
+  submitAction(input: $input) { status submissionId fieldErrors { field code message } }
+}";
+
+async fn submit(http: &reqwest::Client, gateway: &str, email: &str) -> Option<(String, String)> {
+    let input = json!({
+        "page": "save-the-bees", "email": email, "firstName": "Replica", "lastName": "Test",
+        "zip": "53703", "country": "United States",
+    });
+    let resp = http
+        .post(format!("http://{gateway}/graphql"))
+        .bearer_auth(KEY)
+        .json(&json!({"query": SUBMIT, "variables": {"input": input}}))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let body: Value = resp.json().await.ok()?;
+    let p = &body["data"]["submitAction"];
+    let status = p["status"].as_str()?.to_owned();
+    let id = p["submissionId"].as_str()?.to_owned();
+    assert!(
+        status == "PROCESSED" || status == "QUEUED",
+        "{email}: {body}"
+    );
+    Some((status, id))
+}
+
+/// The replica id an outbox logs at start (`outbox: shared queue in Redis`).
+fn replica_id(p: &Proc) -> String {
+    let line = p
+        .log_line("shared queue in Redis")
+        .expect("no replica id logged");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    v["fields"]["replica"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_one_replica_and_the_other_delivers_its_submissions_exactly_once() {
+    let redis = RedisServer::start();
+    let dir = TempDir::new("redis-sigkill");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    // Slow and narrow: most submissions wait, a few are in flight.
+    let sandbox = start_sandbox(&["--max-concurrent", "2", "--latency-ms", "300"]).await;
+    let rest = SandboxRest::new(format!("http://{}", sandbox.addr));
+    let config = "[actionkit]\nmax_in_flight = 2\n\n[security]\nrate_limit_per_minute = 0\n\n\
+         [outbox]\nanswer_within_ms = 200\nunknown_settle_ms = 2000\n\
+         max_backoff_ms = 500\nworker_concurrency = 2\n";
+    let mut a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
+    let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
+    let a_id = replica_id(&a);
+    assert_ne!(a_id, replica_id(&b));
+    let page_id = rest.get("/rest/v1/page/?name=save-the-bees").await["objects"][0]["id"]
+        .as_u64()
+        .unwrap();
+
+    // Submissions through A only, from 4 clients, until A dies.
+    let http = reqwest::Client::new();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for client in 0..4 {
+        let (http, gw, stop) = (http.clone(), a.addr.clone(), stop.clone());
+        senders.push(tokio::spawn(async move {
+            let mut answered = Vec::new();
+            let mut unanswered = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let email = format!("replica.c{client}.n{n}@example.org");
+                n += 1;
+                match submit(&http, &gw, &email).await {
+                    Some((status, id)) => answered.push((email, status, id)),
+                    None => {
+                        unanswered.push(email);
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (answered, unanswered)
+        }));
+    }
+    // Kill A when the shared queue holds a backlog and A has sends in flight.
+    let mut conn = redis.client().await;
+    let watch_deadline = Instant::now() + Duration::from_secs(40);
+    let a_in_flight_at_kill: Vec<String> = loop {
+        assert!(
+            Instant::now() < watch_deadline,
+            "no backlog with A's sends in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg("akgql:ob:due")
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if ids.len() < 15 {
+            continue;
+        }
+        let mut mine = Vec::new();
+        for id in &ids {
+            let (owner, unknown): (Option<String>, Option<String>) = redis::cmd("HMGET")
+                .arg(format!("akgql:ob:s:{id}"))
+                .arg("owner")
+                .arg("unknown")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if owner.as_deref() == Some(a_id.as_str()) && unknown.as_deref() == Some("1") {
+                mine.push(id.clone());
+            }
+        }
+        if !mine.is_empty() {
+            break mine;
+        }
+    };
+    a.child.start_kill().unwrap(); // SIGKILL
+    assert!(!a.child.wait().await.unwrap().success());
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let mut accepted: HashMap<String, (String, String)> = HashMap::new();
+    let mut unanswered = Vec::new();
+    for s in senders {
+        let (ans, un) = s.await.unwrap();
+        for (email, status, id) in ans {
+            accepted.insert(email, (status, id));
+        }
+        unanswered.extend(un);
+    }
+    let queued = accepted.values().filter(|(s, _)| s == "QUEUED").count();
+    assert!(queued >= 10, "only {queued} answered QUEUED");
+    let at_kill = rest.actions_per_email(page_id).await;
+    let missing_at_kill = accepted
+        .keys()
+        .filter(|e| !at_kill.contains_key(*e))
+        .count();
+    assert!(
+        missing_at_kill > 0,
+        "everything was delivered before the kill"
+    );
+
+    // B delivers all of it, A's sends in flight included, each exactly once.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let counts = rest.actions_per_email(page_id).await;
+        for (email, n) in counts.iter().filter(|(e, _)| e.starts_with("replica.")) {
+            assert!(*n <= 1, "{email}: {n} actions");
+        }
+        let pending = accepted.keys().filter(|e| !counts.contains_key(*e)).count();
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pending} accepted submissions never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let counts = rest.actions_per_email(page_id).await;
+    for email in accepted.keys() {
+        assert_eq!(counts.get(email), Some(&1), "{email}");
+    }
+    for email in &unanswered {
+        assert!(counts.get(email).copied().unwrap_or(0) <= 1, "{email}");
+    }
+    // B answers PROCESSED for every one, A's in-flight ones included.
+    let query = "query($id: ID!) { submission(id: $id) { status } }";
+    for (email, (_, id)) in &accepted {
+        let (_, body) = graphql(&http, &b.addr, query, json!({"id": id})).await;
+        assert_eq!(
+            body["data"]["submission"]["status"], "PROCESSED",
+            "{email}: {body}"
+        );
+    }
+    for id in &a_in_flight_at_kill {
+        let (_, body) = graphql(&http, &b.addr, query, json!({"id": id})).await;
+        assert_eq!(
+            body["data"]["submission"]["status"], "PROCESSED",
+            "{id}: {body}"
+        );
+    }
+    eprintln!(
+        "replicas: {} accepted through A ({queued} QUEUED), {} of A's sends in flight at the kill, \
+         {missing_at_kill} not yet delivered at the kill; B delivered all exactly once",
+        accepted.len(),
+        a_in_flight_at_kill.len()
+    );
+}
+
+/// The metric names a dashboard's queries use (`gateway_…`, without the histogram
+/// suffixes Prometheus adds).
+fn dashboard_metrics() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana-dashboard.json"
+    ))
+    .unwrap();
+    let dash: Value = serde_json::from_str(&text).unwrap();
+    let mut names = Vec::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(i) = rest.find("gateway_") {
+                let tail = &rest[i..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                    .unwrap_or(tail.len());
+                names.push(tail[..end].to_owned());
+                rest = &tail[end..];
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_the_dashboard_queries_is_exported() {
+    let names = dashboard_metrics();
+    assert!(names.len() >= 10, "{names:?}");
+    let mut redis = RedisServer::start();
+    let dir = TempDir::new("redis-dashboard");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let sandbox = start_sandbox(&[]).await;
+    let http = reqwest::Client::new();
+    let config = "[security]\nrate_limit_per_minute = 1\nrate_limit_burst = 3\n\n\
+                  [redis]\ntimeout_ms = 300\n";
+    let gw = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
+    // A read, a page, a submission, then the rate limit.
+    let (s, body) = graphql(&http, &gw.addr, READ, json!({"id": "1"})).await;
+    assert_eq!(s, 200, "{body}");
+    let page = "query($id: ID!) { page(id: $id) { id name } }";
+    assert_eq!(
+        graphql(&http, &gw.addr, page, json!({"id": "1"})).await.0,
+        200
+    );
+    assert!(submit(&http, &gw.addr, "dashboard@example.org")
+        .await
+        .is_some());
+    assert_eq!(
+        graphql(&http, &gw.addr, READ, json!({"id": "2"})).await.0,
+        429
+    );
+    // Redis goes away: its errors are counted.
+    redis.stop();
+    let _ = graphql(&http, &gw.addr, page, json!({"id": "4"})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = http
+        .get(format!("http://{}/metrics", gw.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exported = |name: &str| {
+        metrics.lines().any(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+    };
+    let missing: Vec<&String> = names.iter().filter(|n| !exported(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "not in /metrics: {missing:?}\n{metrics}"
+    );
+    assert!(!exported("gateway_no_such_metric"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_at_start_the_gateway_serves_on_local_state_and_keeps_the_password_quiet() {
+    // A port nothing listens on, and a password that must appear nowhere.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:pw-s3cret-9f2@127.0.0.1:{port}/0");
+    let checked = std::process::Command::new(BIN)
+        .args(["check-config", "--redis-url", &url])
+        .env_remove("GATEWAY_REDIS_URL")
+        .env_remove("GATEWAY_CONFIG")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&checked.stdout).to_string()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(!printed.contains("pw-s3cret-9f2"), "{printed}");
+    assert!(
+        printed.contains(&format!("redis://:***@127.0.0.1:{port}/0")),
+        "{printed}"
+    );
+
+    let dir = TempDir::new("redis-unreachable");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let sandbox = start_sandbox(&[]).await;
+    let rest = SandboxRest::new(format!("http://{}", sandbox.addr));
+    let config = "[security]\nrate_limit_per_minute = 600\n\n[redis]\ntimeout_ms = 200\n\n\
+                  [outbox]\nanswer_within_ms = 2000\n";
+    let gw = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&url)).await;
+    let http = reqwest::Client::new();
+    assert_eq!(readyz(&http, &gw.addr).await["redis"], "down");
+    load(&http, std::slice::from_ref(&gw.addr), 2, 5).await;
+    // Submissions go to the replica's own store and reach ActionKit once each.
+    let page_id = rest.get("/rest/v1/page/?name=save-the-bees").await["objects"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let email = format!("fallback.n{n}@example.org");
+        let (status, id) = submit(&http, &gw.addr, &email).await.expect("answered");
+        ids.push((email, status, id));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts = rest.actions_per_email(page_id).await;
+        if ids.iter().all(|(e, _, _)| counts.get(e) == Some(&1)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not delivered: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let query = "query($id: ID!) { submission(id: $id) { status } }";
+    for (email, _, id) in &ids {
+        let (_, body) = graphql(&http, &gw.addr, query, json!({"id": id})).await;
+        assert_eq!(
+            body["data"]["submission"]["status"], "PROCESSED",
+            "{email}: {body}"
+        );
+    }
+    let metrics = http
+        .get(format!("http://{}/metrics", gw.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("gateway_redis_up 0"), "{metrics}");
+    assert!(
+        metrics.contains("gateway_outbox_local_fallback_total 3"),
+        "{metrics}"
+    );
+    let log = gw.log.lock().unwrap().join("\n");
+    assert!(!log.contains("pw-s3cret-9f2"), "{log}");
+    assert!(log.contains("redis: unreachable at start"), "{log}");
+}
