@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::outbox_support::{SandboxRest, TempDir};
+use crate::outbox_support::{sign, SandboxRest, TempDir};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -112,39 +112,6 @@ async fn start_gateway(
     .await
 }
 
-const SUBMIT: &str = "mutation($input: SubmitActionInput!) {
-  submitAction(input: $input) { status submissionId fieldErrors { field code message } }
-}";
-
-/// Sends one submission; `Some((status, id))` when the gateway answered it.
-async fn submit(http: &reqwest::Client, gateway: &str, email: &str) -> Option<(String, String)> {
-    let input = json!({
-        "page": "save-the-bees",
-        "email": email,
-        "firstName": "Kill",
-        "lastName": "Test",
-        "zip": "53703",
-        "country": "United States",
-    });
-    let resp = http
-        .post(format!("http://{gateway}/graphql"))
-        .bearer_auth(KEY)
-        .json(&json!({"query": SUBMIT, "variables": {"input": input}}))
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()?;
-    let body: Value = resp.json().await.ok()?;
-    let p = &body["data"]["submitAction"];
-    let status = p["status"].as_str()?.to_owned();
-    let id = p["submissionId"].as_str()?.to_owned();
-    assert!(
-        status == "PROCESSED" || status == "QUEUED",
-        "{email}: {body}"
-    );
-    Some((status, id))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn outbox_sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_nothing() {
     let dir = TempDir::new("sigkill");
@@ -199,7 +166,7 @@ async fn outbox_sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_
             while !stop.load(Ordering::Acquire) {
                 let email = format!("kill.c{client}.n{n}@example.org");
                 n += 1;
-                match submit(&http, &gw, &email).await {
+                match sign(&http, &gw, KEY, &email).await {
                     Some((status, id)) => answered.push((email, status, id)),
                     None => {
                         unanswered.push(email);
@@ -355,7 +322,7 @@ async fn outbox_sigterm_stops_cleanly_and_the_next_start_delivers_the_rest() {
     let mut accepted = Vec::new();
     for n in 0..12 {
         let email = format!("term.n{n}@example.org");
-        let (status, _) = submit(&http, &gateway_addr, &email).await.unwrap();
+        let (status, _) = sign(&http, &gateway_addr, KEY, &email).await.unwrap();
         assert_eq!(status, "QUEUED");
         accepted.push(email);
     }

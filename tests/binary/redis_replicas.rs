@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::outbox_support::{SandboxRest, TempDir};
+use crate::outbox_support::{sign, SandboxRest, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_actionkit-graphql");
 const KEY: &str = "redis-replicas-test-key-0123456789";
@@ -361,17 +361,49 @@ async fn the_actionkit_budget_holds_across_three_replicas() {
     );
 }
 
+/// Two replicas (`a`, `b`) on one Redis and one sandbox, with `config` each.
+struct TwoReplicas {
+    sandbox: Proc,
+    a: Proc,
+    b: Proc,
+    http: reqwest::Client,
+    // Bound by the tests as `_dir` and `_redis` (not `..`, which would drop them at
+    // once and take Redis away from the replicas).
+    _dir: TempDir,
+    _redis: RedisServer,
+}
+
+impl TwoReplicas {
+    async fn start(tag: &str, config: &str) -> TwoReplicas {
+        let redis = RedisServer::start();
+        let dir = TempDir::new(tag);
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let sandbox = start_sandbox(&[]).await;
+        let a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
+        let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
+        TwoReplicas {
+            sandbox,
+            a,
+            b,
+            http: reqwest::Client::new(),
+            _dir: dir,
+            _redis: redis,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keys_rate_limit_holds_across_replicas() {
-    let redis = RedisServer::start();
-    let dir = TempDir::new("redis-rate");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let sandbox = start_sandbox(&[]).await;
-    let http = reqwest::Client::new();
     // 6 a minute (one per 10 s), 4 at once: within the test, each key gets 4.
     let config = "[security]\nrate_limit_per_minute = 6\nrate_limit_burst = 4\n";
-    let a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
-    let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
+    let TwoReplicas {
+        sandbox: _sandbox,
+        a,
+        b,
+        http,
+        _dir,
+        _redis,
+    } = TwoReplicas::start("redis-rate", config).await;
     let mut admitted = 0;
     let mut refused = 0;
     for n in 0..12 {
@@ -396,14 +428,15 @@ async fn a_keys_rate_limit_holds_across_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_read_through_one_replica_costs_nothing_through_another() {
-    let redis = RedisServer::start();
-    let dir = TempDir::new("redis-pages");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let sandbox = start_sandbox(&[]).await;
-    let http = reqwest::Client::new();
     let config = "[security]\nrate_limit_per_minute = 0\n";
-    let a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
-    let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
+    let TwoReplicas {
+        sandbox,
+        a,
+        b,
+        http,
+        _dir,
+        _redis,
+    } = TwoReplicas::start("redis-pages", config).await;
     let query = "query($id: ID!) { page(id: $id) { id name title } }";
     reset_stats(&http, &sandbox.addr).await;
     let (status, first) = graphql(&http, &a.addr, query, json!({"id": "1"})).await;
@@ -428,15 +461,16 @@ async fn a_page_read_through_one_replica_costs_nothing_through_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pages_progress_read_through_one_replica_costs_nothing_through_another() {
-    let redis = RedisServer::start();
-    let dir = TempDir::new("redis-progress");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let sandbox = start_sandbox(&[]).await;
-    let http = reqwest::Client::new();
     // A long TTL, so that the test does not race the cache period.
     let config = "[security]\nrate_limit_per_minute = 0\n[progress]\ncache_ttl_secs = 60\n";
-    let a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
-    let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
+    let TwoReplicas {
+        sandbox,
+        a,
+        b,
+        http,
+        _dir,
+        _redis,
+    } = TwoReplicas::start("redis-progress", config).await;
     let query = "query($p: String!) { pageContext(page: $p) { page { progress { actions } } } }";
     // Counted: the progress reads (`GET /progress/`), not the page's own.
     let page = json!({"p": "save-the-bees"});
@@ -541,34 +575,6 @@ async fn with_redis_stopped_every_replica_keeps_answering_reads() {
     load(&http, &addrs, 2, 5).await;
 }
 
-const SUBMIT: &str = "mutation($input: SubmitActionInput!) {
-  submitAction(input: $input) { status submissionId fieldErrors { field code message } }
-}";
-
-async fn submit(http: &reqwest::Client, gateway: &str, email: &str) -> Option<(String, String)> {
-    let input = json!({
-        "page": "save-the-bees", "email": email, "firstName": "Replica", "lastName": "Test",
-        "zip": "53703", "country": "United States",
-    });
-    let resp = http
-        .post(format!("http://{gateway}/graphql"))
-        .bearer_auth(KEY)
-        .json(&json!({"query": SUBMIT, "variables": {"input": input}}))
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()?;
-    let body: Value = resp.json().await.ok()?;
-    let p = &body["data"]["submitAction"];
-    let status = p["status"].as_str()?.to_owned();
-    let id = p["submissionId"].as_str()?.to_owned();
-    assert!(
-        status == "PROCESSED" || status == "QUEUED",
-        "{email}: {body}"
-    );
-    Some((status, id))
-}
-
 /// The replica id an outbox logs at start (`outbox: shared queue in Redis`).
 fn replica_id(p: &Proc) -> String {
     let line = p
@@ -610,7 +616,7 @@ async fn sigkill_one_replica_and_the_other_delivers_its_submissions_exactly_once
             while !stop.load(std::sync::atomic::Ordering::Acquire) {
                 let email = format!("replica.c{client}.n{n}@example.org");
                 n += 1;
-                match submit(&http, &gw, &email).await {
+                match sign(&http, &gw, KEY, &email).await {
                     Some((status, id)) => answered.push((email, status, id)),
                     None => {
                         unanswered.push(email);
@@ -759,7 +765,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
         graphql(&http, &gw.addr, page, json!({"id": "1"})).await.0,
         200
     );
-    assert!(submit(&http, &gw.addr, "dashboard@example.org")
+    assert!(sign(&http, &gw.addr, KEY, "dashboard@example.org")
         .await
         .is_some());
     assert_eq!(
@@ -832,7 +838,7 @@ async fn unreachable_at_start_the_gateway_serves_on_local_state_and_keeps_the_pa
     let mut ids = Vec::new();
     for n in 0..3 {
         let email = format!("fallback.n{n}@example.org");
-        let (status, id) = submit(&http, &gw.addr, &email).await.expect("answered");
+        let (status, id) = sign(&http, &gw.addr, KEY, &email).await.expect("answered");
         ids.push((email, status, id));
     }
     let deadline = Instant::now() + Duration::from_secs(30);

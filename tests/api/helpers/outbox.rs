@@ -258,3 +258,42 @@ pub(crate) async fn settled(outbox: &Outbox, id: &str, within: Duration) -> Subm
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Signs `save-the-bees` through a gateway's `submitAction` with `key`: `Some((status,
+/// submission id))` when it answered (PROCESSED or QUEUED, anything else fails the
+/// test), `None` when the request got no answer within 5 s (the gateway was killed).
+pub(crate) async fn sign(
+    http: &reqwest::Client,
+    gateway: &str,
+    key: &str,
+    email: &str,
+) -> Option<(String, String)> {
+    const SUBMIT: &str = "mutation($input: SubmitActionInput!) {
+  submitAction(input: $input) { status submissionId fieldErrors { field code message } }
+}";
+    let input = serde_json::json!({
+        "page": "save-the-bees",
+        "email": email,
+        "firstName": "Test",
+        "lastName": "Signer",
+        "zip": "53703",
+        "country": "United States",
+    });
+    let resp = http
+        .post(format!("http://{gateway}/graphql"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"query": SUBMIT, "variables": {"input": input}}))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let body: Value = resp.json().await.ok()?;
+    let p = &body["data"]["submitAction"];
+    let status = p["status"].as_str()?.to_owned();
+    let id = p["submissionId"].as_str()?.to_owned();
+    assert!(
+        status == "PROCESSED" || status == "QUEUED",
+        "{email}: {body}"
+    );
+    Some((status, id))
+}
