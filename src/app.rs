@@ -247,7 +247,7 @@ async fn build_state(
             Outbox::with_store(Arc::new(client.clone()), Arc::new(store), outbox_settings)
         }
     };
-    let settings = GraphqlSettings {
+    let mut settings = GraphqlSettings {
         loader_delay: config.graphql.loader_delay(),
         introspection: mode == Mode::Development,
         max_depth: config.graphql.max_depth,
@@ -266,7 +266,6 @@ async fn build_state(
         progress: None,
         progress_settings: progress_settings(config),
     };
-    let mut settings = settings;
     let mut progress_cache = crate::graphql::ProgressCache::new(
         settings.progress_settings.ttl,
         settings.progress_settings.capacity,
@@ -322,8 +321,7 @@ async fn build_state(
     Ok(state)
 }
 
-/// Serves the gateway on `listener` until `shutdown` resolves, with the connection
-/// settings of `[server]` (header and idle timeouts, the connection cap).
+/// The progress hub's settings, from `[progress]`.
 fn progress_settings(config: &Config) -> crate::graphql::ProgressSettings {
     crate::graphql::ProgressSettings {
         ttl: Duration::from_secs(config.progress.cache_ttl_secs.max(1)),
@@ -335,6 +333,8 @@ fn progress_settings(config: &Config) -> crate::graphql::ProgressSettings {
 /// How long subscribers have to hear `complete` and the close frame at shutdown.
 const WEBSOCKET_GRACE: Duration = Duration::from_secs(2);
 
+/// Serves the gateway on `listener` until `shutdown` resolves, with the connection
+/// settings of `[server]` (header and idle timeouts, the connection cap).
 async fn serve(
     state: AppState,
     listener: TcpListener,
