@@ -188,8 +188,10 @@ async fn upgrade(state: AppState, req: Request<Body>) -> Response {
     let open = Open(ws_state.clone());
     if before >= ws_state.settings.max_connections.max(1) {
         drop(open);
+        // The gateway's own capacity, like its connection cap: OVERLOADED, not the
+        // caller's budget.
         return HttpError::new(
-            ErrorCode::RateLimited,
+            ErrorCode::Overloaded,
             "too many WebSocket connections; retry in a moment",
         )
         .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
