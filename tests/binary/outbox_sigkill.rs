@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::outbox_support::{sign, SandboxRest, TempDir};
+use crate::outbox_support::{sign, sign_until, SandboxRest, TempDir};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -158,25 +158,14 @@ async fn outbox_sigkill_while_queued_and_in_flight_loses_nothing_and_duplicates_
     let stop = Arc::new(AtomicBool::new(false));
     let mut senders = Vec::new();
     for client in 0..4 {
-        let (http, gw, stop) = (http.clone(), gateway_addr.clone(), stop.clone());
-        senders.push(tokio::spawn(async move {
-            let mut answered = Vec::new();
-            let mut unanswered = Vec::new();
-            let mut n = 0;
-            while !stop.load(Ordering::Acquire) {
-                let email = format!("kill.c{client}.n{n}@example.org");
-                n += 1;
-                match sign(&http, &gw, KEY, &email).await {
-                    Some((status, id)) => answered.push((email, status, id)),
-                    None => {
-                        unanswered.push(email);
-                        break;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            (answered, unanswered)
-        }));
+        senders.push(tokio::spawn(sign_until(
+            http.clone(),
+            gateway_addr.clone(),
+            KEY,
+            format!("kill.c{client}"),
+            Duration::from_millis(100),
+            stop.clone(),
+        )));
     }
     // Kill when the store (read beside the gateway, as SQLite's WAL allows) shows a
     // backlog and a send that has just started (the sandbox takes 300 ms to answer it).

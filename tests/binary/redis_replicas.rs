@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::outbox_support::{sign, SandboxRest, TempDir};
+use crate::outbox_support::{sign, sign_until, SandboxRest, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_actionkit-graphql");
 const KEY: &str = "redis-replicas-test-key-0123456789";
@@ -608,25 +608,14 @@ async fn sigkill_one_replica_and_the_other_delivers_its_submissions_exactly_once
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut senders = Vec::new();
     for client in 0..4 {
-        let (http, gw, stop) = (http.clone(), a.addr.clone(), stop.clone());
-        senders.push(tokio::spawn(async move {
-            let mut answered = Vec::new();
-            let mut unanswered = Vec::new();
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                let email = format!("replica.c{client}.n{n}@example.org");
-                n += 1;
-                match sign(&http, &gw, KEY, &email).await {
-                    Some((status, id)) => answered.push((email, status, id)),
-                    None => {
-                        unanswered.push(email);
-                        break;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            (answered, unanswered)
-        }));
+        senders.push(tokio::spawn(sign_until(
+            http.clone(),
+            a.addr.clone(),
+            KEY,
+            format!("replica.c{client}"),
+            Duration::from_millis(50),
+            stop.clone(),
+        )));
     }
     // Kill A when the shared queue holds a backlog and A has sends in flight.
     let mut conn = redis.client().await;

@@ -297,3 +297,36 @@ pub(crate) async fn sign(
     );
     Some((status, id))
 }
+
+/// What [`sign_until`] sent: `(email, status, submission id)` of each answered
+/// submission, and the emails sent without an answer (the gateway died under them).
+pub(crate) type Signed = (Vec<(String, String, String)>, Vec<String>);
+
+/// One client signing `save-the-bees` through `gateway` with emails
+/// `<prefix>.n<N>@example.org`, one every `pause`, until `stop` is set or a request gets
+/// no answer.
+pub(crate) async fn sign_until(
+    http: reqwest::Client,
+    gateway: String,
+    key: &'static str,
+    prefix: String,
+    pause: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Signed {
+    let mut answered = Vec::new();
+    let mut unanswered = Vec::new();
+    let mut n = 0;
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        let email = format!("{prefix}.n{n}@example.org");
+        n += 1;
+        match sign(&http, &gateway, key, &email).await {
+            Some((status, id)) => answered.push((email, status, id)),
+            None => {
+                unanswered.push(email);
+                break;
+            }
+        }
+        tokio::time::sleep(pause).await;
+    }
+    (answered, unanswered)
+}
