@@ -104,12 +104,7 @@ async fn the_operation_deadline_holds_against_a_slow_upstream() {
 
 #[tokio::test]
 async fn transport_errors_on_reads_are_retried_then_reported() {
-    // Nothing listens on this port (bound, then dropped).
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let c = actionkit_graphql::actionkit::Client::new(config(&format!("http://{addr}"))).unwrap();
+    let c = client_of_a_closed_port();
     match c.user(UserId(1)).await {
         Err(Error::Transport(msg)) => {
             assert!(

@@ -354,12 +354,7 @@ async fn invalid_submissions_send_nothing() {
 
 #[tokio::test]
 async fn a_refused_connection_is_a_transport_error_and_not_retried() {
-    // Nothing listens on this port (bound, then dropped).
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let c = actionkit_graphql::actionkit::Client::new(config(&format!("http://{addr}"))).unwrap();
+    let c = client_of_a_closed_port();
     assert!(matches!(
         c.submit_action(&submission()).await,
         Err(Error::Transport(_))

@@ -6,7 +6,9 @@ use serde_json::Value;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
-use crate::helpers::client::{catch_all, collection, mount_schemas, ok_json, raw_query};
+use actionkit_graphql::actionkit::Client;
+
+use crate::helpers::client::{catch_all, collection, config, mount_schemas, ok_json, raw_query};
 
 /// A `verb` request to `target`, `path` or `path?query`. With a `?` the raw query must
 /// match byte for byte; without one any query matches.
@@ -67,4 +69,14 @@ pub(crate) async fn serve_with_schemas(
     let server = serve(mocks).await;
     mount_schemas(&server, permissive).await;
     server
+}
+
+/// A client (of the tests' [`config`]) for a port nothing listens on: bound, then
+/// dropped, so connecting is refused.
+pub(crate) fn client_of_a_closed_port() -> Client {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    Client::new(config(&format!("http://{addr}"))).unwrap()
 }
