@@ -5,4 +5,5 @@ mod resilience;
 mod sandbox;
 mod submit_requests;
 mod submit_sandbox;
+mod support;
 mod writes;

@@ -1,33 +1,28 @@
 //! The exact requests the client sends for each read, pinned against a mock server:
 //! paths with trailing slashes, query strings byte for byte, `Accept`, Basic auth.
 
+use super::support::*;
 use crate::helpers::client::*;
 use actionkit_graphql::actionkit::{
     ActionFilter, ActionId, ActionKind, Capabilities, PageId, UserId,
 };
 use secrecy::SecretString;
 use serde_json::json;
-use wiremock::matchers::{basic_auth, header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::matchers::{basic_auth, header};
+use wiremock::ResponseTemplate;
 
 #[tokio::test]
 async fn user_by_id_sends_trailing_slash_accept_and_basic_auth() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/5/"))
-        .and(header("accept", "application/json"))
-        .and(basic_auth(USERNAME, PASSWORD))
-        .respond_with(ok_json(user_json(5)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/6/"))
-        .respond_with(ResponseTemplate::new(404).insert_header("content-type", "text/html"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let html_404 = ResponseTemplate::new(404).insert_header("content-type", "text/html");
+    let server = serve([
+        request("GET", "/rest/v1/user/5/")
+            .and(header("accept", "application/json"))
+            .and(basic_auth(USERNAME, PASSWORD))
+            .respond_with(ok_json(user_json(5)))
+            .expect(1),
+        get_once("/rest/v1/user/6/", html_404),
+    ])
+    .await;
     let c = client(&server);
     let u = c.user(UserId(5)).await.unwrap().unwrap();
     assert_eq!(u.id, UserId(5));
@@ -41,14 +36,7 @@ async fn user_by_id_sends_trailing_slash_accept_and_basic_auth() {
 
 #[tokio::test]
 async fn a_base_url_with_rest_v1_is_not_doubled() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/page/3/"))
-        .respond_with(ok_json(page_json(3, "bees")))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve([get_once("/rest/v1/page/3/", ok_json(page_json(3, "bees")))]).await;
     let c =
         actionkit_graphql::actionkit::Client::new(config(&format!("{}/rest/v1/", server.uri())))
             .unwrap();
@@ -57,24 +45,16 @@ async fn a_base_url_with_rest_v1_is_not_doubled() {
 
 #[tokio::test]
 async fn user_by_email_percent_encodes_plus_and_at() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
     let mut u = user_json(9);
     u["email"] = json!("Foo+1@example.com");
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/"))
-        .and(raw_query("email=foo%2B1%40example.com"))
-        .respond_with(ok_json(collection(vec![u], 0, 20, 1, None)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/"))
-        .and(raw_query("email=nobody%40example.com"))
-        .respond_with(ok_json(collection(vec![], 0, 20, 0, None)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve([
+        get_once(
+            "/rest/v1/user/?email=foo%2B1%40example.com",
+            listed(vec![u]),
+        ),
+        get_once("/rest/v1/user/?email=nobody%40example.com", listed(vec![])),
+    ])
+    .await;
     let c = client(&server);
     assert_eq!(
         c.user_by_email("foo+1@example.com")
@@ -90,13 +70,8 @@ async fn user_by_email_percent_encodes_plus_and_at() {
 #[tokio::test]
 async fn user_by_email_ignores_rows_that_do_not_match() {
     // An instance that ignored the filter would return someone else: never show them.
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/"))
-        .respond_with(ok_json(collection(vec![user_json(1)], 0, 20, 300, None)))
-        .mount(&server)
-        .await;
+    let wrong = collection(vec![user_json(1)], 0, 20, 300, None);
+    let server = serve([get("/rest/v1/user/", ok_json(wrong))]).await;
     assert_eq!(
         client(&server).user_by_email("a@b.example").await.unwrap(),
         None
@@ -105,9 +80,7 @@ async fn user_by_email_ignores_rows_that_do_not_match() {
 
 #[tokio::test]
 async fn probe_reads_three_schemas() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, true).await;
+    let server = serve_with_schemas(true, []).await;
     let c = client(&server);
     assert_eq!(c.capabilities(), Capabilities::default());
     let caps = c.probe().await;
@@ -137,16 +110,9 @@ async fn probe_reads_three_schemas() {
 
 #[tokio::test]
 async fn a_failed_probe_leaves_the_conservative_path() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, true).await;
     // The action schema answers 401: only user and page capabilities are learned.
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/schema/"))
-        .respond_with(ResponseTemplate::new(401))
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    let refused = get("/rest/v1/action/schema/", ResponseTemplate::new(401));
+    let server = serve_with_schemas(true, [refused.with_priority(1)]).await;
     let caps = client(&server).probe().await;
     assert!(!caps.probed);
     assert!(!caps.action_user_in && !caps.action_id_in && !caps.action_page_name);
@@ -155,9 +121,7 @@ async fn a_failed_probe_leaves_the_conservative_path() {
 
 #[tokio::test]
 async fn permissive_batch_of_250_users_is_three_id_in_calls() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, true).await;
+    let server = serve_with_schemas(true, []).await;
     let ids: Vec<UserId> = (1..=250).map(UserId).collect();
     for chunk in ids.chunks(100) {
         let csv = chunk
@@ -172,11 +136,8 @@ async fn permissive_batch_of_250_users_is_three_id_in_calls() {
             .map(|i| user_json(i.0))
             .collect::<Vec<_>>();
         let n = objects.len() as u64;
-        Mock::given(method("GET"))
-            .and(path("/rest/v1/user/"))
-            .and(raw_query(format!("id__in={csv}&_limit=100")))
-            .respond_with(ok_json(collection(objects, 0, 100, n, None)))
-            .expect(1)
+        let answer = ok_json(collection(objects, 0, 100, n, None));
+        get_once(&format!("/rest/v1/user/?id__in={csv}&_limit=100"), answer)
             .mount(&server)
             .await;
     }
@@ -194,22 +155,18 @@ async fn permissive_batch_of_250_users_is_three_id_in_calls() {
 
 #[tokio::test]
 async fn strict_batch_fans_out_single_gets_and_drops_404s() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, false).await;
-    for id in 1..=20u64 {
-        let resp = if id == 13 {
-            ResponseTemplate::new(404)
-        } else {
-            ok_json(user_json(id))
-        };
-        Mock::given(method("GET"))
-            .and(path(format!("/rest/v1/user/{id}/")))
-            .respond_with(resp)
-            .expect(1)
-            .mount(&server)
-            .await;
-    }
+    let server = serve_with_schemas(
+        false,
+        (1..=20u64).map(|id| {
+            let resp = if id == 13 {
+                ResponseTemplate::new(404)
+            } else {
+                ok_json(user_json(id))
+            };
+            get_once(&format!("/rest/v1/user/{id}/"), resp)
+        }),
+    )
+    .await;
     let c = client(&server);
     assert!(!c.probe().await.user_id_in);
     let ids: Vec<UserId> = (1..=20).map(UserId).collect();
@@ -220,26 +177,22 @@ async fn strict_batch_fans_out_single_gets_and_drops_404s() {
 
 #[tokio::test]
 async fn an_instance_refusing_id_in_falls_back_to_single_gets() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, true).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/page/"))
-        .respond_with(
-            ResponseTemplate::new(400)
-                .set_body_json(json!({"error": "The 'id' field does not allow filtering."})),
+    let refusal = json!({"error": "The 'id' field does not allow filtering."});
+    let server = serve_with_schemas(
+        true,
+        [get_once(
+            "/rest/v1/page/",
+            ResponseTemplate::new(400).set_body_json(refusal),
+        )],
+    )
+    .await;
+    let single = |id: u64| {
+        get(
+            &format!("/rest/v1/page/{id}/"),
+            ok_json(page_json(id, &format!("p{id}"))),
         )
-        .expect(1)
-        .mount(&server)
-        .await;
-    for id in [4u64, 5] {
-        Mock::given(method("GET"))
-            .and(path(format!("/rest/v1/page/{id}/")))
-            .respond_with(ok_json(page_json(id, &format!("p{id}"))))
-            .expect(2)
-            .mount(&server)
-            .await;
-    }
+    };
+    mount_all(&server, [single(4).expect(2), single(5).expect(2)]).await;
     let c = client(&server);
     c.probe().await;
     let pages = c.pages(&[PageId(4), PageId(5)]).await.unwrap();
@@ -251,9 +204,7 @@ async fn an_instance_refusing_id_in_falls_back_to_single_gets() {
 
 #[tokio::test]
 async fn actions_of_users_follows_next_in_parallel_and_groups_by_user() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, true).await;
+    let server = serve_with_schemas(true, []).await;
     // 250 actions of users 1 and 2, in pages of 100; the next link puts `_offset` first
     // and keeps the filter, as ActionKit does; the client must reuse it verbatim.
     let all: Vec<_> = (1..=250u64)
@@ -270,19 +221,14 @@ async fn actions_of_users_follows_next_in_parallel_and_groups_by_user() {
     for (query, offset, times) in pages {
         let end = (offset + 100).min(250);
         let more = (end < 250).then(|| next(end)).flatten();
-        Mock::given(method("GET"))
-            .and(path("/rest/v1/action/"))
-            .and(raw_query(query))
-            .respond_with(ok_json(collection(
-                all[offset as usize..end as usize].to_vec(),
-                offset,
-                100,
-                250,
-                more,
-            )))
-            .expect(times)
-            .mount(&server)
-            .await;
+        let objects = all[offset as usize..end as usize].to_vec();
+        get(
+            &format!("/rest/v1/action/?{query}"),
+            ok_json(collection(objects, offset, 100, 250, more)),
+        )
+        .expect(times)
+        .mount(&server)
+        .await;
     }
     let c = client(&server);
     c.probe().await;
@@ -302,9 +248,7 @@ async fn actions_of_users_follows_next_in_parallel_and_groups_by_user() {
 
 #[tokio::test]
 async fn actions_of_users_is_none_without_user_in() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, false).await;
+    let server = serve_with_schemas(false, []).await;
     let c = client(&server);
     c.probe().await;
     let r = c
@@ -317,31 +261,21 @@ async fn actions_of_users_is_none_without_user_in() {
 
 #[tokio::test]
 async fn user_actions_window_kind_and_page_name_with_traversal() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, true).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/"))
-        .and(raw_query("user=7&_limit=20&_offset=40"))
-        .respond_with(ok_json(collection(
-            vec![action_json(1, 7, json!({}))],
-            40,
-            20,
-            41,
-            None,
-        )))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/eventsignupaction/"))
-        .and(raw_query(
-            "user=7&page__name=save-the%2Bbees&_limit=5&_offset=0",
-        ))
-        .respond_with(ok_json(collection(vec![], 0, 5, 0, None)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let last = collection(vec![action_json(1, 7, json!({}))], 40, 20, 41, None);
+    let server = serve_with_schemas(
+        true,
+        [
+            get_once(
+                "/rest/v1/action/?user=7&_limit=20&_offset=40",
+                ok_json(last),
+            ),
+            get_once(
+                "/rest/v1/eventsignupaction/?user=7&page__name=save-the%2Bbees&_limit=5&_offset=0",
+                ok_json(collection(vec![], 0, 5, 0, None)),
+            ),
+        ],
+    )
+    .await;
     let c = client(&server);
     c.probe().await;
     let w = c
@@ -359,42 +293,22 @@ async fn user_actions_window_kind_and_page_name_with_traversal() {
 
 #[tokio::test]
 async fn user_actions_resolves_the_page_first_without_traversal() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, false).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/page/"))
-        .and(raw_query("name=bees"))
-        .respond_with(ok_json(collection(
-            vec![page_json(12, "bees")],
-            0,
-            20,
-            1,
-            None,
-        )))
-        .expect(1) // the second lookup of "bees" comes from the name cache
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/page/"))
-        .and(raw_query("name=wasps"))
-        .respond_with(ok_json(collection(vec![], 0, 20, 0, None)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/petitionaction/"))
-        .and(raw_query("user=7&page=12&_limit=20&_offset=0"))
-        .respond_with(ok_json(collection(
-            vec![action_json(3, 7, json!({}))],
-            0,
-            20,
-            1,
-            None,
-        )))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_with_schemas(
+        false,
+        [
+            // Once: the second lookup of "bees" comes from the name cache.
+            get_once(
+                "/rest/v1/page/?name=bees",
+                listed(vec![page_json(12, "bees")]),
+            ),
+            get_once("/rest/v1/page/?name=wasps", listed(vec![])),
+            get_once(
+                "/rest/v1/petitionaction/?user=7&page=12&_limit=20&_offset=0",
+                listed(vec![action_json(3, 7, json!({}))]),
+            ),
+        ],
+    )
+    .await;
     let c = client(&server);
     c.probe().await;
     let f = |kind, name: &str| ActionFilter {
@@ -421,25 +335,19 @@ async fn user_actions_resolves_the_page_first_without_traversal() {
 
 #[tokio::test]
 async fn a_wide_window_reads_pages_of_100_in_parallel() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    for (q, range) in [
-        ("user=7&_limit=100&_offset=10", 10..110u64),
-        ("user=7&_limit=100&_offset=110", 110..210),
-        ("user=7&_limit=40&_offset=210", 210..250),
-    ] {
-        let objs = range
-            .clone()
-            .map(|i| action_json(i, 7, json!({})))
-            .collect();
-        Mock::given(method("GET"))
-            .and(path("/rest/v1/action/"))
-            .and(raw_query(q))
-            .respond_with(ok_json(collection(objs, range.start, 100, 300, None)))
-            .expect(1)
-            .mount(&server)
-            .await;
-    }
+    let server = serve(
+        [
+            ("user=7&_limit=100&_offset=10", 10..110u64),
+            ("user=7&_limit=100&_offset=110", 110..210),
+            ("user=7&_limit=40&_offset=210", 210..250),
+        ]
+        .map(|(q, range)| {
+            let objs = range.clone().map(|i| action_json(i, 7, json!({})));
+            let answer = collection(objs.collect(), range.start, 100, 300, None);
+            get_once(&format!("/rest/v1/action/?{q}"), ok_json(answer))
+        }),
+    )
+    .await;
     let w = client(&server)
         .user_actions(UserId(7), &ActionFilter::default(), 10, 240)
         .await
@@ -451,27 +359,17 @@ async fn a_wide_window_reads_pages_of_100_in_parallel() {
 
 #[tokio::test]
 async fn action_and_page_by_name_paths() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/44/"))
-        .respond_with(ok_json(action_json(44, 1, json!({"a": "1"}))))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/page/"))
-        .and(raw_query("name=a%26b"))
-        .respond_with(ok_json(collection(
-            vec![page_json(2, "a&b")],
-            0,
-            20,
-            1,
-            None,
-        )))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve([
+        get_once(
+            "/rest/v1/action/44/",
+            ok_json(action_json(44, 1, json!({"a": "1"}))),
+        ),
+        get_once(
+            "/rest/v1/page/?name=a%26b",
+            listed(vec![page_json(2, "a&b")]),
+        ),
+    ])
+    .await;
     let c = client(&server);
     assert_eq!(
         c.action(ActionId(44)).await.unwrap().unwrap().fields.len(),
@@ -482,14 +380,11 @@ async fn action_and_page_by_name_paths() {
 
 #[tokio::test]
 async fn akid_with_secret_is_verified_locally() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/103007/"))
-        .respond_with(ok_json(user_json(103007)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve([get_once(
+        "/rest/v1/user/103007/",
+        ok_json(user_json(103007)),
+    )])
+    .await;
     let c = client_with(&server, |c| {
         c.akid_secret = Some(SecretString::from("emulator-secret"))
     });
@@ -507,26 +402,16 @@ async fn akid_with_secret_is_verified_locally() {
 
 #[tokio::test]
 async fn akid_without_secret_asks_userpublic() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/userpublic/.103007.HhWYZe/"))
-        .respond_with(ok_json(json!({"id": 103007, "first_name": "Ada"})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/userpublic/.103007.xxxxxx/"))
-        .respond_with(ResponseTemplate::new(404))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/103007/"))
-        .respond_with(ok_json(user_json(103007)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let public = json!({"id": 103007, "first_name": "Ada"});
+    let server = serve([
+        get_once("/rest/v1/userpublic/.103007.HhWYZe/", ok_json(public)),
+        get_once(
+            "/rest/v1/userpublic/.103007.xxxxxx/",
+            ResponseTemplate::new(404),
+        ),
+        get_once("/rest/v1/user/103007/", ok_json(user_json(103007))),
+    ])
+    .await;
     let c = client(&server);
     assert_eq!(
         c.user_by_akid(".103007.HhWYZe").await.unwrap().unwrap().id,
@@ -537,22 +422,15 @@ async fn akid_without_secret_asks_userpublic() {
 
 #[tokio::test]
 async fn check_credentials_reads_the_root() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/"))
-        .and(basic_auth(USERNAME, PASSWORD))
-        .respond_with(ok_json(
-            json!({"user": {"list_endpoint": "/rest/v1/user/"}}),
-        ))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/"))
-        .respond_with(ResponseTemplate::new(401).insert_header("content-type", "text/html"))
-        .with_priority(6)
-        .mount(&server)
-        .await;
+    let root = json!({"user": {"list_endpoint": "/rest/v1/user/"}});
+    let refusal = ResponseTemplate::new(401).insert_header("content-type", "text/html");
+    let server = serve([
+        request("GET", "/rest/v1/")
+            .and(basic_auth(USERNAME, PASSWORD))
+            .respond_with(ok_json(root)),
+        get("/rest/v1/", refusal).with_priority(6),
+    ])
+    .await;
     assert!(client(&server).check_credentials().await.is_ok());
     let wrong = client_with(&server, |c| c.password = SecretString::from("wrong"));
     assert!(matches!(
@@ -563,30 +441,23 @@ async fn check_credentials_reads_the_root() {
 
 #[tokio::test]
 async fn next_links_without_offset_or_total_are_walked_one_by_one() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, true).await;
     // Page 1 has no total_count; its next link has no `_offset` either.
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/"))
-        .and(raw_query("user__in=1&_limit=100"))
-        .respond_with(ok_json(json!({
-            "meta": {"limit": 2, "next": "/rest/v1/action/?user__in=1&page2=yes"},
-            "objects": [action_json(1, 1, json!({})), action_json(2, 1, json!({}))]
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/"))
-        .and(raw_query("user__in=1&page2=yes"))
-        .respond_with(ok_json(json!({
-            "meta": {"limit": 2, "next": null},
-            "objects": [action_json(3, 1, json!({}))]
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let page_1 = json!({
+        "meta": {"limit": 2, "next": "/rest/v1/action/?user__in=1&page2=yes"},
+        "objects": [action_json(1, 1, json!({})), action_json(2, 1, json!({}))]
+    });
+    let page_2 = json!({
+        "meta": {"limit": 2, "next": null},
+        "objects": [action_json(3, 1, json!({}))]
+    });
+    let server = serve_with_schemas(
+        true,
+        [
+            get_once("/rest/v1/action/?user__in=1&_limit=100", ok_json(page_1)),
+            get_once("/rest/v1/action/?user__in=1&page2=yes", ok_json(page_2)),
+        ],
+    )
+    .await;
     let c = client(&server);
     c.probe().await;
     let got = c

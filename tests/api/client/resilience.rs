@@ -2,44 +2,26 @@
 
 use std::time::{Duration, Instant};
 
+use super::support::*;
 use crate::helpers::client::*;
 use actionkit_graphql::actionkit::{
     Error, PageId, RetryPolicy, UpstreamCounter, UserId, NON_FIELD,
 };
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 const TRY_LATER: &str =
     r#"{"error": "Sorry, this request could not be processed. Please try again later."}"#;
 
-/// Mounts `first` for the first `n` requests to `p`, then a 200 user.
-async fn flaky(server: &MockServer, p: &str, first: ResponseTemplate, n: u64) {
-    Mock::given(method("GET"))
-        .and(path(p))
-        .respond_with(first)
-        .up_to_n_times(n)
-        .with_priority(1)
-        .mount(server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(p))
-        .respond_with(ok_json(user_json(1)))
-        .mount(server)
-        .await;
+/// A server answering `first` to the first `n` requests for user 1, then the user.
+async fn flaky(first: ResponseTemplate, n: u64) -> MockServer {
+    let user = get("/rest/v1/user/1/", ok_json(user_json(1)));
+    serve(first_n_then(get("/rest/v1/user/1/", first), n, user)).await
 }
 
 #[tokio::test]
 async fn retries_429_503_and_try_again_later_500() {
     for (status, body) in [(429, ""), (503, ""), (500, TRY_LATER)] {
-        let server = MockServer::start().await;
-        catch_all(&server).await;
-        flaky(
-            &server,
-            "/rest/v1/user/1/",
-            ResponseTemplate::new(status).set_body_string(body),
-            2,
-        )
-        .await;
+        let server = flaky(ResponseTemplate::new(status).set_body_string(body), 2).await;
         let c = client(&server);
         let counter = UpstreamCounter::new();
         let u = counter.scope(c.user(UserId(1))).await.unwrap();
@@ -51,14 +33,8 @@ async fn retries_429_503_and_try_again_later_500() {
 
 #[tokio::test]
 async fn a_plain_500_is_not_retried() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/1/"))
-        .respond_with(ResponseTemplate::new(500).set_body_string(r#"{"error": "boom"}"#))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let boom = ResponseTemplate::new(500).set_body_string(r#"{"error": "boom"}"#);
+    let server = serve([get_once("/rest/v1/user/1/", boom)]).await;
     assert!(matches!(
         client(&server).user(UserId(1)).await,
         Err(Error::Status { status: 500 })
@@ -67,20 +43,12 @@ async fn a_plain_500_is_not_retried() {
 
 #[tokio::test]
 async fn retries_end_in_rate_limited_or_status() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/1/"))
-        .respond_with(ResponseTemplate::new(429))
-        .expect(4) // 1 + max_retries (3)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/2/"))
-        .respond_with(ResponseTemplate::new(503))
-        .expect(4)
-        .mount(&server)
-        .await;
+    // Each asked 1 + max_retries (3) times.
+    let server = serve([
+        get("/rest/v1/user/1/", ResponseTemplate::new(429)).expect(4),
+        get("/rest/v1/user/2/", ResponseTemplate::new(503)).expect(4),
+    ])
+    .await;
     let c = client(&server);
     assert!(matches!(c.user(UserId(1)).await, Err(Error::RateLimited)));
     assert!(matches!(
@@ -91,11 +59,7 @@ async fn retries_end_in_rate_limited_or_status() {
 
 #[tokio::test]
 async fn retry_after_is_honoured() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    flaky(
-        &server,
-        "/rest/v1/user/1/",
+    let server = flaky(
         ResponseTemplate::new(429).insert_header("retry-after", "1"),
         1,
     )
@@ -111,14 +75,8 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_deadline_gives_up_at_once() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/1/"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let far = ResponseTemplate::new(429).insert_header("retry-after", "30");
+    let server = serve([get_once("/rest/v1/user/1/", far)]).await;
     let c = client_with(&server, |c| c.operation_deadline = Duration::from_secs(2));
     let started = Instant::now();
     assert!(matches!(c.user(UserId(1)).await, Err(Error::RateLimited)));
@@ -127,13 +85,8 @@ async fn a_retry_after_beyond_the_deadline_gives_up_at_once() {
 
 #[tokio::test]
 async fn the_operation_deadline_holds_against_a_slow_upstream() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/1/"))
-        .respond_with(ok_json(user_json(1)).set_delay(Duration::from_secs(3)))
-        .mount(&server)
-        .await;
+    let slow = ok_json(user_json(1)).set_delay(Duration::from_secs(3));
+    let server = serve([get("/rest/v1/user/1/", slow)]).await;
     let c = client_with(&server, |c| {
         c.operation_deadline = Duration::from_millis(300);
         c.request_timeout = Duration::from_millis(100);
@@ -151,12 +104,7 @@ async fn the_operation_deadline_holds_against_a_slow_upstream() {
 
 #[tokio::test]
 async fn transport_errors_on_reads_are_retried_then_reported() {
-    // Nothing listens on this port (bound, then dropped).
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let c = actionkit_graphql::actionkit::Client::new(config(&format!("http://{addr}"))).unwrap();
+    let c = client_of_a_closed_port();
     match c.user(UserId(1)).await {
         Err(Error::Transport(msg)) => {
             assert!(
@@ -172,8 +120,6 @@ async fn transport_errors_on_reads_are_retried_then_reported() {
 
 #[tokio::test]
 async fn statuses_map_to_errors() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
     let cases: Vec<(u64, ResponseTemplate)> = vec![
         (
             1,
@@ -193,14 +139,12 @@ async fn statuses_map_to_errors() {
             ResponseTemplate::new(301).insert_header("location", "https://elsewhere.example/"),
         ),
     ];
-    for (id, resp) in cases {
-        Mock::given(method("GET"))
-            .and(path(format!("/rest/v1/page/{id}/")))
-            .respond_with(resp)
-            .expect(1)
-            .mount(&server)
-            .await;
-    }
+    let server = serve(
+        cases
+            .into_iter()
+            .map(|(id, resp)| get_once(&format!("/rest/v1/page/{id}/"), resp)),
+    )
+    .await;
     let c = client_with(&server, |c| c.retry = RetryPolicy::none());
     assert!(matches!(c.page(PageId(1)).await, Err(Error::Unauthorized)));
     assert!(matches!(c.page(PageId(2)).await, Err(Error::Unauthorized)));
@@ -221,8 +165,6 @@ async fn statuses_map_to_errors() {
 
 #[tokio::test]
 async fn bad_request_bodies_become_field_messages() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
     let bodies = [
         r#"{"errors": {"zip": ["bad zip"]}}"#,
         r#"{"errors": ["not allowed"]}"#,
@@ -231,13 +173,11 @@ async fn bad_request_bodies_become_field_messages() {
         r#"{"error": "The 'id' field does not allow filtering."}"#,
         "Invalid limit provided. Please provide a positive integer.",
     ];
-    for (i, body) in bodies.iter().enumerate() {
-        Mock::given(method("GET"))
-            .and(path(format!("/rest/v1/page/{}/", i + 1)))
-            .respond_with(ResponseTemplate::new(400).set_body_string(*body))
-            .mount(&server)
-            .await;
-    }
+    let server = serve(bodies.iter().enumerate().map(|(i, body)| {
+        let bad = ResponseTemplate::new(400).set_body_string(*body);
+        get(&format!("/rest/v1/page/{}/", i + 1), bad)
+    }))
+    .await;
     let c = client(&server);
     let mut got = Vec::new();
     for i in 1..=bodies.len() as u64 {
@@ -264,20 +204,9 @@ async fn bad_request_bodies_become_field_messages() {
 
 #[tokio::test]
 async fn a_next_link_to_another_host_is_not_followed() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, true).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/"))
-        .respond_with(ok_json(collection(
-            vec![user_json(1)],
-            0,
-            1,
-            2,
-            Some("https://evil.example/rest/v1/user/?_offset=1&_limit=1".into()),
-        )))
-        .mount(&server)
-        .await;
+    let elsewhere = Some("https://evil.example/rest/v1/user/?_offset=1&_limit=1".into());
+    let first = collection(vec![user_json(1)], 0, 1, 2, elsewhere);
+    let server = serve_with_schemas(true, [get("/rest/v1/user/", ok_json(first))]).await;
     let c = client(&server);
     c.probe().await;
     match c.users(&[UserId(1), UserId(2)]).await {
@@ -288,16 +217,11 @@ async fn a_next_link_to_another_host_is_not_followed() {
 
 #[tokio::test]
 async fn errors_never_show_the_password_or_url() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
+    let broken = ResponseTemplate::new(200).set_body_string("{");
+    let server = serve([get("/rest/v1/user/1/", broken)]).await;
     let c = client_with(&server, |c| {
         c.operation_deadline = Duration::from_millis(200);
     });
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/1/"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("{"))
-        .mount(&server)
-        .await;
     let e = c.user(UserId(1)).await.unwrap_err();
     let shown = format!("{e} {e:?}");
     assert!(
@@ -310,15 +234,9 @@ async fn errors_never_show_the_password_or_url() {
 
 #[tokio::test]
 async fn a_scoped_counter_counts_a_whole_batch() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    for id in 1..=5u64 {
-        Mock::given(method("GET"))
-            .and(path(format!("/rest/v1/user/{id}/")))
-            .respond_with(ok_json(user_json(id)))
-            .mount(&server)
+    let server =
+        serve((1..=5u64).map(|id| get(&format!("/rest/v1/user/{id}/"), ok_json(user_json(id)))))
             .await;
-    }
     let c = client(&server);
     let op = UpstreamCounter::new();
     let ids: Vec<UserId> = (1..=5).map(UserId).collect();
@@ -344,20 +262,13 @@ impl std::io::Write for Captured {
 
 #[tokio::test]
 async fn one_debug_span_per_call_with_route_status_and_retries_but_no_email() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/"))
-        .respond_with(ok_json(collection(vec![], 0, 20, 0, None)))
-        .mount(&server)
-        .await;
+    let unavailable = get("/rest/v1/user/", ResponseTemplate::new(503));
+    let server = serve(first_n_then(
+        unavailable,
+        1,
+        get("/rest/v1/user/", listed(vec![])),
+    ))
+    .await;
     let out = Captured::default();
     let writer = out.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -394,14 +305,8 @@ async fn one_debug_span_per_call_with_route_status_and_retries_but_no_email() {
 
 #[tokio::test]
 async fn an_oversized_body_is_refused_not_buffered_forever() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/1/"))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b' '; 33 * 1024 * 1024]))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let huge = ResponseTemplate::new(200).set_body_bytes(vec![b' '; 33 * 1024 * 1024]);
+    let server = serve([get_once("/rest/v1/user/1/", huge)]).await;
     match client(&server).user(UserId(1)).await {
         Err(Error::Decode { message, .. }) => assert!(message.contains("larger than"), "{message}"),
         other => panic!("{other:?}"),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::helpers::outbox::SandboxRest;
 use actionkit_graphql::actionkit::{
     ActionFilter, ActionId, Client, ClientConfig, Error, RetryPolicy, UpstreamCounter, UserId,
 };
@@ -18,7 +19,7 @@ const HEAVY_USER_ACTIONS: u64 = 3_500;
 
 struct Env {
     sandbox: SandboxHandle,
-    http: reqwest::Client,
+    rest: SandboxRest,
 }
 
 impl Env {
@@ -27,10 +28,8 @@ impl Env {
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sandbox = sandbox::spawn(config, listener).await.unwrap();
-        Env {
-            sandbox,
-            http: reqwest::Client::new(),
-        }
+        let rest = SandboxRest::new(sandbox.url());
+        Env { sandbox, rest }
     }
 
     fn config(&self) -> ClientConfig {
@@ -53,46 +52,31 @@ impl Env {
         Client::new(c).unwrap()
     }
 
+    /// A client made with `tweak` and probed; the stats count from after the probe.
+    async fn probed_client(&self, tweak: impl FnOnce(&mut ClientConfig)) -> Client {
+        let client = self.client(tweak);
+        client.probe().await;
+        self.reset().await;
+        client
+    }
+
     async fn stats(&self) -> Value {
         crate::helpers::get_json(
-            &self.http,
-            format!("{}/__sandbox/stats", self.sandbox.url()),
+            &self.rest.http,
+            format!("{}/__sandbox/stats", self.rest.base),
         )
         .await
     }
 
     async fn reset(&self) {
         let r = self
+            .rest
             .http
-            .post(format!("{}/__sandbox/stats/reset", self.sandbox.url()))
+            .post(format!("{}/__sandbox/stats/reset", self.rest.base))
             .send()
             .await
             .unwrap();
         assert!(r.status().is_success());
-    }
-
-    async fn faults(&self, faults: Value) {
-        let r = self
-            .http
-            .post(format!("{}/__sandbox/faults", self.sandbox.url()))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-    }
-
-    /// Raw JSON of a resource, read with the sandbox credential (for test set-up only).
-    async fn raw(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.sandbox.url()))
-            .basic_auth("sandbox", Some("sandbox"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 }
 
@@ -144,9 +128,7 @@ async fn all_actions_of_a_heavy_user_come_back_within_the_cap() {
             c.latency_ms = 15;
         })
         .await;
-        let client = env.client(|c| c.max_in_flight = 4);
-        client.probe().await;
-        env.reset().await;
+        let client = env.probed_client(|c| c.max_in_flight = 4).await;
 
         let w = client
             .user_actions(HEAVY_USER, &ActionFilter::default(), 0, 10_000)
@@ -171,18 +153,15 @@ async fn all_actions_of_a_heavy_user_come_back_within_the_cap() {
 #[tokio::test]
 async fn actions_of_many_users_use_user_in_where_allowed() {
     let env = Env::start(|c| c.filters = FilterMode::Permissive).await;
-    let client = env.client(|_| {});
-    client.probe().await;
-    env.reset().await;
+    let client = env.probed_client(|_| {}).await;
     let users = [UserId(1), UserId(2), UserId(3), UserId(250)];
     let expected_total: u64 = {
         let mut t = 0;
         for u in users {
             t += env
-                .raw(&format!("/rest/v1/action/?user={u}&_limit=1"))
-                .await["meta"]["total_count"]
-                .as_u64()
-                .unwrap();
+                .rest
+                .total(&format!("/rest/v1/action/?user={u}&_limit=1"))
+                .await;
         }
         t
     };
@@ -269,12 +248,12 @@ async fn the_client_cap_keeps_the_sandbox_from_rejecting() {
         c.latency_ms = 5;
     })
     .await;
-    let client = env.client(|c| {
-        c.max_in_flight = 4;
-        c.retry = RetryPolicy::none();
-    });
-    client.probe().await;
-    env.reset().await;
+    let client = env
+        .probed_client(|c| {
+            c.max_in_flight = 4;
+            c.retry = RetryPolicy::none();
+        })
+        .await;
     let ids: Vec<UserId> = (1..=250).map(UserId).collect();
     assert_eq!(client.users(&ids).await.unwrap().len(), 250);
     let stats = env.stats().await;
@@ -286,11 +265,9 @@ async fn the_client_cap_keeps_the_sandbox_from_rejecting() {
 async fn a_burst_of_429s_is_absorbed_by_retries() {
     for filters in [FilterMode::Strict, FilterMode::Permissive] {
         let env = Env::start(|c| c.filters = filters).await;
-        let client = env.client(|_| {});
-        client.probe().await;
-        env.reset().await;
+        let client = env.probed_client(|_| {}).await;
         // The next 5 requests are answered 429 (max_retries is 5 here).
-        env.faults(json!({"burst_429": 5})).await;
+        env.rest.set_faults(json!({"burst_429": 5})).await;
         let op = UpstreamCounter::new();
         let ids: Vec<UserId> = (1..=40).map(UserId).collect();
         let users = op.scope(client.users(&ids)).await.unwrap();
@@ -450,12 +427,12 @@ async fn two_concurrent_sets_on_one_action_both_survive() {
 #[tokio::test]
 async fn akids_resolve_with_and_without_the_secret() {
     let env = Env::start(|_| {}).await;
-    let token = env.raw("/rest/v1/user/7/").await["token"]
+    let token = env.rest.get("/rest/v1/user/7/").await["token"]
         .as_str()
         .unwrap()
         .to_owned();
     // AKIDs with a mailing id, as the sandbox renders them on actions.
-    let actions = env.raw("/rest/v1/action/?user=7&_limit=100").await;
+    let actions = env.rest.get("/rest/v1/action/?user=7&_limit=100").await;
     let with_mailing: Vec<String> = actions["objects"]
         .as_array()
         .unwrap()
@@ -514,7 +491,8 @@ async fn reads_ride_out_flaky_answers_and_dropped_connections() {
         }
     });
     client.probe().await;
-    env.faults(json!({"error_500": 0.1, "error_503": 0.05, "drop_connection": 0.05}))
+    env.rest
+        .set_faults(json!({"error_500": 0.1, "error_503": 0.05, "drop_connection": 0.05}))
         .await;
     let op = UpstreamCounter::new();
     let ids: Vec<UserId> = (1..=100).map(UserId).collect();

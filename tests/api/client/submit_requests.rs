@@ -6,13 +6,14 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::support::*;
 use crate::helpers::client::*;
 use actionkit_graphql::actionkit::{
-    ActionKind, ActionSubmission, BreakerPolicy, Error, UserId, NON_FIELD,
+    ActionKind, ActionSubmission, BreakerPolicy, Client, Error, UserId, NON_FIELD,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use wiremock::matchers::{basic_auth, body_json, header, method, path};
+use wiremock::matchers::{basic_auth, body_json, header};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The body of `action-create-201.json` (SumOfUs cassette `rest_action_200.yml`, an
@@ -69,14 +70,9 @@ fn expected_body() -> Value {
     })
 }
 
-/// Mounts one answer to the POST, expected exactly once.
-async fn post_answers(server: &MockServer, resp: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .and(path("/rest/v1/action/"))
-        .respond_with(resp)
-        .expect(1)
-        .mount(server)
-        .await;
+/// One answer to the POST, expected exactly once.
+fn post_once(resp: ResponseTemplate) -> Mock {
+    on("POST", "/rest/v1/action/", resp).expect(1)
 }
 
 async fn posts(server: &MockServer) -> usize {
@@ -87,27 +83,30 @@ async fn posts(server: &MockServer) -> usize {
         .count()
 }
 
+/// Asserts that submitting [`submission`] through `c` is an unknown outcome, after
+/// exactly one POST.
+async fn assert_unknown_after_one_post(c: &Client, server: &MockServer) {
+    let got = c.submit_action(&submission()).await;
+    assert!(matches!(got, Err(Error::WriteOutcomeUnknown)), "{got:?}");
+    assert_eq!(posts(server).await, 1);
+}
+
 #[tokio::test]
 async fn the_request_is_pinned_and_the_authenticated_answer_decoded() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/rest/v1/action/"))
+    let created = ResponseTemplate::new(201)
+        .insert_header(
+            "location",
+            "https://act.sumofus.org/rest/v1/petitionaction/61064998/",
+        )
+        .set_body_json(recorded_201());
+    let server = serve([request("POST", "/rest/v1/action/")
         .and(basic_auth(USERNAME, PASSWORD))
         .and(header("content-type", "application/json"))
         .and(header("accept", "application/json"))
         .and(body_json(expected_body()))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .insert_header(
-                    "location",
-                    "https://act.sumofus.org/rest/v1/petitionaction/61064998/",
-                )
-                .set_body_json(recorded_201()),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+        .respond_with(created)
+        .expect(1)])
+    .await;
     let c = client(&server);
     let done = c.submit_action(&submission()).await.unwrap();
     assert_eq!(done.action.id.0, 61064998);
@@ -124,25 +123,23 @@ async fn the_request_is_pinned_and_the_authenticated_answer_decoded() {
 
 #[tokio::test]
 async fn event_rsvp_and_akid_go_under_their_wire_names() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/rest/v1/action/"))
-        .and(body_json(json!({
-            "page": "town-hall-rsvp", "akid": "12.5.abcdef", "event_id": 31,
-            "role": "attendee", "zip": "94612", "first_name": "Rosa", "last_name": "D",
-            "state": "CA", "region": "CA", "phone": "5105550000", "lang": "100"
-        })))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "akid": "12.5.abcdef", "created_at": "2024-05-01T10:00:00.5", "fields": {},
-            "id": 77, "page": "/rest/v1/eventsignuppage/23/",
-            "resource_uri": "/rest/v1/eventsignupaction/77/",
-            "signup": "/rest/v1/eventsignup/77/", "type": "EventSignup",
-            "user": "/rest/v1/user/5/", "redirect_url": null
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let wire = json!({
+        "page": "town-hall-rsvp", "akid": "12.5.abcdef", "event_id": 31,
+        "role": "attendee", "zip": "94612", "first_name": "Rosa", "last_name": "D",
+        "state": "CA", "region": "CA", "phone": "5105550000", "lang": "100"
+    });
+    let created = json!({
+        "akid": "12.5.abcdef", "created_at": "2024-05-01T10:00:00.5", "fields": {},
+        "id": 77, "page": "/rest/v1/eventsignuppage/23/",
+        "resource_uri": "/rest/v1/eventsignupaction/77/",
+        "signup": "/rest/v1/eventsignup/77/", "type": "EventSignup",
+        "user": "/rest/v1/user/5/", "redirect_url": null
+    });
+    let server = serve([request("POST", "/rest/v1/action/")
+        .and(body_json(wire))
+        .respond_with(ResponseTemplate::new(201).set_body_json(created))
+        .expect(1)])
+    .await;
     let s = ActionSubmission {
         page: "town-hall-rsvp".into(),
         akid: Some("12.5.abcdef".into()),
@@ -165,24 +162,17 @@ async fn event_rsvp_and_akid_go_under_their_wire_names() {
 
 #[tokio::test]
 async fn the_unauthenticated_answer_is_completed_with_one_read() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    post_answers(
-        &server,
-        ResponseTemplate::new(201).set_body_json(json!({
-            "action_id": 61064998, "akid": ".10555997.eGocuB", "rd": 1,
-            "redirect_url": "/cms/thanks/foo-bar/?action_id=61064998&akid=.10555997.eGocuB&ar=1&rd=1"
-        })),
-    )
-    .await;
+    let reduced = json!({
+        "action_id": 61064998, "akid": ".10555997.eGocuB", "rd": 1,
+        "redirect_url": "/cms/thanks/foo-bar/?action_id=61064998&akid=.10555997.eGocuB&ar=1&rd=1"
+    });
     let mut read_back = recorded_201();
     read_back.as_object_mut().unwrap().remove("redirect_url");
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/61064998/"))
-        .respond_with(ok_json(read_back))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve([
+        post_once(ResponseTemplate::new(201).set_body_json(reduced)),
+        get_once("/rest/v1/action/61064998/", ok_json(read_back)),
+    ])
+    .await;
     let c = client(&server);
     let done = c.submit_action(&submission()).await.unwrap();
     assert_eq!(done.action.id.0, 61064998);
@@ -200,20 +190,12 @@ async fn a_created_action_that_cannot_be_read_is_an_unknown_outcome() {
         // JSON naming no action.
         ResponseTemplate::new(201).set_body_json(json!({"ok": true})),
     ] {
-        let server = MockServer::start().await;
-        catch_all(&server).await;
-        post_answers(&server, answer).await;
-        Mock::given(method("GET"))
-            .and(path("/rest/v1/action/5/"))
-            .respond_with(ResponseTemplate::new(404))
-            .mount(&server)
-            .await;
-        let c = client(&server);
-        assert!(matches!(
-            c.submit_action(&submission()).await,
-            Err(Error::WriteOutcomeUnknown)
-        ));
-        assert_eq!(posts(&server).await, 1);
+        let server = serve([
+            post_once(answer),
+            get("/rest/v1/action/5/", ResponseTemplate::new(404)),
+        ])
+        .await;
+        assert_unknown_after_one_post(&client(&server), &server).await;
     }
 }
 
@@ -232,36 +214,23 @@ async fn failures_after_sending_are_unknown_and_never_retried() {
             .set_body_json(recorded_201())
             .set_delay(Duration::from_secs(2)),
     ] {
-        let server = MockServer::start().await;
-        catch_all(&server).await;
-        post_answers(&server, resp).await;
+        let server = serve([post_once(resp)]).await;
         let c = client_with(&server, |c| c.request_timeout = Duration::from_millis(300));
-        let got = c.submit_action(&submission()).await;
-        assert!(matches!(got, Err(Error::WriteOutcomeUnknown)), "{got:?}");
-        assert_eq!(posts(&server).await, 1);
+        assert_unknown_after_one_post(&c, &server).await;
         assert_eq!((c.totals().calls, c.totals().retries), (1, 0));
     }
 }
 
 #[tokio::test]
 async fn the_operation_deadline_after_sending_is_unknown_too() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    post_answers(
-        &server,
-        ResponseTemplate::new(201)
-            .set_body_json(recorded_201())
-            .set_delay(Duration::from_secs(2)),
-    )
-    .await;
+    let late = ResponseTemplate::new(201)
+        .set_body_json(recorded_201())
+        .set_delay(Duration::from_secs(2));
+    let server = serve([post_once(late)]).await;
     let c = client_with(&server, |c| {
         c.operation_deadline = Duration::from_millis(300);
     });
-    assert!(matches!(
-        c.submit_action(&submission()).await,
-        Err(Error::WriteOutcomeUnknown)
-    ));
-    assert_eq!(posts(&server).await, 1);
+    assert_unknown_after_one_post(&c, &server).await;
 }
 
 #[tokio::test]
@@ -286,9 +255,7 @@ async fn refusals_before_processing_create_nothing_and_are_not_retried() {
         }),
     ];
     for (resp, expected) in cases {
-        let server = MockServer::start().await;
-        catch_all(&server).await;
-        post_answers(&server, resp).await;
+        let server = serve([post_once(resp)]).await;
         let c = client(&server);
         let got = c.submit_action(&submission()).await.unwrap_err();
         assert!(expected(&got), "{got:?}");
@@ -341,9 +308,7 @@ async fn validation_errors_are_keyed_by_the_submissions_names() {
         ),
     ];
     for (body, expected) in cases {
-        let server = MockServer::start().await;
-        catch_all(&server).await;
-        post_answers(&server, ResponseTemplate::new(400).set_body_json(&body)).await;
+        let server = serve([post_once(ResponseTemplate::new(400).set_body_json(&body))]).await;
         match client(&server).submit_action(&submission()).await {
             Err(Error::BadRequest { messages }) => {
                 let got: Vec<(&str, &str)> = messages
@@ -361,8 +326,7 @@ async fn validation_errors_are_keyed_by_the_submissions_names() {
 
 #[tokio::test]
 async fn invalid_submissions_send_nothing() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
+    let server = serve([]).await;
     let c = client(&server);
     for bad in [
         ActionSubmission {
@@ -390,12 +354,7 @@ async fn invalid_submissions_send_nothing() {
 
 #[tokio::test]
 async fn a_refused_connection_is_a_transport_error_and_not_retried() {
-    // Nothing listens on this port (bound, then dropped).
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let c = actionkit_graphql::actionkit::Client::new(config(&format!("http://{addr}"))).unwrap();
+    let c = client_of_a_closed_port();
     assert!(matches!(
         c.submit_action(&submission()).await,
         Err(Error::Transport(_))
@@ -432,13 +391,7 @@ async fn a_connection_broken_after_sending_is_unknown_and_not_retried() {
 
 #[tokio::test]
 async fn an_open_breaker_sends_nothing() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/1/"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&server)
-        .await;
+    let server = serve([get("/rest/v1/user/1/", ResponseTemplate::new(500))]).await;
     let c = client_with(&server, |c| {
         c.retry = actionkit_graphql::actionkit::RetryPolicy::none();
         c.breaker = BreakerPolicy {
@@ -478,50 +431,49 @@ fn action_at(id: u64, user: u64, created: SystemTime) -> Value {
     a
 }
 
-async fn mount_lookup(server: &MockServer, actions: Vec<Value>) {
+/// A server for the three calls of a lookup of [`submission`] by email, whose newest
+/// action (of `actions`) is asked for once.
+/// A submission by a member's AKID (no email) on `page`.
+fn by_akid(page: &str, akid: &str) -> ActionSubmission {
+    ActionSubmission {
+        page: page.into(),
+        akid: Some(akid.into()),
+        ..ActionSubmission::default()
+    }
+}
+
+/// Asserts that `c` finds no action made for `s` from now on.
+async fn assert_none_found(c: &Client, s: &ActionSubmission) {
+    let found = c.find_submitted_action(s, SystemTime::now()).await.unwrap();
+    assert_eq!(found, None, "{s:?}");
+}
+
+async fn serve_lookup(actions: Vec<Value>) -> MockServer {
     let mut user = user_json(5);
     user["email"] = json!("Foo+113@example.com");
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/"))
-        .and(raw_query("email=foo%2B113%40example.com"))
-        .respond_with(ok_json(collection(vec![user], 0, 20, 1, None)))
-        .expect(1)
-        .mount(server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/page/"))
-        .and(raw_query("name=foo-bar"))
-        .respond_with(ok_json(collection(
-            vec![page_json(12, "foo-bar")],
-            0,
-            20,
-            1,
-            None,
-        )))
-        .expect(1)
-        .mount(server)
-        .await;
     let n = actions.len() as u64;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/"))
-        .and(raw_query("user=5&page=12&order_by=-created_at&_limit=1"))
-        .respond_with(ok_json(collection(actions, 0, 1, n, None)))
-        .expect(1)
-        .mount(server)
-        .await;
+    serve([
+        get_once(
+            "/rest/v1/user/?email=foo%2B113%40example.com",
+            listed(vec![user]),
+        ),
+        get_once(
+            "/rest/v1/page/?name=foo-bar",
+            listed(vec![page_json(12, "foo-bar")]),
+        ),
+        get_once(
+            "/rest/v1/action/?user=5&page=12&order_by=-created_at&_limit=1",
+            ok_json(collection(actions, 0, 1, n, None)),
+        ),
+    ])
+    .await
 }
 
 #[tokio::test]
 async fn find_takes_the_newest_action_in_the_window_in_three_calls() {
     let since = SystemTime::now();
-    let server = MockServer::start().await;
-    catch_all(&server).await;
     // ActionKit's clock 30 s behind ours: still the submission's action.
-    mount_lookup(
-        &server,
-        vec![action_at(900, 5, since - Duration::from_secs(30))],
-    )
-    .await;
+    let server = serve_lookup(vec![action_at(900, 5, since - Duration::from_secs(30))]).await;
     let c = client(&server);
     let found = c
         .find_submitted_action(&submission(), since)
@@ -535,13 +487,7 @@ async fn find_takes_the_newest_action_in_the_window_in_three_calls() {
 #[tokio::test]
 async fn find_ignores_an_older_action_and_answers_none() {
     let since = SystemTime::now();
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_lookup(
-        &server,
-        vec![action_at(899, 5, since - Duration::from_secs(3600))],
-    )
-    .await;
+    let server = serve_lookup(vec![action_at(899, 5, since - Duration::from_secs(3600))]).await;
     let c = client(&server);
     assert_eq!(
         c.find_submitted_action(&submission(), since).await.unwrap(),
@@ -551,95 +497,53 @@ async fn find_ignores_an_older_action_and_answers_none() {
 
 #[tokio::test]
 async fn find_without_the_member_or_page_answers_none() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/user/"))
-        .respond_with(ok_json(collection(vec![], 0, 20, 0, None)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve([get_once("/rest/v1/user/", listed(vec![]))]).await;
     let c = client(&server);
-    assert_eq!(
-        c.find_submitted_action(&submission(), SystemTime::now())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_none_found(&c, &submission()).await;
     // By AKID: no user lookup; a page that does not exist ends it.
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/page/"))
-        .and(raw_query("name=nowhere"))
-        .respond_with(ok_json(collection(vec![], 0, 20, 0, None)))
-        .expect(1)
+    get_once("/rest/v1/page/?name=nowhere", listed(vec![]))
         .mount(&server)
         .await;
-    let by_akid = ActionSubmission {
-        page: "nowhere".into(),
-        akid: Some("3.5.abcdef".into()),
-        ..ActionSubmission::default()
-    };
-    assert_eq!(
-        c.find_submitted_action(&by_akid, SystemTime::now())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_none_found(&c, &by_akid("nowhere", "3.5.abcdef")).await;
     assert_eq!(c.totals().calls, 2);
 }
 
 #[tokio::test]
 async fn find_by_akid_with_page_name_traversal_is_one_call() {
     let since = SystemTime::now();
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    mount_schemas(&server, true).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/"))
-        .and(raw_query(
-            "user=5&page__name=foo-bar&order_by=-created_at&_limit=1",
-        ))
-        .respond_with(ok_json(collection(
-            vec![action_at(901, 5, since + Duration::from_secs(1))],
-            0,
-            1,
-            1,
-            None,
-        )))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let newest = collection(
+        vec![action_at(901, 5, since + Duration::from_secs(1))],
+        0,
+        1,
+        1,
+        None,
+    );
+    let server = serve_with_schemas(
+        true,
+        [get_once(
+            "/rest/v1/action/?user=5&page__name=foo-bar&order_by=-created_at&_limit=1",
+            ok_json(newest),
+        )],
+    )
+    .await;
     let c = client(&server);
     c.probe().await;
     let before = c.totals().calls;
-    let by_akid = ActionSubmission {
-        page: "foo-bar".into(),
-        akid: Some("3.5.abcdef".into()),
-        ..ActionSubmission::default()
-    };
-    let found = c.find_submitted_action(&by_akid, since).await.unwrap();
+    let found = c
+        .find_submitted_action(&by_akid("foo-bar", "3.5.abcdef"), since)
+        .await
+        .unwrap();
     assert_eq!(found.map(|a| a.id.0), Some(901));
     assert_eq!(c.totals().calls - before, 1);
 }
 
 #[tokio::test]
 async fn find_checks_the_akid_hash_when_it_has_the_secret() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
+    let server = serve([]).await;
     let c = client_with(&server, |c| {
         c.akid_secret = Some(secrecy::SecretString::from("emulator-secret"));
     });
-    let forged = ActionSubmission {
-        page: "foo-bar".into(),
-        akid: Some(".103007.AAAAAA".into()),
-        ..ActionSubmission::default()
-    };
-    assert_eq!(
-        c.find_submitted_action(&forged, SystemTime::now())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_none_found(&c, &by_akid("foo-bar", ".103007.AAAAAA")).await;
     assert!(seen(&server).await.is_empty());
 }
 
@@ -647,8 +551,6 @@ async fn find_checks_the_akid_hash_when_it_has_the_secret() {
 
 #[tokio::test]
 async fn page_form_reads_required_fields_in_one_call_and_primes_the_page_cache() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
     let mut page = page_json(20, "anna");
     page["required_fields"] = json!([
         {"id": 2, "name": "zip", "resource_uri": "/rest/v1/formfield/2/"},
@@ -658,20 +560,14 @@ async fn page_form_reads_required_fields_in_one_call_and_primes_the_page_cache()
     ]);
     page["goal"] = json!(1000);
     page["goal_type"] = json!("actions");
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/page/"))
-        .and(raw_query("name=anna"))
-        .respond_with(ok_json(collection(vec![page], 0, 20, 1, None)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/"))
-        .and(raw_query("user=5&page=20&order_by=-created_at&_limit=1"))
-        .respond_with(ok_json(collection(vec![], 0, 1, 0, None)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve([
+        get_once("/rest/v1/page/?name=anna", listed(vec![page])),
+        get_once(
+            "/rest/v1/action/?user=5&page=20&order_by=-created_at&_limit=1",
+            ok_json(collection(vec![], 0, 1, 0, None)),
+        ),
+    ])
+    .await;
     let c = client(&server);
     let form = c.page_form("anna").await.unwrap().unwrap();
     assert_eq!(form.page.id.0, 20);
@@ -681,61 +577,33 @@ async fn page_form_reads_required_fields_in_one_call_and_primes_the_page_cache()
     );
     assert_eq!(c.totals().calls, 1);
     // The lookup that follows finds the page id in the cache.
-    let s = ActionSubmission {
-        page: "anna".into(),
-        akid: Some(".5.abcdef".into()),
-        ..ActionSubmission::default()
-    };
-    assert_eq!(
-        c.find_submitted_action(&s, SystemTime::now())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_none_found(&c, &by_akid("anna", ".5.abcdef")).await;
     assert_eq!(c.totals().calls, 2);
 
     // No page of that name (a prefix match is not it).
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/page/"))
-        .and(raw_query("name=ann"))
-        .respond_with(ok_json(collection(
-            vec![page_json(20, "anna")],
-            0,
-            20,
-            1,
-            None,
-        )))
-        .mount(&server)
-        .await;
+    get(
+        "/rest/v1/page/?name=ann",
+        listed(vec![page_json(20, "anna")]),
+    )
+    .mount(&server)
+    .await;
     assert_eq!(c.page_form("ann").await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn allowed_user_fields_reads_every_page_then_caches() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
     let row =
         |n: &str| json!({"name": n, "resource_uri": format!("/rest/v1/alloweduserfield/{n}/")});
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/alloweduserfield/"))
-        .and(raw_query("_limit=100"))
-        .respond_with(ok_json(collection(
-            vec![row("age"), row("color")],
-            0,
-            2,
-            3,
-            Some("/rest/v1/alloweduserfield/?_offset=2&_limit=2".into()),
-        )))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/alloweduserfield/"))
-        .and(raw_query("_offset=2&_limit=2"))
-        .respond_with(ok_json(collection(vec![row("food")], 2, 2, 3, None)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let next = Some("/rest/v1/alloweduserfield/?_offset=2&_limit=2".into());
+    let first = collection(vec![row("age"), row("color")], 0, 2, 3, next);
+    let server = serve([
+        get_once("/rest/v1/alloweduserfield/?_limit=100", ok_json(first)),
+        get_once(
+            "/rest/v1/alloweduserfield/?_offset=2&_limit=2",
+            ok_json(collection(vec![row("food")], 2, 2, 3, None)),
+        ),
+    ])
+    .await;
     let c = client(&server);
     assert_eq!(
         c.allowed_user_fields().await.unwrap(),

@@ -6,75 +6,46 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::helpers::outbox::{self, SandboxRest};
 use actionkit_graphql::actionkit::{
     ActionKind, ActionSubmission, Client, ClientConfig, Error, RetryPolicy, UserId,
 };
-use actionkit_graphql::sandbox::{self, FilterMode, SandboxConfig, SandboxHandle};
+use actionkit_graphql::sandbox::{FilterMode, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
-use serde_json::{json, Value};
+use serde_json::json;
 
+/// The outbox tests' sandbox (its REST for counting and faults, the AKID secret), with
+/// a probed client that retries quickly.
 struct Env {
     sandbox: SandboxHandle,
-    http: reqwest::Client,
+    rest: SandboxRest,
     client: Client,
 }
 
 impl Env {
     async fn start(filters: FilterMode) -> Env {
-        let config = SandboxConfig {
+        let outbox::Env {
+            sandbox,
+            rest,
+            client_config: mut c,
+        } = outbox::Env::start(SandboxConfig {
             users: 40,
             filters,
             ..SandboxConfig::default()
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sandbox = sandbox::spawn(config, listener).await.unwrap();
-        let mut c = ClientConfig::new(
-            sandbox.url().parse().unwrap(),
-            "sandbox",
-            SecretString::from("sandbox"),
-        );
+        })
+        .await;
         c.retry = RetryPolicy {
             max_retries: 3,
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(50),
         };
-        c.akid_secret = Some(SecretString::from("sandbox-akid-secret"));
         let client = Client::new(c).unwrap();
         client.probe().await;
         Env {
             sandbox,
-            http: reqwest::Client::new(),
+            rest,
             client,
         }
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.sandbox.url()))
-            .basic_auth("sandbox", Some("sandbox"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "GET {path}");
-        r.json().await.unwrap()
-    }
-
-    async fn total(&self, path: &str) -> u64 {
-        self.get(path).await["meta"]["total_count"]
-            .as_u64()
-            .unwrap()
-    }
-
-    async fn faults(&self, faults: Value) {
-        let r = self
-            .http
-            .post(format!("{}/__sandbox/faults", self.sandbox.url()))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
     }
 }
 
@@ -84,7 +55,7 @@ const MODES: [FilterMode; 2] = [FilterMode::Strict, FilterMode::Permissive];
 async fn a_new_member_signing_a_petition_creates_a_user_and_the_action() {
     for mode in MODES {
         let env = Env::start(mode).await;
-        let users_before = env.total("/rest/v1/user/?_limit=1").await;
+        let users_before = env.rest.total("/rest/v1/user/?_limit=1").await;
         let email = format!("new.signer.{mode:?}@example.org").to_lowercase();
         let s = ActionSubmission {
             page: "save-the-bees".into(),
@@ -113,7 +84,10 @@ async fn a_new_member_signing_a_petition_creates_a_user_and_the_action() {
             .unwrap()
             .starts_with(&format!("/cms/thanks/save-the-bees/?action_id={}", a.id)));
         // A new user, with what was sent.
-        assert_eq!(env.total("/rest/v1/user/?_limit=1").await, users_before + 1);
+        assert_eq!(
+            env.rest.total("/rest/v1/user/?_limit=1").await,
+            users_before + 1
+        );
         let user = env.client.user(a.user_id()).await.unwrap().unwrap();
         assert_eq!(user.email, email);
         assert_eq!(
@@ -142,8 +116,8 @@ async fn a_missing_required_field_is_refused_by_name_and_nothing_is_created() {
             .unwrap()
             .unwrap();
         assert_eq!(form.required_fields, vec!["first_name", "zip"], "{mode:?}");
-        let users_before = env.total("/rest/v1/user/?_limit=1").await;
-        let actions_before = env.total("/rest/v1/action/?_limit=1").await;
+        let users_before = env.rest.total("/rest/v1/user/?_limit=1").await;
+        let actions_before = env.rest.total("/rest/v1/action/?_limit=1").await;
         let s = ActionSubmission {
             page: "clean-water-now".into(),
             email: Some("no.zip@example.org".into()),
@@ -157,8 +131,14 @@ async fn a_missing_required_field_is_refused_by_name_and_nothing_is_created() {
             }
             other => panic!("{mode:?}: {other:?}"),
         }
-        assert_eq!(env.total("/rest/v1/user/?_limit=1").await, users_before);
-        assert_eq!(env.total("/rest/v1/action/?_limit=1").await, actions_before);
+        assert_eq!(
+            env.rest.total("/rest/v1/user/?_limit=1").await,
+            users_before
+        );
+        assert_eq!(
+            env.rest.total("/rest/v1/action/?_limit=1").await,
+            actions_before
+        );
         // A recognised member with the fields on file needs not send them.
         let rosa = ActionSubmission {
             page: "clean-water-now".into(),
@@ -198,7 +178,7 @@ async fn find_submitted_action_finds_the_action_just_made_and_not_an_older_one()
             .unwrap();
         assert_eq!(found.as_ref(), Some(&made), "{mode:?}");
         // The same member by AKID (her token) finds it too.
-        let token = env.get("/rest/v1/user/1/").await["token"]
+        let token = env.rest.get("/rest/v1/user/1/").await["token"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -250,16 +230,16 @@ async fn an_action_created_before_a_500_or_a_dropped_connection_is_found_after()
             first_name: Some("F".into()),
             ..ActionSubmission::default()
         };
-        let actions_before = env.total("/rest/v1/action/?_limit=1").await;
-        env.faults(json!({ fault: 1.0 })).await;
+        let actions_before = env.rest.total("/rest/v1/action/?_limit=1").await;
+        env.rest.set_faults(json!({ fault: 1.0 })).await;
         let got = env.client.submit_action(&s).await;
-        env.faults(json!({})).await;
+        env.rest.set_faults(json!({})).await;
         assert!(
             matches!(got, Err(Error::WriteOutcomeUnknown)),
             "{fault}: {got:?}"
         );
         assert_eq!(
-            env.total("/rest/v1/action/?_limit=1").await,
+            env.rest.total("/rest/v1/action/?_limit=1").await,
             actions_before + 1,
             "{fault}"
         );
@@ -280,10 +260,11 @@ async fn an_action_created_before_a_500_or_a_dropped_connection_is_found_after()
         email: Some("slow.after.write@example.org".into()),
         ..ActionSubmission::default()
     };
-    env.faults(json!({"slow_after_write": 1.0, "slow_ms": 600}))
+    env.rest
+        .set_faults(json!({"slow_after_write": 1.0, "slow_ms": 600}))
         .await;
     let got = impatient.submit_action(&s).await;
-    env.faults(json!({})).await;
+    env.rest.set_faults(json!({})).await;
     assert!(matches!(got, Err(Error::WriteOutcomeUnknown)), "{got:?}");
     assert_eq!(impatient.totals().calls, 1);
     let found = env.client.find_submitted_action(&s, since).await.unwrap();
@@ -296,16 +277,16 @@ async fn an_action_created_before_a_500_or_a_dropped_connection_is_found_after()
         email: Some("before.500@example.org".into()),
         ..ActionSubmission::default()
     };
-    env.faults(json!({"error_500": 1.0})).await;
+    env.rest.set_faults(json!({"error_500": 1.0})).await;
     let got = env.client.submit_action(&s).await;
-    env.faults(json!({})).await;
+    env.rest.set_faults(json!({})).await;
     assert!(matches!(got, Err(Error::WriteOutcomeUnknown)), "{got:?}");
     assert_eq!(
         env.client.find_submitted_action(&s, since).await.unwrap(),
         None
     );
     // A 429 burst: refused, nothing made, one request.
-    env.faults(json!({"burst_429": 1})).await;
+    env.rest.set_faults(json!({"burst_429": 1})).await;
     assert!(matches!(
         env.client.submit_action(&s).await,
         Err(Error::RateLimited)

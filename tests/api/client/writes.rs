@@ -5,10 +5,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::support::*;
 use crate::helpers::client::*;
 use actionkit_graphql::actionkit::{ActionId, Error};
 use serde_json::{json, Map, Value};
-use wiremock::matchers::{basic_auth, body_json, header, method, path};
+use wiremock::matchers::{basic_auth, body_json, header};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// One action (id 9, a petition action) stored as `actionfield` rows, whose fields
@@ -142,35 +143,35 @@ impl Respond for FakeAction {
     }
 }
 
-async fn serve(fake: &FakeAction) -> MockServer {
-    let server = MockServer::start().await;
+/// Makes `fake` answer every request to `server`.
+async fn mount_fake(server: &MockServer, fake: &FakeAction) {
     Mock::given(wiremock::matchers::any())
         .respond_with(fake.clone())
-        .mount(&server)
+        .mount(server)
         .await;
+}
+
+/// A server where `fake` answers every request.
+async fn serve_fake(fake: &FakeAction) -> MockServer {
+    let server = MockServer::start().await;
+    mount_fake(&server, fake).await;
     server
 }
 
 #[tokio::test]
 async fn set_patches_the_full_merged_dict_to_the_typed_uri() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
     let before = json!({"a": "1", "multi": ["x", "y"]});
     let after = json!({"a": "1", "multi": ["x", "y"], "b": "2"});
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/9/"))
-        .respond_with(ok_json(action_json(9, 1, before)))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/9/"))
-        .respond_with(ok_json(action_json(9, 1, after.clone())))
-        .mount(&server)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path("/rest/v1/petitionaction/9/"))
+    let server = serve(first_n_then(
+        get("/rest/v1/action/9/", ok_json(action_json(9, 1, before))),
+        1,
+        get(
+            "/rest/v1/action/9/",
+            ok_json(action_json(9, 1, after.clone())),
+        ),
+    ))
+    .await;
+    request("PATCH", "/rest/v1/petitionaction/9/")
         .and(header("content-type", "application/json"))
         .and(header("accept", "application/json"))
         .and(basic_auth(USERNAME, PASSWORD))
@@ -197,7 +198,7 @@ async fn set_patches_the_full_merged_dict_to_the_typed_uri() {
 #[tokio::test]
 async fn setting_values_already_there_writes_nothing() {
     let fake = FakeAction::new(false, json!({"a": "1"}));
-    let server = serve(&fake).await;
+    let server = serve_fake(&fake).await;
     let a = client(&server)
         .set_action_fields(ActionId(9), &[("a".into(), "1".into())])
         .await
@@ -209,7 +210,7 @@ async fn setting_values_already_there_writes_nothing() {
 #[tokio::test]
 async fn clear_under_replace_semantics_is_one_patch() {
     let fake = FakeAction::new(false, json!({"a": "1", "b": "2", "c": "3"}));
-    let server = serve(&fake).await;
+    let server = serve_fake(&fake).await;
     let c = client(&server);
     let a = c
         .clear_action_fields(ActionId(9), Some(&["a".into(), "zz".into()]))
@@ -239,7 +240,7 @@ async fn clear_under_replace_semantics_is_one_patch() {
 #[tokio::test]
 async fn clear_under_merge_semantics_deletes_rows_and_remembers() {
     let fake = FakeAction::new(true, json!({"a": "1", "b": ["x", "y"], "c": "3"}));
-    let server = serve(&fake).await;
+    let server = serve_fake(&fake).await;
     let c = client(&server);
     let a = c
         .clear_action_fields(ActionId(9), Some(&["a".into(), "b".into()]))
@@ -268,10 +269,7 @@ async fn clear_under_merge_semantics_deletes_rows_and_remembers() {
         .await
         .unwrap();
     server.reset().await;
-    Mock::given(wiremock::matchers::any())
-        .respond_with(fake.clone())
-        .mount(&server)
-        .await;
+    mount_fake(&server, &fake).await;
     let a = c.clear_action_fields(ActionId(9), None).await.unwrap();
     assert!(a.fields.is_empty(), "{:?}", a.fields);
     let s = seen(&server).await;
@@ -283,7 +281,7 @@ async fn clear_under_merge_semantics_deletes_rows_and_remembers() {
 async fn concurrent_sets_of_one_action_both_survive() {
     for merge in [false, true] {
         let fake = FakeAction::new(merge, json!({}));
-        let server = serve(&fake).await;
+        let server = serve_fake(&fake).await;
         let c = client(&server);
         let writes = (0..8).map(|i| {
             let c = c.clone();
@@ -301,8 +299,7 @@ async fn concurrent_sets_of_one_action_both_survive() {
 
 #[tokio::test]
 async fn invalid_input_sends_nothing() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
+    let server = serve([]).await;
     let c = client(&server);
     for (name, value) in [
         ("bad-name", "v"),
@@ -327,41 +324,25 @@ async fn invalid_input_sends_nothing() {
 
 #[tokio::test]
 async fn a_missing_action_is_not_found() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/9/"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&server)
-        .await;
+    let server = serve([get("/rest/v1/action/9/", ResponseTemplate::new(404))]).await;
     let r = client(&server)
         .set_action_fields(ActionId(9), &[("a".into(), "1".into())])
         .await;
     assert!(matches!(r, Err(Error::NotFound)));
 }
 
+/// Action 9 without fields, however often it is read.
+fn action_9() -> Mock {
+    get("/rest/v1/action/9/", ok_json(action_json(9, 1, json!({}))))
+}
+
 #[tokio::test]
 async fn a_rejected_patch_is_retried_but_a_timed_out_one_is_not() {
-    let server = MockServer::start().await;
-    catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/9/"))
-        .respond_with(ok_json(action_json(9, 1, json!({}))))
-        .mount(&server)
-        .await;
+    let server = serve([action_9()]).await;
     // 429 first (ActionKit did not process it), then accepted.
-    Mock::given(method("PATCH"))
-        .and(path("/rest/v1/petitionaction/9/"))
-        .respond_with(ResponseTemplate::new(429))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path("/rest/v1/petitionaction/9/"))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(&server)
-        .await;
+    let patch = |resp| on("PATCH", "/rest/v1/petitionaction/9/", resp);
+    let (busy, accepted) = (ResponseTemplate::new(429), ResponseTemplate::new(202));
+    mount_all(&server, first_n_then(patch(busy), 1, patch(accepted))).await;
     let c = client(&server);
     c.set_action_fields(ActionId(9), &[("a".into(), "1".into())])
         .await
@@ -372,16 +353,8 @@ async fn a_rejected_patch_is_retried_but_a_timed_out_one_is_not() {
     // Now PATCH hangs past the request timeout: sent, outcome unknown, not repeated.
     server.reset().await;
     catch_all(&server).await;
-    Mock::given(method("GET"))
-        .and(path("/rest/v1/action/9/"))
-        .respond_with(ok_json(action_json(9, 1, json!({}))))
-        .mount(&server)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path("/rest/v1/petitionaction/9/"))
-        .respond_with(ResponseTemplate::new(202).set_delay(Duration::from_secs(2)))
-        .mount(&server)
-        .await;
+    let late = ResponseTemplate::new(202).set_delay(Duration::from_secs(2));
+    mount_all(&server, [action_9(), patch(late)]).await;
     let c = client_with(&server, |c| c.request_timeout = Duration::from_millis(200));
     let r = c
         .set_action_fields(ActionId(9), &[("a".into(), "1".into())])

@@ -252,6 +252,19 @@ async fn find_object(sb: &RunningSandbox, list_path: &str, non_null: &[&str]) ->
     }
 }
 
+/// The authenticated GET of the object [`find_object`] finds.
+async fn get_found(sb: &RunningSandbox, list_path: &str, non_null: &[&str]) -> Resp {
+    let o = find_object(sb, list_path, non_null).await;
+    call(
+        sb,
+        Method::GET,
+        o["resource_uri"].as_str().unwrap(),
+        None,
+        true,
+    )
+    .await
+}
+
 /// Replaces recorded tag URIs (ids of the recorded instance) with sandbox ones.
 fn sandbox_tags(mut body: Value) -> Value {
     if let Some(t) = body.get_mut("tags") {
@@ -422,36 +435,12 @@ async fn recorded_fixtures_have_sandbox_counterparts() {
                 r
             }
             "eventcreateaction-detail-200.json" => {
-                let o = find_object(
-                    &sb,
-                    "/rest/v1/eventcreateaction/?_limit=100",
-                    &["ip_address"],
-                )
-                .await;
-                call(
-                    &sb,
-                    Method::GET,
-                    o["resource_uri"].as_str().unwrap(),
-                    None,
-                    true,
-                )
-                .await
+                let list = "/rest/v1/eventcreateaction/?_limit=100";
+                get_found(&sb, list, &["ip_address"]).await
             }
             "eventsignupaction-detail-200.json" => {
-                let o = find_object(
-                    &sb,
-                    "/rest/v1/eventsignupaction/?_limit=100",
-                    &["referring_user", "taf_emails_sent"],
-                )
-                .await;
-                call(
-                    &sb,
-                    Method::GET,
-                    o["resource_uri"].as_str().unwrap(),
-                    None,
-                    true,
-                )
-                .await
+                let list = "/rest/v1/eventsignupaction/?_limit=100";
+                get_found(&sb, list, &["referring_user", "taf_emails_sent"]).await
             }
             "eventcreatepage-list-by-name-200.json" => {
                 call(

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::support::*;
 use crate::helpers::sandbox::*;
 use actionkit_graphql::sandbox::{Faults, SandboxConfig};
 use serde_json::{json, Value};
@@ -75,12 +76,7 @@ async fn stats_count_and_reset() {
     sb.json("/rest/v1/petitionaction/?user=1").await;
     sb.json("/rest/v1/user/schema/").await;
     let _ = sb.get("/rest/v1/user/99999/").send().await.unwrap();
-    let _ = sb
-        .http
-        .get(sb.url("/rest/v1/user/1/"))
-        .send()
-        .await
-        .unwrap(); // 401, still counted
+    let _ = get_without_credential(&sb, "/rest/v1/user/1/").await; // 401, still counted
     sb.req(reqwest::Method::PATCH, "/rest/v1/action/1/")
         .body("{\"fields\": {}}")
         .send()
@@ -114,18 +110,6 @@ async fn stats_count_and_reset() {
     assert_eq!(sb.status("/rest/v1/userpublic/.1.x/").await.0, 404); // counted under {akid}
     let s = sb.stats().await;
     assert_eq!(s["by_route"], json!({"GET /rest/v1/userpublic/{akid}/": 1}));
-}
-
-async fn set_faults(sb: &RunningSandbox, f: Value) -> Value {
-    let r = sb
-        .http
-        .post(sb.url("/__sandbox/faults"))
-        .json(&f)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
 }
 
 async fn statuses(sb: &RunningSandbox, n: usize) -> Vec<u16> {
@@ -213,25 +197,16 @@ async fn faults_at_runtime() {
         json!({"nope": 1}),
         json!({"error_500": 0.6, "error_503": 0.6}),
     ] {
-        let r = sb
-            .http
-            .post(sb.url("/__sandbox/faults"))
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
+        let r = post_faults(&sb, &bad).await;
         assert_eq!(r.status(), 400, "{bad}");
     }
 }
 
 #[tokio::test]
 async fn faults_from_flags() {
-    let sb = start(SandboxConfig {
-        faults: Faults {
-            burst_429: 1,
-            ..Faults::default()
-        },
-        ..config()
+    let sb = start_with_faults(Faults {
+        burst_429: 1,
+        ..Faults::default()
     })
     .await;
     assert_eq!(statuses(&sb, 2).await, vec![429, 200]);

@@ -7,4 +7,5 @@ mod reads;
 mod robustness;
 mod scale;
 mod stability;
+mod support;
 mod writes;

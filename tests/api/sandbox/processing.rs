@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::support::*;
 use crate::helpers::sandbox::*;
 use actionkit_graphql::sandbox::store::akid_hash;
 use actionkit_graphql::sandbox::SandboxConfig;
@@ -12,30 +13,26 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn post(sb: &RunningSandbox, body: Value) -> reqwest::Response {
-    sb.req(Method::POST, "/rest/v1/action/")
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
+    send_json(sb, Method::POST, "/rest/v1/action/", &body.to_string()).await
+}
+
+/// Posts and expects `expected`; returns the body.
+async fn post_expecting(sb: &RunningSandbox, body: Value, expected: u16) -> Value {
+    let r = post(sb, body.clone()).await;
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, expected, "{body}: {text}");
+    serde_json::from_str(&text).unwrap()
 }
 
 /// Posts and expects a 201; returns the body.
 async fn created(sb: &RunningSandbox, body: Value) -> Value {
-    let r = post(sb, body.clone()).await;
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, 201, "{body}: {text}");
-    serde_json::from_str(&text).unwrap()
+    post_expecting(sb, body, 201).await
 }
 
 /// Posts and expects a 400; returns the body.
 async fn refused(sb: &RunningSandbox, body: Value) -> Value {
-    let r = post(sb, body.clone()).await;
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, 400, "{body}: {text}");
-    serde_json::from_str(&text).unwrap()
+    post_expecting(sb, body, 400).await
 }
 
 async fn count(sb: &RunningSandbox, path: &str) -> u64 {
@@ -63,17 +60,6 @@ async fn dropped(sb: &RunningSandbox, body: Value) -> bool {
         Err(_) => true,
         Ok(r) => r.text().await.is_err(),
     }
-}
-
-async fn set_faults(sb: &RunningSandbox, f: Value) {
-    let r = sb
-        .http
-        .post(sb.url("/__sandbox/faults"))
-        .json(&f)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{f}");
 }
 
 /// The request bodies of the recorded `action-create-*` fixtures (SumOfUs cassettes),
@@ -182,17 +168,8 @@ async fn recorded_requests_get_the_recorded_answers() {
         json!({"errors": {"zip": ["There seems to be a problem with what you entered for ZIP Code. Check to make sure your information is typo-free and correctly formatted."]}})
     );
     // Anonymous: the documented reduced answer.
-    let r = sb
-        .http
-        .post(sb.url("/rest/v1/action/"))
-        .json(&json!({"page": "save-the-bees", "email": "anon@example.org"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-    assert_eq!(keys, vec!["action_id", "akid", "rd", "redirect_url"]);
+    let anonymous = json!({"page": "save-the-bees", "email": "anon@example.org"});
+    assert_anonymous_action_is_reduced(&sb, &anonymous).await;
 }
 
 #[tokio::test]
@@ -603,25 +580,16 @@ async fn after_write_faults_act_on_actions_that_were_made() {
     assert_eq!(totals(&sb).await, (before.0 + 4, before.1 + 4));
 
     // Probabilities are checked.
-    let r = sb
-        .http
-        .post(sb.url("/__sandbox/faults"))
-        .json(&json!({"error_500_after_write": 0.6, "drop_after_write": 0.6}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    let both = json!({"error_500_after_write": 0.6, "drop_after_write": 0.6});
+    assert_eq!(post_faults(&sb, &both).await.status(), 400);
 }
 
 #[tokio::test]
 async fn after_write_faults_from_flags() {
     use actionkit_graphql::sandbox::Faults;
-    let sb = start(SandboxConfig {
-        faults: Faults {
-            error_500_after_write: 1.0,
-            ..Faults::default()
-        },
-        ..config()
+    let sb = start_with_faults(Faults {
+        error_500_after_write: 1.0,
+        ..Faults::default()
     })
     .await;
     let before = totals(&sb).await;
@@ -637,13 +605,9 @@ async fn after_write_faults_from_flags() {
 #[tokio::test]
 async fn a_pages_required_fields_can_be_set() {
     let sb = start(config()).await;
-    let r = sb
-        .req(Method::PATCH, "/rest/v1/petitionpage/1/")
-        .header("content-type", "application/json")
-        .body(json!({"required_fields": ["/rest/v1/formfield/2/", "city", 4]}).to_string())
-        .send()
-        .await
-        .unwrap();
+    let page = "/rest/v1/petitionpage/1/";
+    let fields = json!({"required_fields": ["/rest/v1/formfield/2/", "city", 4]});
+    let r = send_json(&sb, Method::PATCH, page, &fields.to_string()).await;
     assert_eq!(r.status(), 202);
     let names: Vec<Value> = sb.json("/rest/v1/petitionpage/1/").await["required_fields"]
         .as_array()
@@ -663,30 +627,15 @@ async fn a_pages_required_fields_can_be_set() {
     );
     // What a GET shows can be sent back; an unknown field is refused.
     let shown = sb.json("/rest/v1/petitionpage/1/").await["required_fields"].clone();
-    let r = sb
-        .req(Method::PUT, "/rest/v1/petitionpage/1/")
-        .header("content-type", "application/json")
-        .body(json!({"required_fields": shown}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let r = sb
-        .req(Method::PATCH, "/rest/v1/petitionpage/1/")
-        .header("content-type", "application/json")
-        .body(json!({"required_fields": ["shoe_size"]}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let r = sb
-        .req(Method::PATCH, "/rest/v1/petitionpage/1/")
-        .header("content-type", "application/json")
-        .body(json!({"required_fields": []}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    for (method, fields, status) in [
+        (Method::PUT, shown, 204),
+        (Method::PATCH, json!(["shoe_size"]), 400),
+        (Method::PATCH, json!([]), 202),
+    ] {
+        let body = json!({ "required_fields": fields }).to_string();
+        let r = send_json(&sb, method, page, &body).await;
+        assert_eq!(r.status(), status, "{body}");
+    }
     created(
         &sb,
         json!({"page": "save-the-bees", "email": "n@example.org"}),

@@ -3,18 +3,14 @@
 //! is processed, goals from the seed, JSONP, 404 for an unknown page, and counted in
 //! the stats.
 
+use super::support::*;
 use crate::helpers::sandbox::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn progress(sb: &RunningSandbox, query: &str) -> (u16, String) {
     // No credential: the endpoint is public.
-    let r = sb
-        .http
-        .get(sb.url(&format!("/progress/{query}")))
-        .send()
-        .await
-        .unwrap();
+    let r = get_without_credential(sb, &format!("/progress/{query}")).await;
     (r.status().as_u16(), r.text().await.unwrap())
 }
 

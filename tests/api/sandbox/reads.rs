@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use super::support::*;
 use crate::helpers::sandbox::*;
 use serde_json::Value;
 
@@ -76,12 +77,7 @@ async fn ordering() {
     let p = sb
         .json("/rest/v1/action/?user=1&order_by=-created_at&_limit=50")
         .await;
-    let times: Vec<String> = p["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["created_at"].as_str().unwrap().to_string())
-        .collect();
+    let times = each_str(&p, "created_at");
     let mut sorted = times.clone();
     sorted.sort();
     sorted.reverse();
@@ -92,12 +88,7 @@ async fn ordering() {
         .contains("order_by=-created_at"));
 
     let p = sb.json("/rest/v1/page/?order_by=name&_limit=100").await;
-    let names: Vec<&str> = p["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["name"].as_str().unwrap())
-        .collect();
+    let names = each_str(&p, "name");
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted);
@@ -216,23 +207,13 @@ async fn akids_and_userpublic() {
     let u = sb.json("/rest/v1/user/3/").await;
     assert_eq!(u["token"], ".3.qPLFs8", "reference §4.1 test vector");
     // No auth needed.
-    let r = sb
-        .http
-        .get(sb.url("/rest/v1/userpublic/.3.qPLFs8/"))
-        .send()
-        .await
-        .unwrap();
+    let r = get_without_credential(&sb, "/rest/v1/userpublic/.3.qPLFs8/").await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["id"], 3);
     assert!(v.get("email").is_none(), "limited information");
     for bad in [".3.qPLFs9", ".3", "garbage", ".999999.qPLFs8"] {
-        let r = sb
-            .http
-            .get(sb.url(&format!("/rest/v1/userpublic/{bad}/")))
-            .send()
-            .await
-            .unwrap();
+        let r = get_without_credential(&sb, &format!("/rest/v1/userpublic/{bad}/")).await;
         assert_eq!(r.status(), 404, "{bad}");
     }
 }
@@ -270,12 +251,7 @@ async fn trailing_slash_auth_and_404() {
             .starts_with("text/html"));
         assert_eq!(r.text().await.unwrap(), "");
     }
-    let r = sb
-        .http
-        .get(sb.url("/rest/v1/user/1/"))
-        .send()
-        .await
-        .unwrap();
+    let r = get_without_credential(&sb, "/rest/v1/user/1/").await;
     assert_eq!(r.status(), 401);
     let r = sb
         .req(reqwest::Method::HEAD, "/rest/v1/user/1/")

@@ -1,19 +1,11 @@
 //! Writes: status codes and bodies (reference §8), PATCH replace/merge, action
 //! processing, actionfield CRUD, user conflicts, and bad requests that change nothing.
 
+use super::support::*;
 use crate::helpers::sandbox::*;
 use actionkit_graphql::sandbox::{FieldsPatch, SandboxConfig};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-async fn send(sb: &RunningSandbox, method: Method, path: &str, body: &str) -> reqwest::Response {
-    sb.req(method, path)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
-}
 
 /// Asserts an empty-bodied answer as ActionKit sends it.
 async fn assert_empty(r: reqwest::Response, status: u16, what: &str) {
@@ -36,6 +28,18 @@ async fn assert_empty(r: reqwest::Response, status: u16, what: &str) {
     assert_eq!(r.text().await.unwrap(), "", "{what}");
 }
 
+/// Sends `body` as JSON and asserts an empty-bodied answer with `status`.
+async fn send_expecting_empty(
+    sb: &RunningSandbox,
+    method: Method,
+    path: &str,
+    body: &str,
+    status: u16,
+) {
+    let what = format!("{method} {path} {body}");
+    assert_empty(send_json(sb, method, path, body).await, status, &what).await;
+}
+
 /// A survey action of user 1 (it has a multi-valued `issues` field and `q_priority`).
 async fn survey_action(sb: &RunningSandbox) -> (u64, String) {
     let v = sb.json("/rest/v1/surveyaction/?user=1&_limit=1").await;
@@ -52,14 +56,14 @@ async fn patch_fields_replace() {
     let (id, typed) = survey_action(&sb).await;
     let before = sb.json(&format!("/rest/v1/action/{id}/")).await;
     assert!(before["fields"]["issues"].is_array());
-    let r = send(
+    send_expecting_empty(
         &sb,
         Method::PATCH,
         &format!("/rest/v1/action/{id}/"),
         r#"{"fields": {"q_priority": "housing", "colors": ["red", "blue"]}}"#,
+        202,
     )
     .await;
-    assert_empty(r, 202, "PATCH generic").await;
     let after = sb.json(&typed).await;
     assert_eq!(
         after["fields"],
@@ -69,47 +73,30 @@ async fn patch_fields_replace() {
     let rows = sb
         .json(&format!("/rest/v1/actionfield/?parent={id}&name=colors"))
         .await;
-    let vals: Vec<&str> = rows["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["value"].as_str().unwrap())
-        .collect();
-    assert_eq!(vals, vec!["red", "blue"]);
+    assert_eq!(each_str(&rows, "value"), vec!["red", "blue"]);
     assert_eq!(rows["objects"][0]["parent"], typed.as_str());
     // Typed URI works too; null removes a name; {} clears everything (replace).
-    let r = send(
+    send_expecting_empty(
         &sb,
         Method::PATCH,
         &typed,
         r#"{"fields": {"q_priority": "housing", "colors": null}}"#,
+        202,
     )
     .await;
-    assert_empty(r, 202, "PATCH typed").await;
     assert_eq!(
         sb.json(&typed).await["fields"],
         json!({"q_priority": "housing"})
     );
-    let r = send(&sb, Method::PUT, &typed, r#"{"fields": {}}"#).await;
-    assert_empty(r, 204, "PUT").await;
+    send_expecting_empty(&sb, Method::PUT, &typed, r#"{"fields": {}}"#, 204).await;
     assert_eq!(sb.json(&typed).await["fields"], json!({}));
-    // A wrongly typed URI is a 404.
-    let r = send(
-        &sb,
-        Method::PATCH,
-        &format!("/rest/v1/petitionaction/{id}/"),
-        r#"{"fields": {}}"#,
-    )
-    .await;
-    assert_empty(r, 404, "PATCH wrong type").await;
-    let r = send(
-        &sb,
-        Method::PATCH,
-        "/rest/v1/action/99999999/",
-        r#"{"fields": {}}"#,
-    )
-    .await;
-    assert_empty(r, 404, "PATCH missing").await;
+    // A wrongly typed URI is a 404, as is an action that does not exist.
+    for missing in [
+        format!("/rest/v1/petitionaction/{id}/"),
+        "/rest/v1/action/99999999/".into(),
+    ] {
+        send_expecting_empty(&sb, Method::PATCH, &missing, r#"{"fields": {}}"#, 404).await;
+    }
 }
 
 #[tokio::test]
@@ -121,14 +108,14 @@ async fn patch_fields_merge() {
     .await;
     let (id, _) = survey_action(&sb).await;
     let before = sb.json(&format!("/rest/v1/action/{id}/")).await;
-    let r = send(
+    send_expecting_empty(
         &sb,
         Method::PATCH,
         &format!("/rest/v1/action/{id}/"),
         r#"{"fields": {"q_priority": "transit", "note": "hi"}}"#,
+        202,
     )
     .await;
-    assert_empty(r, 202, "PATCH merge").await;
     let after = sb.json(&format!("/rest/v1/action/{id}/")).await;
     assert_eq!(after["fields"]["q_priority"], "transit");
     assert_eq!(after["fields"]["note"], "hi");
@@ -137,14 +124,14 @@ async fn patch_fields_merge() {
         "absent names kept"
     );
     // Numbers are stored as text.
-    let r = send(
+    send_expecting_empty(
         &sb,
         Method::PATCH,
         &format!("/rest/v1/action/{id}/"),
         r#"{"fields": {"age": 101}}"#,
+        202,
     )
     .await;
-    assert_empty(r, 202, "number").await;
     assert_eq!(
         sb.json(&format!("/rest/v1/action/{id}/")).await["fields"]["age"],
         "101"
@@ -155,7 +142,7 @@ async fn patch_fields_merge() {
 async fn actionfield_crud() {
     let sb = start(config()).await;
     let (id, typed) = survey_action(&sb).await;
-    let r = send(
+    let r = send_json(
         &sb,
         Method::POST,
         "/rest/v1/actionfield/",
@@ -169,14 +156,14 @@ async fn actionfield_crud() {
     );
     assert_empty(r, 201, "POST actionfield").await;
     // `action` is accepted as an alias of `parent`, and a bare id.
-    let r = send(
+    send_expecting_empty(
         &sb,
         Method::POST,
         "/rest/v1/actionfield/",
         &json!({"action": id, "name": "extra", "value": "two"}).to_string(),
+        201,
     )
     .await;
-    assert_empty(r, 201, "POST actionfield via action").await;
     assert_eq!(
         sb.json(&typed).await["fields"]["extra"],
         json!(["one", "two"])
@@ -189,10 +176,8 @@ async fn actionfield_crud() {
     assert_eq!(row["parent"], typed.as_str());
     assert_eq!(row["resource_uri"], path.as_str());
 
-    let r = send(&sb, Method::PUT, &path, r#"{"value": "uno"}"#).await;
-    assert_empty(r, 204, "PUT actionfield").await;
-    let r = send(&sb, Method::PATCH, &path, r#"{"name": "extra"}"#).await;
-    assert_empty(r, 202, "PATCH actionfield").await;
+    send_expecting_empty(&sb, Method::PUT, &path, r#"{"value": "uno"}"#, 204).await;
+    send_expecting_empty(&sb, Method::PATCH, &path, r#"{"name": "extra"}"#, 202).await;
     assert_eq!(
         sb.json(&typed).await["fields"]["extra"],
         json!(["uno", "two"])
@@ -230,7 +215,7 @@ async fn actionfield_crud() {
         ),
         (json!({"parent": typed, "name": "ok"}), "value"),
     ] {
-        let r = send(
+        let r = send_json(
             &sb,
             Method::POST,
             "/rest/v1/actionfield/",
@@ -252,7 +237,7 @@ async fn action_processing() {
     // Existing user by email, custom action and user fields, unknown keys ignored.
     let body = json!({"page": "save-the-bees", "email": "rosa.delgado1@example.org",
         "action_comment": "Go!", "action_tags": ["a", "b"], "user_food": "pupusas", "ignored": "x"});
-    let r = send(&sb, Method::POST, "/rest/v1/action/", &body.to_string()).await;
+    let r = send_json(&sb, Method::POST, "/rest/v1/action/", &body.to_string()).await;
     assert_eq!(r.status(), 201);
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     let v: Value = r.json().await.unwrap();
@@ -314,21 +299,10 @@ async fn action_processing() {
         .as_str()
         .unwrap()
         .to_string();
-    let r = sb
-        .http
-        .post(sb.url("/rest/v1/action/"))
-        .header("content-type", "application/json")
-        .body(json!({"page": "fair-rent", "akid": token}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-    assert_eq!(keys, vec!["action_id", "akid", "rd", "redirect_url"]);
+    assert_anonymous_action_is_reduced(&sb, &json!({"page": "fair-rent", "akid": token})).await;
 
     // Errors.
-    let r = send(
+    let r = send_json(
         &sb,
         Method::POST,
         "/rest/v1/action/",
@@ -340,7 +314,7 @@ async fn action_processing() {
         r.json::<Value>().await.unwrap(),
         json!({"page": "Unable to find a page for processing. You sent page=nope."})
     );
-    let r = send(
+    let r = send_json(
         &sb,
         Method::POST,
         "/rest/v1/action/",
@@ -350,49 +324,31 @@ async fn action_processing() {
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
     assert!(v["errors"]["mailing_id"][0].is_string(), "{v}");
-    let r = send(
-        &sb,
-        Method::POST,
-        "/rest/v1/action/",
-        r#"{"page": "fair-rent"}"#,
-    )
-    .await;
-    assert_eq!(r.status(), 400);
-    // Typed endpoints do not take POSTs.
-    let r = send(
-        &sb,
-        Method::POST,
-        "/rest/v1/petitionaction/",
-        r#"{"page": "fair-rent"}"#,
-    )
-    .await;
-    assert_eq!(r.status(), 405);
+    // No member; and typed endpoints do not take POSTs.
+    for (path, status) in [("/rest/v1/action/", 400), ("/rest/v1/petitionaction/", 405)] {
+        let r = send_json(&sb, Method::POST, path, r#"{"page": "fair-rent"}"#).await;
+        assert_eq!(r.status(), status, "{path}");
+    }
 }
 
 #[tokio::test]
 async fn users_and_deletes() {
     let sb = start(config()).await;
-    let r = send(
-        &sb,
-        Method::PUT,
-        "/rest/v1/user/4/",
-        r#"{"first_name": "Testy", "city": "San Francisco"}"#,
-    )
-    .await;
-    assert_empty(r, 204, "PUT user").await;
-    let r = send(
-        &sb,
-        Method::PATCH,
-        "/rest/v1/user/4/",
-        r#"{"fields": {"express_account": 1}}"#,
-    )
-    .await;
-    assert_empty(r, 202, "PATCH user").await;
+    for (method, body, status) in [
+        (
+            Method::PUT,
+            r#"{"first_name": "Testy", "city": "San Francisco"}"#,
+            204,
+        ),
+        (Method::PATCH, r#"{"fields": {"express_account": 1}}"#, 202),
+    ] {
+        send_expecting_empty(&sb, method, "/rest/v1/user/4/", body, status).await;
+    }
     let u = sb.json("/rest/v1/user/4/").await;
     assert_eq!(u["first_name"], "Testy");
     assert_eq!(u["fields"]["express_account"], "1");
 
-    let r = send(
+    let r = send_json(
         &sb,
         Method::PUT,
         "/rest/v1/user/4/",
@@ -408,27 +364,27 @@ async fn users_and_deletes() {
         r.json::<Value>().await.unwrap(),
         json!({"errors": {"email": ["Conflict on unique key 'email' for value 'ROSA.delgado1@example.org'"]}})
     );
-    let r = send(
+    send_expecting_empty(
         &sb,
         Method::PUT,
         "/rest/v1/user/4/",
         r#"{"email": "fresh@example.org"}"#,
+        204,
     )
     .await;
-    assert_empty(r, 204, "email change").await;
     assert_eq!(
         sb.json("/rest/v1/user/?email=fresh@example.org").await["objects"][0]["id"],
         4
     );
-    let r = send(
+    send_expecting_empty(
         &sb,
         Method::PUT,
         "/rest/v1/user/999999/",
         r#"{"first_name": "x"}"#,
+        404,
     )
     .await;
-    assert_empty(r, 404, "PUT missing user").await;
-    let r = send(
+    let r = send_json(
         &sb,
         Method::POST,
         "/rest/v1/user/",
@@ -460,7 +416,7 @@ async fn users_and_deletes() {
     assert_eq!(rows["meta"]["total_count"], 0);
 
     // Pages: create, patch, put.
-    let r = send(
+    let r = send_json(
         &sb,
         Method::POST,
         "/rest/v1/petitionpage/",
@@ -470,21 +426,20 @@ async fn users_and_deletes() {
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     assert_empty(r, 201, "POST page").await;
     let path = loc.trim_start_matches(&sb.base).to_string();
-    let r = send(
+    send_expecting_empty(
         &sb,
         Method::PATCH,
         &path,
         r#"{"tags": ["/rest/v1/tag/3/"]}"#,
+        202,
     )
     .await;
-    assert_empty(r, 202, "PATCH page").await;
     assert_eq!(
         sb.json(&path).await["tags"][0]["resource_uri"],
         "/rest/v1/tag/3/"
     );
-    let r = send(&sb, Method::PUT, &path, r#"{"title": "Newer"}"#).await;
-    assert_empty(r, 204, "PUT page").await;
-    let r = send(
+    send_expecting_empty(&sb, Method::PUT, &path, r#"{"title": "Newer"}"#, 204).await;
+    let r = send_json(
         &sb,
         Method::POST,
         "/rest/v1/petitionpage/",
@@ -622,7 +577,7 @@ async fn bad_requests_change_nothing() {
         ),
     ];
     for (m, path, body, want) in cases {
-        let r = send(&sb, m.clone(), &path, &body).await;
+        let r = send_json(&sb, m.clone(), &path, &body).await;
         assert_eq!(
             r.status().as_u16(),
             want,
