@@ -154,6 +154,19 @@ impl Gateway {
         }
     }
 
+    /// In production mode with the keys of [`api_keys`] and no rate limit, with `args`
+    /// besides.
+    fn production(args: &[&str]) -> Gateway {
+        let keys = api_keys();
+        let mut all = vec!["--mode", "production"];
+        all.extend_from_slice(args);
+        Gateway::start(
+            &all,
+            &[("GATEWAY_API_KEYS", &keys)],
+            Some("[security]\nrate_limit_per_minute = 0\n"),
+        )
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -283,12 +296,7 @@ fn fan_out(levels: usize) -> String {
 #[test]
 fn fragment_fan_out_is_refused_in_milliseconds_for_every_key() {
     serial(async {
-        let keys = api_keys();
-        let gw = Gateway::start(
-            &["--mode", "production"],
-            &[("GATEWAY_API_KEYS", &keys)],
-            Some("[security]\nrate_limit_per_minute = 0\n"),
-        );
+        let gw = Gateway::production(&[]);
         let http = reqwest::Client::new();
         let doc = fan_out(24);
         assert!(doc.len() < 1024, "{} bytes", doc.len());
@@ -892,19 +900,7 @@ fn amplifier(aliases: usize, first_id: usize) -> String {
 #[test]
 fn amplification_is_refused_and_one_key_cannot_starve_another() {
     serial(async {
-        let keys = api_keys();
-        let gw = Gateway::start(
-            &[
-                "--mode",
-                "production",
-                "--filters",
-                "strict",
-                "--latency-ms",
-                "20",
-            ],
-            &[("GATEWAY_API_KEYS", &keys)],
-            Some("[security]\nrate_limit_per_minute = 0\n"),
-        );
+        let gw = Gateway::production(&["--filters", "strict", "--latency-ms", "20"]);
         let http = reqwest::Client::new();
         // The report's request: 15 aliases × 20 ids × actions(first: 1).
         let report = amplifier(15, 1);
@@ -1007,12 +1003,7 @@ fn amplification_is_refused_and_one_key_cannot_starve_another() {
 #[test]
 fn small_items_hold() {
     serial(async {
-        let keys = api_keys();
-        let gw = Gateway::start(
-            &["--mode", "production"],
-            &[("GATEWAY_API_KEYS", &keys)],
-            Some("[security]\nrate_limit_per_minute = 0\n"),
-        );
+        let gw = Gateway::production(&[]);
         let http = reqwest::Client::new();
         // A write-only key writes, sees the action it wrote, not its member.
         let action = post(
