@@ -2,7 +2,7 @@
 //! Each rule has an allowed and a refused case; refusals are checked to cost no
 //! upstream call where the gateway can know the answer up front.
 
-use crate::helpers::gateway::{spawn_mode, spawn_with, TestGateway};
+use crate::helpers::gateway::{akid_of, bearer, code, spawn_mode, spawn_with, TestGateway};
 use actionkit_graphql::config::{Config, Mode};
 use actionkit_graphql::http::auth::hash_key;
 use serde_json::{json, Value};
@@ -27,16 +27,6 @@ async fn keyed() -> TestGateway {
     spawn_mode(&["--users", "40"], keyed_config(), true, Mode::Production)
         .await
         .unwrap()
-}
-
-fn bearer(key: &str) -> String {
-    format!("Bearer {key}")
-}
-
-fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or("")
 }
 
 const USER_1: &str = r#"{ user(id: "1") { id } }"#;
@@ -162,11 +152,6 @@ async fn two_members(gw: &TestGateway) -> [(u64, String); 2] {
         }
     }
     [out[0].clone(), out[1].clone()]
-}
-
-async fn akid_of(gw: &TestGateway, user: u64) -> String {
-    let u = gw.rest(&format!("/rest/v1/user/{user}/")).await;
-    u["token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
