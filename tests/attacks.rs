@@ -25,7 +25,12 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_actionkit-graphql");
+/// The binary with a clean environment and a data directory of its own (shared with
+/// the `binary` tests; this file uses `command` and `scratch_of` only).
+#[path = "binary/helpers.rs"]
+#[allow(dead_code)]
+mod binary_helpers;
+use binary_helpers::BIN;
 
 const READ_KEY: &str = "hardening-read-key-0123456789";
 const WRITE_KEY: &str = "hardening-write-key-0123456789";
@@ -54,6 +59,8 @@ struct Gateway {
     sandbox: String,
     log: PathBuf,
     _config: Option<PathBuf>,
+    /// Its data directory (see [`binary_helpers::command`]).
+    scratch: Option<PathBuf>,
 }
 
 impl Drop for Gateway {
@@ -63,6 +70,9 @@ impl Drop for Gateway {
         let _ = std::fs::remove_file(&self.log);
         if let Some(c) = &self._config {
             let _ = std::fs::remove_file(c);
+        }
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -94,21 +104,7 @@ impl Gateway {
             std::fs::write(&path, t).unwrap();
             path
         });
-        let mut cmd = Command::new(BIN);
-        for var in [
-            "GATEWAY_CONFIG",
-            "GATEWAY_API_KEYS",
-            "GATEWAY_ALLOW_ANONYMOUS_READS",
-            "GATEWAY_MODE",
-            "GATEWAY_LISTEN",
-            "ACTIONKIT_URL",
-            "ACTIONKIT_USERNAME",
-            "ACTIONKIT_PASSWORD",
-            "ACTIONKIT_AKID_SECRET",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = binary_helpers::command();
         cmd.args([
             "serve",
             "--sandbox",
@@ -134,6 +130,7 @@ impl Gateway {
             sandbox: String::new(),
             log,
             _config: config,
+            scratch: binary_helpers::scratch_of(&cmd),
         };
         let started = Instant::now();
         loop {
