@@ -219,6 +219,18 @@ async fn turned_off_hashes_alone_are_not_supported_and_documents_still_run() {
 const KEY: &str = "apq-key-0123456789";
 const STAFF_KEY: &str = "apq-staff-key-0123456789";
 
+/// The one document in the trusted-document manifests below.
+const KNOWN: &str = r#"query Known { user(id: "1") { id } }"#;
+
+/// A production gateway whose trusted documents (in `mode`) are [`KNOWN`] alone, with
+/// the `staff` key exempt.
+async fn trusted_gateway(mode: TrustedMode, name: &str) -> TestGateway {
+    let config = trusted_config(mode, name, &[KNOWN]);
+    spawn_mode(&["--users", "20"], config, true, Mode::Production)
+        .await
+        .unwrap()
+}
+
 fn trusted_config(mode: TrustedMode, name: &str, docs: &[&str]) -> Config {
     let path = std::env::temp_dir().join(format!("akg-apq-{}-{name}.json", std::process::id()));
     let map: serde_json::Map<String, Value> = docs
@@ -239,14 +251,10 @@ fn trusted_config(mode: TrustedMode, name: &str, docs: &[&str]) -> Config {
 
 #[tokio::test]
 async fn with_trusted_documents_enforced_only_the_manifest_registers() {
-    let known = r#"query Known { user(id: "1") { id } }"#;
-    let config = trusted_config(TrustedMode::Enforce, "enforce", &[known]);
-    let gw = spawn_mode(&["--users", "20"], config, true, Mode::Production)
-        .await
-        .unwrap();
+    let gw = trusted_gateway(TrustedMode::Enforce, "enforce").await;
     // A trusted document by hash alone: from the manifest, no registration needed.
     let (status, body) = gw
-        .post_as(KEY, json!({"extensions": persisted(known)}))
+        .post_as(KEY, json!({"extensions": persisted(KNOWN)}))
         .await;
     assert_read_user(status, &body, "1");
     // An exempt key runs another document with its hash, but does not register it
@@ -280,11 +288,7 @@ async fn with_trusted_documents_enforced_only_the_manifest_registers() {
 
 #[tokio::test]
 async fn with_trusted_documents_logged_unknown_documents_register() {
-    let known = r#"query Known { user(id: "1") { id } }"#;
-    let config = trusted_config(TrustedMode::LogUnknown, "log", &[known]);
-    let gw = spawn_mode(&["--users", "20"], config, true, Mode::Production)
-        .await
-        .unwrap();
+    let gw = trusted_gateway(TrustedMode::LogUnknown, "log").await;
     let vars = json!({"id": "2"});
     let (_, body) = gw
         .post_as(

@@ -2,7 +2,9 @@
 //! Each rule has an allowed and a refused case; refusals are checked to cost no
 //! upstream call where the gateway can know the answer up front.
 
-use crate::helpers::gateway::{akid_of, bearer, code, spawn_mode, spawn_with, TestGateway};
+use crate::helpers::gateway::{
+    akid_of, assert_read_user, bearer, code, spawn_mode, spawn_with, TestGateway,
+};
 use actionkit_graphql::config::{Config, Mode};
 use actionkit_graphql::http::auth::hash_key;
 use serde_json::{json, Value};
@@ -62,12 +64,7 @@ async fn no_key_or_a_wrong_key_is_unauthenticated_and_a_read_key_reads() {
     }
     assert_eq!(gw.calls().await, 0, "refused requests reached ActionKit");
     // The read key.
-    let (status, _, body) = gw
-        .post_json(
-            &[("authorization", &bearer(READ_KEY))],
-            json!({"query": USER_1}),
-        )
-        .await;
+    let (status, body) = gw.post_as(READ_KEY, json!({"query": USER_1})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["user"]["id"], "1");
 }
@@ -80,9 +77,9 @@ async fn a_read_key_calling_a_mutation_is_forbidden_and_a_write_key_may() {
     let gw = keyed().await;
     let [(_, action), _] = two_members(&gw).await;
     gw.reset_stats().await;
-    let (status, _, body) = gw
-        .post_json(
-            &[("authorization", &bearer(READ_KEY))],
+    let (status, body) = gw
+        .post_as(
+            READ_KEY,
             json!({"query": CLEAR, "variables": {"id": action}}),
         )
         .await;
@@ -91,9 +88,9 @@ async fn a_read_key_calling_a_mutation_is_forbidden_and_a_write_key_may() {
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
     assert!(body.get("data").is_none(), "{body}");
     assert_eq!(gw.calls().await, 0, "a refused mutation reached ActionKit");
-    let (status, _, body) = gw
-        .post_json(
-            &[("authorization", &bearer(WRITE_KEY))],
+    let (status, body) = gw
+        .post_as(
+            WRITE_KEY,
             json!({"query": CLEAR, "variables": {"id": action}}),
         )
         .await;
@@ -131,7 +128,7 @@ async fn production_without_keys_refuses_to_start_and_the_sandbox_mode_is_open()
     // Development (the sandbox) is open: reads and writes without a key.
     let gw = spawn_with(&["--users", "5"], Config::default(), true).await;
     let (status, _, body) = gw.post_json(&[], json!({"query": USER_1})).await;
-    assert_eq!((status, &body["data"]["user"]["id"]), (200, &json!("1")));
+    assert_read_user(status, &body, "1");
 }
 
 /// Two members with actions: `(user, one of their actions)` each.
