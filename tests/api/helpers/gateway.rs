@@ -268,6 +268,11 @@ pub(crate) fn code(body: &Value) -> &str {
         .unwrap_or("")
 }
 
+/// The first error's message, or "".
+pub(crate) fn message(body: &Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or("")
+}
+
 /// The AKID of the sandbox's member `user` (its REST `token`).
 pub(crate) async fn akid_of(gw: &TestGateway, user: u64) -> String {
     let u = gw.rest(&format!("/rest/v1/user/{user}/")).await;

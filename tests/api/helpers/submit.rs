@@ -1,7 +1,7 @@
 //! Shared by the `submit_gql_*` tests: a gateway over the sandbox with keys of every
 //! scope, and helpers to call `submitAction` and read what the sandbox holds.
 
-pub(crate) use crate::helpers::gateway::{akid_of, bearer, code, TestGateway};
+pub(crate) use crate::helpers::gateway::{akid_of, bearer, code, message, TestGateway};
 use actionkit_graphql::config::{Config, Mode, SubmitPageConfig};
 use actionkit_graphql::http::auth::hash_key;
 use serde_json::{json, Value};

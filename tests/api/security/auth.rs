@@ -77,23 +77,14 @@ async fn a_read_key_calling_a_mutation_is_forbidden_and_a_write_key_may() {
     let gw = keyed().await;
     let [(_, action), _] = two_members(&gw).await;
     gw.reset_stats().await;
-    let (status, body) = gw
-        .post_as(
-            READ_KEY,
-            json!({"query": CLEAR, "variables": {"id": action}}),
-        )
-        .await;
+    let clear = json!({"query": CLEAR, "variables": {"id": action}});
+    let (status, body) = gw.post_as(READ_KEY, clear.clone()).await;
     // Refused before execution: a request error, without `data`.
     assert_eq!(status, 200, "{body}");
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
     assert!(body.get("data").is_none(), "{body}");
     assert_eq!(gw.calls().await, 0, "a refused mutation reached ActionKit");
-    let (status, body) = gw
-        .post_as(
-            WRITE_KEY,
-            json!({"query": CLEAR, "variables": {"id": action}}),
-        )
-        .await;
+    let (status, body) = gw.post_as(WRITE_KEY, clear).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["data"]["clearActionCustomFields"]["id"],
