@@ -25,7 +25,12 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_actionkit-graphql");
+/// The binary with a clean environment and a data directory of its own (shared with
+/// the `binary` tests; this file uses `command` and `scratch_of` only).
+#[path = "binary/helpers.rs"]
+#[allow(dead_code)]
+mod binary_helpers;
+use binary_helpers::BIN;
 
 const READ_KEY: &str = "hardening-read-key-0123456789";
 const WRITE_KEY: &str = "hardening-write-key-0123456789";
@@ -54,6 +59,8 @@ struct Gateway {
     sandbox: String,
     log: PathBuf,
     _config: Option<PathBuf>,
+    /// Its data directory (see [`binary_helpers::command`]).
+    scratch: Option<PathBuf>,
 }
 
 impl Drop for Gateway {
@@ -63,6 +70,9 @@ impl Drop for Gateway {
         let _ = std::fs::remove_file(&self.log);
         if let Some(c) = &self._config {
             let _ = std::fs::remove_file(c);
+        }
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -94,21 +104,7 @@ impl Gateway {
             std::fs::write(&path, t).unwrap();
             path
         });
-        let mut cmd = Command::new(BIN);
-        for var in [
-            "GATEWAY_CONFIG",
-            "GATEWAY_API_KEYS",
-            "GATEWAY_ALLOW_ANONYMOUS_READS",
-            "GATEWAY_MODE",
-            "GATEWAY_LISTEN",
-            "ACTIONKIT_URL",
-            "ACTIONKIT_USERNAME",
-            "ACTIONKIT_PASSWORD",
-            "ACTIONKIT_AKID_SECRET",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = binary_helpers::command();
         cmd.args([
             "serve",
             "--sandbox",
@@ -134,6 +130,7 @@ impl Gateway {
             sandbox: String::new(),
             log,
             _config: config,
+            scratch: binary_helpers::scratch_of(&cmd),
         };
         let started = Instant::now();
         loop {
@@ -152,6 +149,19 @@ impl Gateway {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// In production mode with the keys of [`api_keys`] and no rate limit, with `args`
+    /// besides.
+    fn production(args: &[&str]) -> Gateway {
+        let keys = api_keys();
+        let mut all = vec!["--mode", "production"];
+        all.extend_from_slice(args);
+        Gateway::start(
+            &all,
+            &[("GATEWAY_API_KEYS", &keys)],
+            Some("[security]\nrate_limit_per_minute = 0\n"),
+        )
     }
 
     fn url(&self, path: &str) -> String {
@@ -283,12 +293,7 @@ fn fan_out(levels: usize) -> String {
 #[test]
 fn fragment_fan_out_is_refused_in_milliseconds_for_every_key() {
     serial(async {
-        let keys = api_keys();
-        let gw = Gateway::start(
-            &["--mode", "production"],
-            &[("GATEWAY_API_KEYS", &keys)],
-            Some("[security]\nrate_limit_per_minute = 0\n"),
-        );
+        let gw = Gateway::production(&[]);
         let http = reqwest::Client::new();
         let doc = fan_out(24);
         assert!(doc.len() < 1024, "{} bytes", doc.len());
@@ -892,19 +897,7 @@ fn amplifier(aliases: usize, first_id: usize) -> String {
 #[test]
 fn amplification_is_refused_and_one_key_cannot_starve_another() {
     serial(async {
-        let keys = api_keys();
-        let gw = Gateway::start(
-            &[
-                "--mode",
-                "production",
-                "--filters",
-                "strict",
-                "--latency-ms",
-                "20",
-            ],
-            &[("GATEWAY_API_KEYS", &keys)],
-            Some("[security]\nrate_limit_per_minute = 0\n"),
-        );
+        let gw = Gateway::production(&["--filters", "strict", "--latency-ms", "20"]);
         let http = reqwest::Client::new();
         // The report's request: 15 aliases × 20 ids × actions(first: 1).
         let report = amplifier(15, 1);
@@ -1007,12 +1000,7 @@ fn amplification_is_refused_and_one_key_cannot_starve_another() {
 #[test]
 fn small_items_hold() {
     serial(async {
-        let keys = api_keys();
-        let gw = Gateway::start(
-            &["--mode", "production"],
-            &[("GATEWAY_API_KEYS", &keys)],
-            Some("[security]\nrate_limit_per_minute = 0\n"),
-        );
+        let gw = Gateway::production(&[]);
         let http = reqwest::Client::new();
         // A write-only key writes, sees the action it wrote, not its member.
         let action = post(

@@ -12,6 +12,13 @@ fn write_config(text: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs `cmd`, which must fail; returns what it wrote to standard error.
+fn failure(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn flags_override_environment_which_overrides_the_file() {
     let file = write_config("listen = \"127.0.0.1:1111\"\n[actionkit]\nurl = \"https://file.example\"\nusername = \"from-file\"\n");
@@ -43,13 +50,7 @@ fn flags_override_environment_which_overrides_the_file() {
 #[test]
 fn an_unknown_key_is_an_error_that_names_it() {
     let file = write_config("[actionkit]\nmax_inflight = 3\n");
-    let out = bin()
-        .args(["check-config", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure(bin().args(["check-config", "--config"]).arg(&file));
     assert!(err.contains("max_inflight"), "{err}");
 }
 
@@ -76,9 +77,7 @@ fn secrets_are_masked() {
 
 #[test]
 fn serve_without_an_instance_stops_with_a_clear_message() {
-    let out = bin().args(["serve"]).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure(bin().args(["serve"]));
     assert!(
         err.contains("ACTIONKIT_URL") && err.contains("--sandbox"),
         "{err}"
@@ -119,13 +118,11 @@ fn every_setting_has_a_variable_by_one_rule() {
     assert!(text.contains("api_keys = [\"web:read:***\"]"), "{text}");
     assert!(!text.contains("0123abcd"), "{text}");
 
-    let out = bin()
-        .args(["check-config"])
-        .env("GATEWAY_ACTIONKIT__MAX_INFLIGHT", "3")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure(
+        bin()
+            .args(["check-config"])
+            .env("GATEWAY_ACTIONKIT__MAX_INFLIGHT", "3"),
+    );
     assert!(
         err.contains("max_inflight") || err.contains("MAX_INFLIGHT"),
         "{err}"

@@ -47,6 +47,13 @@ pub(crate) fn command() -> Command {
     c
 }
 
+/// The data directory [`command`] gave `cmd` (`None` for another command).
+pub(crate) fn scratch_of(cmd: &Command) -> Option<PathBuf> {
+    cmd.get_envs()
+        .find(|(k, _)| *k == "XDG_DATA_HOME")
+        .and_then(|(_, v)| v.map(PathBuf::from))
+}
+
 /// What a started process reports as its address.
 #[derive(Clone, Copy)]
 pub(crate) enum Serves {
@@ -81,10 +88,7 @@ impl Running {
         cmd.args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let scratch = cmd
-            .get_envs()
-            .find(|(k, _)| *k == "XDG_DATA_HOME")
-            .and_then(|(_, v)| v.map(PathBuf::from));
+        let scratch = scratch_of(&cmd);
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));

@@ -7,6 +7,8 @@ mod helpers;
 /// The outbox tests' helpers (temporary data directories, the sandbox's REST).
 #[path = "../api/helpers/outbox.rs"]
 mod outbox_support;
+#[cfg(unix)]
+mod procs;
 
 mod cli_config;
 #[cfg(unix)]

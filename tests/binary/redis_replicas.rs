@@ -11,19 +11,25 @@
 //! - stop Redis mid-run: every replica keeps answering reads, and says Redis is down;
 //!   start it again: the replicas say it is up.
 
-use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-use crate::outbox_support::{sign, sign_until, SandboxRest, TempDir};
+use crate::helpers::BIN;
+use crate::outbox_support::{sign, SandboxRest, TempDir};
+use crate::procs::{
+    expect_processed, graphql, metrics, readyz, start_gateway, start_sandbox, Proc, Signers, KEY,
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_actionkit-graphql");
-const KEY: &str = "redis-replicas-test-key-0123456789";
+/// A port that was free a moment ago (nothing listens on it now).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// A `redis-server` on a free port, without persistence; killed on drop.
 pub(crate) struct RedisServer {
@@ -34,12 +40,7 @@ pub(crate) struct RedisServer {
 impl RedisServer {
     pub(crate) fn start() -> RedisServer {
         for _ in 0..10 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            if let Some(server) = RedisServer::start_on(port) {
+            if let Some(server) = RedisServer::start_on(free_port()) {
                 return server;
             }
         }
@@ -102,164 +103,6 @@ impl Drop for RedisServer {
     }
 }
 
-/// A started binary: its address and every line it wrote.
-pub(crate) struct Proc {
-    pub child: Child,
-    pub addr: String,
-    pub log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    pub(crate) fn log_line(&self, needle: &str) -> Option<String> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|l| l.contains(needle))
-            .cloned()
-    }
-}
-
-/// Starts the binary with `args`; returns once a line containing `marker` names an
-/// `http://host:port`.
-pub(crate) async fn start(args: &[&str], envs: &[(&str, String)], marker: &str) -> Proc {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .env_remove("GATEWAY_REDIS_URL")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let (tx, log) = (tx.clone(), log.clone());
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                log.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-    }
-    drop(tx);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = tokio::time::timeout_at(deadline.into(), rx.recv())
-            .await
-            .unwrap_or_else(|_| {
-                panic!("{args:?} did not log {marker:?}: {:?}", log.lock().unwrap())
-            })
-            .unwrap_or_else(|| panic!("{args:?} exited: {:?}", log.lock().unwrap()));
-        if line.contains(marker) {
-            if let Some(i) = line.find("http://") {
-                let rest = &line[i + 7..];
-                let end = rest
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':'))
-                    .unwrap_or(rest.len());
-                let addr = rest[..end].to_owned();
-                tokio::spawn(async move { while rx.recv().await.is_some() {} });
-                return Proc { child, addr, log };
-            }
-        }
-    }
-}
-
-fn key_hash() -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(KEY.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-pub(crate) async fn start_sandbox(extra: &[&str]) -> Proc {
-    let mut args = vec!["sandbox", "--listen", "127.0.0.1:0", "--users", "60"];
-    args.extend_from_slice(extra);
-    start(&args, &[], "ActionKit sandbox on").await
-}
-
-/// A gateway replica in front of `sandbox`, with `config` (TOML) and, when given, Redis.
-pub(crate) async fn start_gateway(
-    sandbox: &str,
-    dir: &std::path::Path,
-    name: &str,
-    config: &str,
-    redis: Option<&str>,
-) -> Proc {
-    let config_path = dir.join(format!("{name}.toml"));
-    std::fs::write(&config_path, config).unwrap();
-    let data_dir = dir.join(format!("{name}-data"));
-    let mut args = vec![
-        "--log-json".to_owned(),
-        "--config".to_owned(),
-        config_path.to_str().unwrap().to_owned(),
-        "serve".to_owned(),
-        "--listen".to_owned(),
-        "127.0.0.1:0".to_owned(),
-        "--data-dir".to_owned(),
-        data_dir.to_str().unwrap().to_owned(),
-    ];
-    if let Some(url) = redis {
-        args.push("--redis-url".to_owned());
-        args.push(url.to_owned());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    start(
-        &args,
-        &[
-            ("ACTIONKIT_URL", format!("http://{sandbox}")),
-            ("ACTIONKIT_USERNAME", "sandbox".into()),
-            ("ACTIONKIT_PASSWORD", "sandbox".into()),
-            ("GATEWAY_API_KEYS", format!("ops:read+write:{}", key_hash())),
-            ("GATEWAY_MODE", "production".into()),
-        ],
-        "gateway listening",
-    )
-    .await
-}
-
-async fn graphql(http: &reqwest::Client, gateway: &str, query: &str, vars: Value) -> (u16, Value) {
-    let resp = http
-        .post(format!("http://{gateway}/graphql"))
-        .bearer_auth(KEY)
-        .json(&json!({"query": query, "variables": vars}))
-        .timeout(Duration::from_secs(20))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn sandbox_stats(http: &reqwest::Client, sandbox: &str) -> Value {
-    http.get(format!("http://{sandbox}/__sandbox/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn reset_stats(http: &reqwest::Client, sandbox: &str) {
-    let r = http
-        .post(format!("http://{sandbox}/__sandbox/stats/reset"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-}
-
 const READ: &str = "query($id: ID!) { user(id: $id) { id email } }";
 
 /// `clients` loops per replica, each reading distinct users through its replica until
@@ -311,49 +154,43 @@ const BUDGET_CONFIG: &str =
     "[actionkit]\nmax_in_flight = 3\n\n[security]\nrate_limit_per_minute = 0\n\n\
      [graphql]\npage_cache_ttl_secs = 300\n";
 
+/// Three replicas `<prefix>0` to `<prefix>2` in front of `sandbox`, on Redis when
+/// given, each read by 6 clients 10 times: the reads and the sandbox's stats for them.
+/// Without Redis (the control run), answers with errors are allowed.
+async fn budget_run(
+    sandbox: &Proc,
+    dir: &std::path::Path,
+    prefix: &str,
+    redis: Option<&str>,
+) -> (usize, Value) {
+    let http = reqwest::Client::new();
+    let mut replicas = Vec::new();
+    for n in 0..3 {
+        let name = format!("{prefix}{n}");
+        replicas.push(start_gateway(&sandbox.addr, dir, &name, BUDGET_CONFIG, redis).await);
+    }
+    let addrs: Vec<String> = replicas.iter().map(|p| p.addr.clone()).collect();
+    let rest = sandbox.rest();
+    rest.reset_stats().await;
+    let reads = load_checked(&http, &addrs, 6, 10, redis.is_some()).await;
+    (reads, rest.stats().await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_actionkit_budget_holds_across_three_replicas() {
     let redis = RedisServer::start();
     let dir = TempDir::new("redis-budget");
     std::fs::create_dir_all(&dir.0).unwrap();
     // The sandbox takes 3 requests at once and answers each in 40 ms.
-    let sandbox = start_sandbox(&["--max-concurrent", "3", "--latency-ms", "40"]).await;
-    let http = reqwest::Client::new();
-    let url = redis.url();
-    let mut replicas = Vec::new();
-    for n in 0..3 {
-        replicas.push(
-            start_gateway(
-                &sandbox.addr,
-                &dir.0,
-                &format!("r{n}"),
-                BUDGET_CONFIG,
-                Some(&url),
-            )
-            .await,
-        );
-    }
-    let addrs: Vec<String> = replicas.iter().map(|p| p.addr.clone()).collect();
-    reset_stats(&http, &sandbox.addr).await;
-    let reads = load(&http, &addrs, 6, 10).await;
-    let stats = sandbox_stats(&http, &sandbox.addr).await;
+    let sandbox = start_sandbox(60, &["--max-concurrent", "3", "--latency-ms", "40"]).await;
+    let (reads, stats) = budget_run(&sandbox, &dir.0, "r", Some(&redis.url())).await;
     eprintln!("budget with Redis: {reads} reads, sandbox stats {stats}");
     assert!(stats["requests"].as_u64().unwrap() >= 60, "{stats}");
     assert!(stats["max_in_flight"].as_u64().unwrap() <= 3, "{stats}");
     assert_eq!(stats["rejected_429"], 0, "{stats}");
-    drop(replicas);
 
     // The control: the same three replicas without Redis send up to 9 at once.
-    let mut replicas = Vec::new();
-    for n in 0..3 {
-        replicas.push(
-            start_gateway(&sandbox.addr, &dir.0, &format!("c{n}"), BUDGET_CONFIG, None).await,
-        );
-    }
-    let addrs: Vec<String> = replicas.iter().map(|p| p.addr.clone()).collect();
-    reset_stats(&http, &sandbox.addr).await;
-    load_checked(&http, &addrs, 6, 10, false).await;
-    let stats = sandbox_stats(&http, &sandbox.addr).await;
+    let (_, stats) = budget_run(&sandbox, &dir.0, "c", None).await;
     eprintln!("budget without Redis: sandbox stats {stats}");
     assert!(
         stats["rejected_429"].as_u64().unwrap() > 0,
@@ -361,34 +198,56 @@ async fn the_actionkit_budget_holds_across_three_replicas() {
     );
 }
 
-/// Two replicas (`a`, `b`) on one Redis and one sandbox, with `config` each.
+/// Two replicas (`a`, `b`) on one Redis and one sandbox (started with `sandbox_args`),
+/// with `config` each.
 struct TwoReplicas {
-    sandbox: Proc,
+    _sandbox: Proc,
+    rest: SandboxRest,
     a: Proc,
     b: Proc,
     http: reqwest::Client,
-    // Bound by the tests as `_dir` and `_redis` (not `..`, which would drop them at
-    // once and take Redis away from the replicas).
+    redis: RedisServer,
     _dir: TempDir,
-    _redis: RedisServer,
 }
 
 impl TwoReplicas {
-    async fn start(tag: &str, config: &str) -> TwoReplicas {
+    async fn start(tag: &str, sandbox_args: &[&str], config: &str) -> TwoReplicas {
         let redis = RedisServer::start();
         let dir = TempDir::new(tag);
         std::fs::create_dir_all(&dir.0).unwrap();
-        let sandbox = start_sandbox(&[]).await;
+        let sandbox = start_sandbox(60, sandbox_args).await;
         let a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
         let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
         TwoReplicas {
-            sandbox,
+            rest: sandbox.rest(),
+            _sandbox: sandbox,
             a,
             b,
             http: reqwest::Client::new(),
+            redis,
             _dir: dir,
-            _redis: redis,
         }
+    }
+
+    /// Reads `query` through A, then through B, each after a reset of the sandbox's
+    /// counts: A's read costs upstream calls (as `cost` counts them in the stats), B's
+    /// answers the same data and costs none. Returns A's answer.
+    async fn read_once_for_both(&self, query: &str, vars: Value, cost: fn(&Value) -> u64) -> Value {
+        let mut answers = Vec::new();
+        for (replica, gw) in [("A", &self.a), ("B", &self.b)] {
+            self.rest.reset_stats().await;
+            let (status, body) = graphql(&self.http, &gw.addr, query, vars.clone()).await;
+            assert_eq!(status, 200, "{body}");
+            let stats = self.rest.stats().await;
+            if answers.is_empty() {
+                assert!(cost(&stats) >= 1, "{replica} read upstream: {stats}");
+            } else {
+                assert_eq!(cost(&stats), 0, "{replica} went upstream: {stats}");
+            }
+            answers.push(body);
+        }
+        assert_eq!(answers[1]["data"], answers[0]["data"]);
+        answers.swap_remove(0)
     }
 }
 
@@ -396,19 +255,12 @@ impl TwoReplicas {
 async fn a_keys_rate_limit_holds_across_replicas() {
     // 6 a minute (one per 10 s), 4 at once: within the test, each key gets 4.
     let config = "[security]\nrate_limit_per_minute = 6\nrate_limit_burst = 4\n";
-    let TwoReplicas {
-        sandbox: _sandbox,
-        a,
-        b,
-        http,
-        _dir,
-        _redis,
-    } = TwoReplicas::start("redis-rate", config).await;
+    let r = TwoReplicas::start("redis-rate", &[], config).await;
     let mut admitted = 0;
     let mut refused = 0;
     for n in 0..12 {
-        let gw = if n % 2 == 0 { &a.addr } else { &b.addr };
-        let (status, body) = graphql(&http, gw, READ, json!({"id": "1"})).await;
+        let gw = if n % 2 == 0 { &r.a.addr } else { &r.b.addr };
+        let (status, body) = graphql(&r.http, gw, READ, json!({"id": "1"})).await;
         match status {
             200 => admitted += 1,
             429 => {
@@ -426,116 +278,64 @@ async fn a_keys_rate_limit_holds_across_replicas() {
     assert_eq!(refused, 8);
 }
 
+/// The sandbox's `requests` in its stats.
+fn requests(stats: &Value) -> u64 {
+    stats["requests"].as_u64().unwrap()
+}
+
+/// The progress reads (`GET /progress/`) in the sandbox's stats, not the page's own.
+fn progress_reads(stats: &Value) -> u64 {
+    stats["by_route"]
+        .as_object()
+        .map(|routes| {
+            routes
+                .iter()
+                .filter(|(route, _)| route.contains("progress"))
+                .map(|(_, n)| n.as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_read_through_one_replica_costs_nothing_through_another() {
     let config = "[security]\nrate_limit_per_minute = 0\n";
-    let TwoReplicas {
-        sandbox,
-        a,
-        b,
-        http,
-        _dir,
-        _redis,
-    } = TwoReplicas::start("redis-pages", config).await;
+    let r = TwoReplicas::start("redis-pages", &[], config).await;
     let query = "query($id: ID!) { page(id: $id) { id name title } }";
-    reset_stats(&http, &sandbox.addr).await;
-    let (status, first) = graphql(&http, &a.addr, query, json!({"id": "1"})).await;
-    assert_eq!(status, 200, "{first}");
+    let first = r
+        .read_once_for_both(query, json!({"id": "1"}), requests)
+        .await;
     assert!(first["data"]["page"]["name"].is_string(), "{first}");
-    let through_a = sandbox_stats(&http, &sandbox.addr).await["requests"]
-        .as_u64()
-        .unwrap();
-    assert!(through_a >= 1, "A read the page upstream");
-    reset_stats(&http, &sandbox.addr).await;
-    let (status, second) = graphql(&http, &b.addr, query, json!({"id": "1"})).await;
-    assert_eq!(status, 200, "{second}");
-    assert_eq!(second["data"], first["data"]);
-    let stats = sandbox_stats(&http, &sandbox.addr).await;
-    assert_eq!(stats["requests"], 0, "B went upstream: {stats}");
     // And another page through B does cost a call (the counting works).
-    let (_, third) = graphql(&http, &b.addr, query, json!({"id": "2"})).await;
+    let (_, third) = graphql(&r.http, &r.b.addr, query, json!({"id": "2"})).await;
     assert!(third["data"]["page"]["name"].is_string(), "{third}");
-    let stats = sandbox_stats(&http, &sandbox.addr).await;
-    assert!(stats["requests"].as_u64().unwrap() >= 1, "{stats}");
+    let stats = r.rest.stats().await;
+    assert!(requests(&stats) >= 1, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pages_progress_read_through_one_replica_costs_nothing_through_another() {
     // A long TTL, so that the test does not race the cache period.
     let config = "[security]\nrate_limit_per_minute = 0\n[progress]\ncache_ttl_secs = 60\n";
-    let TwoReplicas {
-        sandbox,
-        a,
-        b,
-        http,
-        _dir,
-        _redis,
-    } = TwoReplicas::start("redis-progress", config).await;
+    let r = TwoReplicas::start("redis-progress", &[], config).await;
     let query = "query($p: String!) { pageContext(page: $p) { page { progress { actions } } } }";
-    // Counted: the progress reads (`GET /progress/`), not the page's own.
-    let page = json!({"p": "save-the-bees"});
-    reset_stats(&http, &sandbox.addr).await;
-    let (status, first) = graphql(&http, &a.addr, query, page.clone()).await;
-    assert_eq!(status, 200, "{first}");
+    let first = r
+        .read_once_for_both(query, json!({"p": "save-the-bees"}), progress_reads)
+        .await;
     let actions = &first["data"]["pageContext"]["page"]["progress"]["actions"];
     assert!(actions.is_u64(), "{first}");
-    let stats = sandbox_stats(&http, &sandbox.addr).await;
-    let progress_reads = |stats: &Value| -> u64 {
-        stats["by_route"]
-            .as_object()
-            .map(|routes| {
-                routes
-                    .iter()
-                    .filter(|(route, _)| route.contains("progress"))
-                    .map(|(_, n)| n.as_u64().unwrap_or(0))
-                    .sum()
-            })
-            .unwrap_or(0)
-    };
-    assert!(
-        progress_reads(&stats) >= 1,
-        "A read the progress upstream: {stats}"
-    );
-    reset_stats(&http, &sandbox.addr).await;
-    let (status, second) = graphql(&http, &b.addr, query, page).await;
-    assert_eq!(status, 200, "{second}");
-    assert_eq!(
-        second["data"]["pageContext"]["page"]["progress"]["actions"],
-        *actions
-    );
-    let stats = sandbox_stats(&http, &sandbox.addr).await;
-    assert_eq!(
-        progress_reads(&stats),
-        0,
-        "B read the progress upstream: {stats}"
-    );
-}
-
-async fn readyz(http: &reqwest::Client, gateway: &str) -> Value {
-    http.get(format!("http://{gateway}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap_or(Value::Null)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_stopped_every_replica_keeps_answering_reads() {
-    let mut redis = RedisServer::start();
-    let port = redis.port;
-    let dir = TempDir::new("redis-stop");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let sandbox = start_sandbox(&[]).await;
-    let http = reqwest::Client::new();
     let config = "[security]\nrate_limit_per_minute = 600\n\n[redis]\ntimeout_ms = 300\n";
-    let a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
-    let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
-    let addrs = vec![a.addr.clone(), b.addr.clone()];
-    assert_eq!(readyz(&http, &a.addr).await["redis"], "up");
+    let mut r = TwoReplicas::start("redis-stop", &[], config).await;
+    let port = r.redis.port;
+    let http = r.http.clone();
+    let addrs = vec![r.a.addr.clone(), r.b.addr.clone()];
+    assert_eq!(readyz(&http, &r.a.addr).await["redis"], "up");
     load(&http, &addrs, 2, 5).await;
-    redis.stop();
+    r.redis.stop();
     // Reads go on through both, at once and after the replicas noticed.
     load(&http, &addrs, 2, 5).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -547,14 +347,7 @@ async fn with_redis_stopped_every_replica_keeps_answering_reads() {
         let (status, body) = graphql(&http, gw, page, json!({"id": "3"})).await;
         assert_eq!(status, 200, "{body}");
         assert!(body["data"]["page"]["name"].is_string(), "{body}");
-        let metrics = http
-            .get(format!("http://{gw}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics(&http, gw).await;
         assert!(metrics.contains("gateway_redis_up 0"), "{metrics}");
     }
     let started = Instant::now();
@@ -586,39 +379,20 @@ fn replica_id(p: &Proc) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_one_replica_and_the_other_delivers_its_submissions_exactly_once() {
-    let redis = RedisServer::start();
-    let dir = TempDir::new("redis-sigkill");
-    std::fs::create_dir_all(&dir.0).unwrap();
     // Slow and narrow: most submissions wait, a few are in flight.
-    let sandbox = start_sandbox(&["--max-concurrent", "2", "--latency-ms", "300"]).await;
-    let rest = SandboxRest::new(format!("http://{}", sandbox.addr));
     let config = "[actionkit]\nmax_in_flight = 2\n\n[security]\nrate_limit_per_minute = 0\n\n\
          [outbox]\nanswer_within_ms = 200\nunknown_settle_ms = 2000\n\
          max_backoff_ms = 500\nworker_concurrency = 2\n";
-    let mut a = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&redis.url())).await;
-    let b = start_gateway(&sandbox.addr, &dir.0, "b", config, Some(&redis.url())).await;
-    let a_id = replica_id(&a);
-    assert_ne!(a_id, replica_id(&b));
-    let page_id = rest.get("/rest/v1/page/?name=save-the-bees").await["objects"][0]["id"]
-        .as_u64()
-        .unwrap();
+    let sandbox_args = ["--max-concurrent", "2", "--latency-ms", "300"];
+    let mut r = TwoReplicas::start("redis-sigkill", &sandbox_args, config).await;
+    let a_id = replica_id(&r.a);
+    assert_ne!(a_id, replica_id(&r.b));
+    let page_id = r.rest.page_id("save-the-bees").await;
 
     // Submissions through A only, from 4 clients, until A dies.
-    let http = reqwest::Client::new();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut senders = Vec::new();
-    for client in 0..4 {
-        senders.push(tokio::spawn(sign_until(
-            http.clone(),
-            a.addr.clone(),
-            KEY,
-            format!("replica.c{client}"),
-            Duration::from_millis(50),
-            stop.clone(),
-        )));
-    }
+    let signers = Signers::start(&r.http, &r.a.addr, "replica", Duration::from_millis(50));
     // Kill A when the shared queue holds a backlog and A has sends in flight.
-    let mut conn = redis.client().await;
+    let mut conn = r.redis.client().await;
     let watch_deadline = Instant::now() + Duration::from_secs(40);
     let a_in_flight_at_kill: Vec<String> = loop {
         assert!(
@@ -653,54 +427,27 @@ async fn sigkill_one_replica_and_the_other_delivers_its_submissions_exactly_once
             break mine;
         }
     };
-    a.child.start_kill().unwrap(); // SIGKILL
-    assert!(!a.child.wait().await.unwrap().success());
-    stop.store(true, std::sync::atomic::Ordering::Release);
-    let mut accepted: HashMap<String, (String, String)> = HashMap::new();
-    let mut unanswered = Vec::new();
-    for s in senders {
-        let (ans, un) = s.await.unwrap();
-        for (email, status, id) in ans {
-            accepted.insert(email, (status, id));
-        }
-        unanswered.extend(un);
-    }
-    let queued = accepted.values().filter(|(s, _)| s == "QUEUED").count();
+    r.a.child.start_kill().unwrap(); // SIGKILL
+    assert!(!r.a.child.wait().await.unwrap().success());
+    let accepted = signers.stop().await;
+    let queued = accepted.queued();
     assert!(queued >= 10, "only {queued} answered QUEUED");
-    let at_kill = rest.actions_per_email(page_id).await;
-    let missing_at_kill = accepted
-        .keys()
-        .filter(|e| !at_kill.contains_key(*e))
-        .count();
-    assert!(
-        missing_at_kill > 0,
-        "everything was delivered before the kill"
-    );
+    let missing_at_kill = accepted.not_yet_delivered(&r.rest, page_id).await;
 
     // B delivers all of it, A's sends in flight included, each exactly once.
-    let accepted_emails: Vec<&String> = accepted.keys().collect();
-    rest.expect_each_once(page_id, "replica.", &accepted_emails, &unanswered)
+    accepted
+        .expect_each_once(&r.rest, page_id, "replica.")
         .await;
     // B answers PROCESSED for every one, A's in-flight ones included.
-    let query = "query($id: ID!) { submission(id: $id) { status } }";
-    for (email, (_, id)) in &accepted {
-        let (_, body) = graphql(&http, &b.addr, query, json!({"id": id})).await;
-        assert_eq!(
-            body["data"]["submission"]["status"], "PROCESSED",
-            "{email}: {body}"
-        );
-    }
-    for id in &a_in_flight_at_kill {
-        let (_, body) = graphql(&http, &b.addr, query, json!({"id": id})).await;
-        assert_eq!(
-            body["data"]["submission"]["status"], "PROCESSED",
-            "{id}: {body}"
-        );
-    }
+    accepted.expect_processed(&r.http, &r.b.addr).await;
+    let in_flight = a_in_flight_at_kill
+        .iter()
+        .map(|id| (id.as_str(), id.as_str()));
+    expect_processed(&r.http, &r.b.addr, in_flight).await;
     eprintln!(
         "replicas: {} accepted through A ({queued} QUEUED), {} of A's sends in flight at the kill, \
          {missing_at_kill} not yet delivered at the kill; B delivered all exactly once",
-        accepted.len(),
+        accepted.by_email.len(),
         a_in_flight_at_kill.len()
     );
 }
@@ -741,7 +488,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     let mut redis = RedisServer::start();
     let dir = TempDir::new("redis-dashboard");
     std::fs::create_dir_all(&dir.0).unwrap();
-    let sandbox = start_sandbox(&[]).await;
+    let sandbox = start_sandbox(60, &[]).await;
     let http = reqwest::Client::new();
     let config = "[security]\nrate_limit_per_minute = 1\nrate_limit_burst = 3\n\n\
                   [redis]\ntimeout_ms = 300\n";
@@ -765,14 +512,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     redis.stop();
     let _ = graphql(&http, &gw.addr, page, json!({"id": "4"})).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let metrics = http
-        .get(format!("http://{}/metrics", gw.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&http, &gw.addr).await;
     let exported = |name: &str| {
         metrics.lines().any(|l| {
             l.strip_prefix(name)
@@ -790,11 +530,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_at_start_the_gateway_serves_on_local_state_and_keeps_the_password_quiet() {
     // A port nothing listens on, and a password that must appear nowhere.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("redis://:pw-s3cret-9f2@127.0.0.1:{port}/0");
     let checked = std::process::Command::new(BIN)
         .args(["check-config", "--redis-url", &url])
@@ -812,8 +548,8 @@ async fn unreachable_at_start_the_gateway_serves_on_local_state_and_keeps_the_pa
 
     let dir = TempDir::new("redis-unreachable");
     std::fs::create_dir_all(&dir.0).unwrap();
-    let sandbox = start_sandbox(&[]).await;
-    let rest = SandboxRest::new(format!("http://{}", sandbox.addr));
+    let sandbox = start_sandbox(60, &[]).await;
+    let rest = sandbox.rest();
     let config = "[security]\nrate_limit_per_minute = 600\n\n[redis]\ntimeout_ms = 200\n\n\
                   [outbox]\nanswer_within_ms = 2000\n";
     let gw = start_gateway(&sandbox.addr, &dir.0, "a", config, Some(&url)).await;
@@ -821,40 +557,19 @@ async fn unreachable_at_start_the_gateway_serves_on_local_state_and_keeps_the_pa
     assert_eq!(readyz(&http, &gw.addr).await["redis"], "down");
     load(&http, std::slice::from_ref(&gw.addr), 2, 5).await;
     // Submissions go to the replica's own store and reach ActionKit once each.
-    let page_id = rest.get("/rest/v1/page/?name=save-the-bees").await["objects"][0]["id"]
-        .as_u64()
-        .unwrap();
+    let page_id = rest.page_id("save-the-bees").await;
     let mut ids = Vec::new();
     for n in 0..3 {
         let email = format!("fallback.n{n}@example.org");
-        let (status, id) = sign(&http, &gw.addr, KEY, &email).await.expect("answered");
-        ids.push((email, status, id));
+        let (_, id) = sign(&http, &gw.addr, KEY, &email).await.expect("answered");
+        ids.push((email, id));
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let counts = rest.actions_per_email(page_id).await;
-        if ids.iter().all(|(e, _, _)| counts.get(e) == Some(&1)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not delivered: {counts:?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let query = "query($id: ID!) { submission(id: $id) { status } }";
-    for (email, _, id) in &ids {
-        let (_, body) = graphql(&http, &gw.addr, query, json!({"id": id})).await;
-        assert_eq!(
-            body["data"]["submission"]["status"], "PROCESSED",
-            "{email}: {body}"
-        );
-    }
-    let metrics = http
-        .get(format!("http://{}/metrics", gw.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let emails: Vec<&String> = ids.iter().map(|(email, _)| email).collect();
+    rest.expect_each_once(page_id, "fallback.", &emails, &[])
+        .await;
+    let ids = ids.iter().map(|(email, id)| (email.as_str(), id.as_str()));
+    expect_processed(&http, &gw.addr, ids).await;
+    let metrics = metrics(&http, &gw.addr).await;
     assert!(metrics.contains("gateway_redis_up 0"), "{metrics}");
     assert!(
         metrics.contains("gateway_outbox_local_fallback_total 3"),

@@ -3,7 +3,10 @@
 //! the cache is bounded; trusted documents decide what may register.
 //! The same flow through the real Apollo Client link: `scripts/conformance/apq.mjs`.
 
-use crate::helpers::gateway::{spawn_mode, spawn_with, TestGateway};
+use crate::helpers::gateway::{
+    assert_persisted_query_error, assert_persisted_query_not_found, assert_read_user, spawn_mode,
+    spawn_with, TestGateway,
+};
 use actionkit_graphql::config::{Config, Mode, TrustedMode};
 use actionkit_graphql::http::auth::hash_key;
 use actionkit_graphql::http::trusted::document_hash;
@@ -37,34 +40,13 @@ async fn post(gw: &TestGateway, accept: &str, body: Value) -> (u16, Option<Strin
 
 /// GET /graphql with the hash (and `query` when given) in the query string.
 async fn get(gw: &TestGateway, query: Option<&str>, doc: &str, variables: Value) -> (u16, Value) {
-    let mut params = vec![
-        ("extensions", persisted(doc).to_string()),
-        ("variables", variables.to_string()),
-    ];
+    let (extensions, variables) = (persisted(doc).to_string(), variables.to_string());
+    let mut params = vec![("extensions", &*extensions), ("variables", &*variables)];
     if let Some(q) = query {
-        params.push(("query", q.to_owned()));
+        params.push(("query", q));
     }
-    let resp = gw
-        .http
-        .get(format!("http://{}/graphql", gw.addr))
-        .query(&params)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-fn assert_not_found(body: &Value) {
-    assert_eq!(
-        body["errors"][0]["message"], "PersistedQueryNotFound",
-        "{body}"
-    );
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
-        "{body}"
-    );
-    assert!(body.get("data").is_none(), "a miss has no data: {body}");
+    let (status, _, body) = gw.get_graphql(None, &params).await;
+    (status, body)
 }
 
 #[tokio::test]
@@ -77,17 +59,17 @@ async fn a_hash_misses_then_registers_with_its_document_and_serves_post_and_get(
     let hash_only = json!({"variables": vars, "extensions": persisted(QUERY)});
     let (status, cc, body) = post(&gw, "", hash_only.clone()).await;
     assert_eq!(status, 200, "{body}");
-    assert_not_found(&body);
+    assert_persisted_query_not_found(&body);
     assert_eq!(cc.as_deref(), Some("no-store"));
     let (status, _, body) = post(&gw, GQL_JSON, hash_only.clone()).await;
     assert_eq!(
         status, 400,
         "a request error under graphql-response+json: {body}"
     );
-    assert_not_found(&body);
+    assert_persisted_query_not_found(&body);
     let (status, body) = get(&gw, None, QUERY, vars.clone()).await;
     assert_eq!(status, 200, "{body}");
-    assert_not_found(&body);
+    assert_persisted_query_not_found(&body);
     assert_eq!(gw.calls().await, 0, "a miss reached ActionKit");
 
     // The document with its hash runs and registers it.
@@ -142,7 +124,7 @@ async fn a_wrong_hash_is_refused_and_registers_nothing() {
             json!({"variables": {"id": "1"}, "extensions": persisted(doc)}),
         )
         .await;
-        assert_not_found(&body);
+        assert_persisted_query_not_found(&body);
     }
 }
 
@@ -177,7 +159,7 @@ async fn documents_refused_by_the_parser_or_a_limit_do_not_register() {
         let (_, _, body) = post(&gw, "", json!({"query": doc, "extensions": persisted(doc)})).await;
         assert!(body.get("data").is_none(), "{doc} ran: {body}");
         let (_, _, body) = post(&gw, "", json!({"extensions": persisted(doc)})).await;
-        assert_not_found(&body);
+        assert_persisted_query_not_found(&body);
     }
 }
 
@@ -202,7 +184,7 @@ async fn the_cache_is_bounded() {
         if body.get("data").is_some() {
             held += 1;
         } else {
-            assert_not_found(&body);
+            assert_persisted_query_not_found(&body);
         }
     }
     assert!(held > 0, "the cache holds nothing");
@@ -224,25 +206,30 @@ async fn turned_off_hashes_alone_are_not_supported_and_documents_still_run() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body["errors"][0]["message"], "PersistedQueryNotSupported",
-        "{body}"
-    );
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_SUPPORTED",
-        "{body}"
+    assert_persisted_query_error(
+        &body,
+        "PersistedQueryNotSupported",
+        "PERSISTED_QUERY_NOT_SUPPORTED",
     );
     let full = json!({"query": QUERY, "variables": {"id": "1"}, "extensions": persisted(QUERY)});
     let (status, _, body) = post(&gw, "", full).await;
-    assert_eq!(
-        (status, &body["data"]["user"]["id"]),
-        (200, &json!("1")),
-        "{body}"
-    );
+    assert_read_user(status, &body, "1");
 }
 
 const KEY: &str = "apq-key-0123456789";
 const STAFF_KEY: &str = "apq-staff-key-0123456789";
+
+/// The one document in the trusted-document manifests below.
+const KNOWN: &str = r#"query Known { user(id: "1") { id } }"#;
+
+/// A production gateway whose trusted documents (in `mode`) are [`KNOWN`] alone, with
+/// the `staff` key exempt.
+async fn trusted_gateway(mode: TrustedMode, name: &str) -> TestGateway {
+    let config = trusted_config(mode, name, &[KNOWN]);
+    spawn_mode(&["--users", "20"], config, true, Mode::Production)
+        .await
+        .unwrap()
+}
 
 fn trusted_config(mode: TrustedMode, name: &str, docs: &[&str]) -> Config {
     let path = std::env::temp_dir().join(format!("akg-apq-{}-{name}.json", std::process::id()));
@@ -262,50 +249,34 @@ fn trusted_config(mode: TrustedMode, name: &str, docs: &[&str]) -> Config {
     c
 }
 
-async fn as_key(gw: &TestGateway, key: &str, body: Value) -> (u16, Value) {
-    let auth = format!("Bearer {key}");
-    let (status, _, body) = gw.post_json(&[("authorization", &auth)], body).await;
-    (status, body)
-}
-
 #[tokio::test]
 async fn with_trusted_documents_enforced_only_the_manifest_registers() {
-    let known = r#"query Known { user(id: "1") { id } }"#;
-    let config = trusted_config(TrustedMode::Enforce, "enforce", &[known]);
-    let gw = spawn_mode(&["--users", "20"], config, true, Mode::Production)
-        .await
-        .unwrap();
+    let gw = trusted_gateway(TrustedMode::Enforce, "enforce").await;
     // A trusted document by hash alone: from the manifest, no registration needed.
-    let (status, body) = as_key(&gw, KEY, json!({"extensions": persisted(known)})).await;
-    assert_eq!(
-        (status, &body["data"]["user"]["id"]),
-        (200, &json!("1")),
-        "{body}"
-    );
+    let (status, body) = gw
+        .post_as(KEY, json!({"extensions": persisted(KNOWN)}))
+        .await;
+    assert_read_user(status, &body, "1");
     // An exempt key runs another document with its hash, but does not register it
     // for anyone: the hash alone stays unknown, to it and to others.
     let vars = json!({"id": "2"});
     let full = json!({"query": QUERY, "variables": vars, "extensions": persisted(QUERY)});
-    let (status, body) = as_key(&gw, STAFF_KEY, full).await;
-    assert_eq!(
-        (status, &body["data"]["user"]["id"]),
-        (200, &json!("2")),
-        "{body}"
-    );
+    let (status, body) = gw.post_as(STAFF_KEY, full).await;
+    assert_read_user(status, &body, "2");
     gw.reset_stats().await;
     for key in [KEY, STAFF_KEY] {
-        let (status, body) = as_key(
-            &gw,
-            key,
-            json!({"variables": vars, "extensions": persisted(QUERY)}),
-        )
-        .await;
+        let (status, body) = gw
+            .post_as(
+                key,
+                json!({"variables": vars, "extensions": persisted(QUERY)}),
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
-        assert_not_found(&body);
+        assert_persisted_query_not_found(&body);
     }
     // The link's retry with the document is refused for a key that is not exempt.
     let full = json!({"query": QUERY, "variables": vars, "extensions": persisted(QUERY)});
-    let (status, body) = as_key(&gw, KEY, full).await;
+    let (status, body) = gw.post_as(KEY, full).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
     assert_eq!(
@@ -317,35 +288,23 @@ async fn with_trusted_documents_enforced_only_the_manifest_registers() {
 
 #[tokio::test]
 async fn with_trusted_documents_logged_unknown_documents_register() {
-    let known = r#"query Known { user(id: "1") { id } }"#;
-    let config = trusted_config(TrustedMode::LogUnknown, "log", &[known]);
-    let gw = spawn_mode(&["--users", "20"], config, true, Mode::Production)
-        .await
-        .unwrap();
+    let gw = trusted_gateway(TrustedMode::LogUnknown, "log").await;
     let vars = json!({"id": "2"});
-    let (_, body) = as_key(
-        &gw,
-        KEY,
-        json!({"variables": vars, "extensions": persisted(QUERY)}),
-    )
-    .await;
-    assert_not_found(&body);
+    let (_, body) = gw
+        .post_as(
+            KEY,
+            json!({"variables": vars, "extensions": persisted(QUERY)}),
+        )
+        .await;
+    assert_persisted_query_not_found(&body);
     let full = json!({"query": QUERY, "variables": vars, "extensions": persisted(QUERY)});
-    let (status, body) = as_key(&gw, KEY, full).await;
-    assert_eq!(
-        (status, &body["data"]["user"]["id"]),
-        (200, &json!("2")),
-        "{body}"
-    );
-    let (status, body) = as_key(
-        &gw,
-        KEY,
-        json!({"variables": vars, "extensions": persisted(QUERY)}),
-    )
-    .await;
-    assert_eq!(
-        (status, &body["data"]["user"]["id"]),
-        (200, &json!("2")),
-        "{body}"
-    );
+    let (status, body) = gw.post_as(KEY, full).await;
+    assert_read_user(status, &body, "2");
+    let (status, body) = gw
+        .post_as(
+            KEY,
+            json!({"variables": vars, "extensions": persisted(QUERY)}),
+        )
+        .await;
+    assert_read_user(status, &body, "2");
 }

@@ -1,6 +1,6 @@
 //! The HTTP surface: GraphQL over HTTP rules, GraphiQL, health.
 
-use crate::helpers::gateway::spawn;
+use crate::helpers::gateway::{spawn, TestGateway, SIMPLE_CONTENT_TYPES};
 use serde_json::{json, Value};
 
 const GQL_JSON: &str = "application/graphql-response+json";
@@ -8,123 +8,91 @@ const GQL_JSON: &str = "application/graphql-response+json";
 #[tokio::test]
 async fn get_runs_queries_and_refuses_mutations() {
     let gw = spawn(&[]).await;
-    let url = format!("http://{}/graphql", gw.addr);
-    let resp = gw
-        .http
-        .get(&url)
-        .query(&[("query", r#"{ user(id: "1") { id } }"#)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
+    let (status, _, body) = gw
+        .get_graphql(None, &[("query", r#"{ user(id: "1") { id } }"#)])
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(body["data"]["user"]["id"], "1");
 
     gw.reset_stats().await;
-    let resp = gw
-        .http
-        .get(&url)
-        .query(&[(
-            "query",
-            r#"mutation { clearActionCustomFields(actionId: "1") { id } }"#,
-        )])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
-    assert_eq!(resp.headers()["allow"], "POST");
+    let mutation = r#"mutation { clearActionCustomFields(actionId: "1") { id } }"#;
+    let (status, headers, _) = gw.get_graphql(None, &[("query", mutation)]).await;
+    assert_eq!(status, 405);
+    assert_eq!(headers["allow"], "POST");
     assert_eq!(gw.calls().await, 0, "a GET mutation reached ActionKit");
 }
 
 #[tokio::test]
 async fn simple_request_content_types_are_refused() {
     let gw = spawn(&[]).await;
-    let url = format!("http://{}/graphql", gw.addr);
-    for ct in [
-        "text/plain",
-        "application/x-www-form-urlencoded",
-        "multipart/form-data; boundary=x",
-    ] {
-        let resp = gw
-            .http
-            .post(&url)
-            .header("content-type", ct)
-            .body(r#"{"query":"{ __typename }"}"#)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 415, "{ct}");
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    let body = r#"{"query":"{ __typename }"}"#;
+    for ct in SIMPLE_CONTENT_TYPES {
+        let (status, _, answer) = gw.post_raw(None, Some(ct), body).await;
+        assert_eq!(status, 415, "{ct}");
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
     }
-    let resp = gw
-        .http
-        .post(&url)
-        .body(r#"{"query":"{ __typename }"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 415, "no content type");
+    let (status, _, _) = gw.post_raw(None, None, body).await;
+    assert_eq!(status, 415, "no content type");
 }
 
 #[tokio::test]
 async fn request_errors_are_4xx_without_data_under_graphql_response_json() {
     let gw = spawn(&[]).await;
-    let url = format!("http://{}/graphql", gw.addr);
     for (query, accept, status) in [
         ("{", GQL_JSON, 400),
         ("{ nope }", GQL_JSON, 400),
         ("{", "application/json", 200),
         ("{ nope }", "application/json", 200),
     ] {
-        let resp = gw
-            .http
-            .post(&url)
-            .header("accept", accept)
-            .json(&json!({"query": query}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), status, "{query} {accept}");
-        assert!(resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with(accept));
-        let body: Value = resp.json().await.unwrap();
-        assert!(body.get("data").is_none(), "{query}: {body}");
-        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        let body = json!({"query": query});
+        let (got, headers, body) = gw.post_json(&[("accept", accept)], body).await;
+        assert_request_error(got, &headers, &body, status, accept, query);
     }
-    let resp = gw
-        .http
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let resp = gw
-        .http
-        .post(&url)
-        .header("accept", "text/html")
-        .json(&json!({"query": "{ __typename }"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 406);
+    let (status, _, _) = gw
+        .post_raw(None, Some("application/json"), "{not json")
+        .await;
+    assert_eq!(status, 400);
+    let body = json!({"query": "{ __typename }"});
+    let (status, _, _) = gw.post_json(&[("accept", "text/html")], body).await;
+    assert_eq!(status, 406);
+}
+
+/// A request error answered under `accept`: `status`, that content type, no data,
+/// `BAD_USER_INPUT`.
+fn assert_request_error(
+    got: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+    status: u16,
+    accept: &str,
+    what: &str,
+) {
+    assert_eq!(got, status, "{what} {accept}");
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with(accept));
+    assert!(body.get("data").is_none(), "{what}: {body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+}
+
+/// GETs GraphiQL's page (`/`): its headers, its Content-Security-Policy, its HTML.
+async fn graphiql_page(gw: &TestGateway) -> (reqwest::header::HeaderMap, String, String) {
+    let resp = gw.get("/").await;
+    assert_eq!(resp.status(), 200);
+    let headers = resp.headers().clone();
+    let csp = headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (headers, csp, resp.text().await.unwrap())
 }
 
 #[tokio::test]
 async fn graphiql_is_served_without_a_cdn() {
     let gw = spawn(&[]).await;
-    let resp = gw.get("/").await;
-    assert_eq!(resp.status(), 200);
-    let csp = resp.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (_, csp, html) = graphiql_page(&gw).await;
     assert!(csp.contains("default-src 'self'"));
-    let html = resp.text().await.unwrap();
     assert!(
         html.contains("user(id: \\\"1\\\")"),
         "example query missing"
@@ -208,7 +176,6 @@ async fn readiness_fails_when_actionkit_refuses_the_credential() {
 #[tokio::test]
 async fn variable_coercion_failures_are_request_errors() {
     let gw = spawn(&[]).await;
-    let url = format!("http://{}/graphql", gw.addr);
     let query = r#"query Q($id: ID!) { user(id: $id) { id } }"#;
     for (variables, accept, status) in [
         (json!({}), GQL_JSON, 400),
@@ -216,68 +183,38 @@ async fn variable_coercion_failures_are_request_errors() {
         (json!({}), "application/json", 200),
     ] {
         gw.reset_stats().await;
-        let resp = gw
-            .http
-            .post(&url)
-            .header("accept", accept)
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), status, "{variables} {accept}");
-        let body: Value = resp.json().await.unwrap();
-        assert!(body.get("data").is_none(), "{body}");
-        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        let what = variables.to_string();
+        let body = json!({"query": query, "variables": variables});
+        let (got, headers, body) = gw.post_json(&[("accept", accept)], body).await;
+        assert_request_error(got, &headers, &body, status, accept, &what);
         assert_eq!(gw.calls().await, 0, "a request error reached ActionKit");
     }
-    let resp = gw
-        .http
-        .post(&url)
-        .header("accept", GQL_JSON)
-        .json(&json!({"query": query, "variables": {"id": "1"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
+    let body = json!({"query": query, "variables": {"id": "1"}});
+    let (status, _, body) = gw.post_json(&[("accept", GQL_JSON)], body).await;
+    assert_eq!(status, 200);
     assert_eq!(body["data"]["user"]["id"], "1", "{body}");
 }
 
 #[tokio::test]
 async fn get_refuses_the_mutation_an_operation_name_selects() {
     let gw = spawn(&[]).await;
-    let url = format!("http://{}/graphql", gw.addr);
     let doc = r#"query Q { __typename } mutation M { __typename }"#;
-    let resp = gw
-        .http
-        .get(&url)
-        .query(&[("query", doc), ("operationName", "M")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
-    assert_eq!(resp.headers()["allow"], "POST");
-    let resp = gw
-        .http
-        .get(&url)
-        .query(&[("query", doc), ("operationName", "Q")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
+    let (status, headers, _) = gw
+        .get_graphql(None, &[("query", doc), ("operationName", "M")])
+        .await;
+    assert_eq!(status, 405);
+    assert_eq!(headers["allow"], "POST");
+    let (status, _, body) = gw
+        .get_graphql(None, &[("query", doc), ("operationName", "Q")])
+        .await;
+    assert_eq!(status, 200);
     assert!(body["data"]["__typename"].is_string(), "{body}");
 }
 
 #[tokio::test]
 async fn graphiql_page_allows_only_its_own_scripts_and_presets_a_harmless_header() {
     let gw = spawn(&[]).await;
-    let resp = gw.get("/").await;
-    assert_eq!(resp.status(), 200);
-    let csp = resp.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (headers, csp, html) = graphiql_page(&gw).await;
     let script_src = csp
         .split(';')
         .map(str::trim)
@@ -286,8 +223,7 @@ async fn graphiql_page_allows_only_its_own_scripts_and_presets_a_harmless_header
     assert!(!script_src.contains("unsafe-inline"), "{csp}");
     assert!(script_src.contains("'sha256-"), "{csp}");
     assert!(csp.contains("connect-src 'self'"), "{csp}");
-    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
-    let html = resp.text().await.unwrap();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
     // The Authorization slot is preset, and the page drops it while it holds the
     // placeholder, so GraphiQL works when the gateway has no API keys.
     assert!(html.contains("Authorization"), "no Authorization slot");
@@ -302,16 +238,8 @@ async fn graphiql_page_allows_only_its_own_scripts_and_presets_a_harmless_header
         + 20;
     let end = start + html[start..].find(";\n").unwrap();
     let query: String = serde_json::from_str(&html[start..end].replace("<\\/", "</")).unwrap();
-    let body: Value = gw
-        .http
-        .post(format!("http://{}/graphql", gw.addr))
-        .json(&json!({"query": query, "operationName": "IntrospectionQuery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspection = json!({"query": query, "operationName": "IntrospectionQuery"});
+    let (_, _, body) = gw.post_json(&[], introspection).await;
     assert!(body.get("errors").is_none(), "{body}");
     let types = body["data"]["__schema"]["types"].as_array().unwrap();
     assert!(types.iter().any(|t| t["name"] == "User"), "{body}");
@@ -342,7 +270,7 @@ async fn results_keep_the_field_order_of_the_selection_set() {
     let gw = spawn(&[]).await;
     let text = gw
         .http
-        .post(format!("http://{}/graphql", gw.addr))
+        .post(gw.graphql_url())
         .json(&json!({"query": r#"{ user(id: "1") { lastName id email firstName } __typename }"#}))
         .send()
         .await

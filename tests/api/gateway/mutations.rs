@@ -50,6 +50,26 @@ fn values_of(raw: &Value) -> Value {
     }
 }
 
+/// The action's custom fields as a fresh read shows them.
+async fn fields_now(gw: &TestGateway, id: &str) -> serde_json::Map<String, Value> {
+    as_map(&gw.data(READ, json!({ "id": id })).await["action"]["customFields"])
+}
+
+/// Asserts that every field the action had `before` still has its values.
+fn assert_kept(
+    before: &serde_json::Map<String, Value>,
+    fresh: &serde_json::Map<String, Value>,
+    after: &str,
+) {
+    for (name, raw) in before {
+        assert_eq!(
+            fresh[name],
+            values_of(raw),
+            "field {name} was changed ({after})"
+        );
+    }
+}
+
 async fn set_and_clear_round_trip(patch: &str) {
     let gw = spawn(&["--fields-patch", patch]).await;
     let (id, before) = action_with_fields(&gw).await;
@@ -61,20 +81,14 @@ async fn set_and_clear_round_trip(patch: &str) {
         )
         .await;
     let returned = as_map(&set["setActionCustomFields"]["customFields"]);
-    let fresh = as_map(&gw.data(READ, json!({"id": id})).await["action"]["customFields"]);
+    let fresh = fields_now(&gw, &id).await;
     assert_eq!(
         returned, fresh,
         "the mutation did not return what a fresh read shows"
     );
     assert_eq!(fresh["gw_color"], json!(["teal"]));
     assert_eq!(fresh["gw_note"], json!(["héllo, \"world\""]));
-    for (name, raw) in &before {
-        assert_eq!(
-            fresh[name],
-            values_of(raw),
-            "{patch}: field {name} was changed by set"
-        );
-    }
+    assert_kept(&before, &fresh, &format!("{patch}, set"));
     // And ActionKit itself agrees.
     let rest = gw.rest(&format!("/rest/v1/action/{id}/")).await;
     assert_eq!(rest["fields"]["gw_color"], "teal");
@@ -85,7 +99,7 @@ async fn set_and_clear_round_trip(patch: &str) {
         json!({"id": id, "f": [{"name": "gw_color", "value": "navy"}]}),
     )
     .await;
-    let fresh = as_map(&gw.data(READ, json!({"id": id})).await["action"]["customFields"]);
+    let fresh = fields_now(&gw, &id).await;
     assert_eq!(fresh["gw_color"], json!(["navy"]));
     assert_eq!(fresh["gw_note"], json!(["héllo, \"world\""]));
 
@@ -93,7 +107,7 @@ async fn set_and_clear_round_trip(patch: &str) {
     let cleared = gw
         .data(CLEAR, json!({"id": id, "n": ["gw_color", "never_there"]}))
         .await;
-    let fresh = as_map(&gw.data(READ, json!({"id": id})).await["action"]["customFields"]);
+    let fresh = fields_now(&gw, &id).await;
     assert_eq!(
         as_map(&cleared["clearActionCustomFields"]["customFields"]),
         fresh
@@ -103,13 +117,7 @@ async fn set_and_clear_round_trip(patch: &str) {
         "{patch}: gw_color survived the clear"
     );
     assert_eq!(fresh["gw_note"], json!(["héllo, \"world\""]));
-    for (name, raw) in &before {
-        assert_eq!(
-            fresh[name],
-            values_of(raw),
-            "{patch}: field {name} was changed by clear"
-        );
-    }
+    assert_kept(&before, &fresh, &format!("{patch}, clear"));
 
     // Clear all.
     let cleared = gw.data(CLEAR, json!({"id": id, "n": null})).await;
@@ -154,7 +162,7 @@ async fn concurrent_sets_on_one_action_lose_nothing() {
             }
         });
         futures::future::join_all(writes).await;
-        let fresh = as_map(&gw.data(READ, json!({"id": id})).await["action"]["customFields"]);
+        let fresh = fields_now(&gw, &id).await;
         for i in 0..20 {
             assert_eq!(
                 fresh[&format!("c{i}")],

@@ -40,17 +40,9 @@ async fn page_cache_hits_are_reported() {
     let ask = |id: &'static str| {
         let gw = &gw;
         async move {
-            let body: Value = gw
-                .http
-                .post(format!("http://{}/graphql", gw.addr))
-                .header("x-upstream-accounting", "1")
-                .json(&json!({"query": r#"query($id: ID!) { page(id: $id) { title } }"#, "variables": {"id": id}}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let query = r#"query($id: ID!) { page(id: $id) { title } }"#;
+            let body = json!({"query": query, "variables": {"id": id}});
+            let (_, _, body) = gw.post_json(&[("x-upstream-accounting", "1")], body).await;
             body["extensions"]["upstream"].clone()
         }
     };

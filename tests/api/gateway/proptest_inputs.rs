@@ -11,20 +11,10 @@
 use std::sync::OnceLock;
 
 use crate::helpers::gateway::{spawn, TestGateway};
+use crate::helpers::ERROR_CODES;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
-
-const CODES: [&str; 8] = [
-    "NOT_FOUND",
-    "BAD_USER_INPUT",
-    "UNAUTHENTICATED",
-    "FORBIDDEN",
-    "UPSTREAM_UNAVAILABLE",
-    "UPSTREAM_TIMEOUT",
-    "UPSTREAM_RATE_LIMITED",
-    "INTERNAL",
-];
 
 fn rt() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
@@ -84,7 +74,10 @@ fn check_errors(body: &Value) {
     if let Some(errors) = body.get("errors") {
         for e in errors.as_array().unwrap() {
             let code = e["extensions"]["code"].as_str().unwrap_or("none");
-            assert!(CODES.contains(&code), "code {code} not in the list: {body}");
+            assert!(
+                ERROR_CODES.contains(&code),
+                "code {code} not in the list: {body}"
+            );
             assert_ne!(
                 e["message"], "ActionKit rejected the request",
                 "something invalid reached ActionKit: {body}"

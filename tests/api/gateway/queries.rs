@@ -87,6 +87,8 @@ fn akid_hash(secret: &str, cleartext: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)[..6].to_owned()
 }
 
+const BY_AKID: &str = "query($a: String) { user(akid: $a) { id } }";
+
 #[tokio::test]
 async fn user_by_akid_with_and_without_the_secret() {
     for with_secret in [true, false] {
@@ -96,12 +98,7 @@ async fn user_by_akid_with_and_without_the_secret() {
         // With a mailing id in front (its own hash) it is still the same user.
         let with_mailing = format!("123.7.{}", akid_hash(&sb_secret(), "123.7"));
         for akid in [token.clone(), with_mailing] {
-            let data = gw
-                .data(
-                    "query($a: String) { user(akid: $a) { id } }",
-                    json!({"a": akid}),
-                )
-                .await;
+            let data = gw.data(BY_AKID, json!({ "a": akid })).await;
             assert_eq!(
                 data["user"]["id"], "7",
                 "akid {akid} (secret: {with_secret})"
@@ -116,24 +113,14 @@ async fn user_by_akid_with_and_without_the_secret() {
                 "AAAAAA"
             }
         );
-        let data = gw
-            .data(
-                "query($a: String) { user(akid: $a) { id } }",
-                json!({"a": forged}),
-            )
-            .await;
+        let data = gw.data(BY_AKID, json!({ "a": forged })).await;
         assert_eq!(
             data["user"],
             Value::Null,
             "forged AKID accepted (secret: {with_secret})"
         );
         // Garbage is a bad input, refused before any call.
-        let body = gw
-            .gql(
-                "query($a: String) { user(akid: $a) { id } }",
-                json!({"a": "not an akid"}),
-            )
-            .await;
+        let body = gw.gql(BY_AKID, json!({"a": "not an akid"})).await;
         assert_eq!(
             body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
             "{body}"

@@ -15,7 +15,7 @@ fn schema_graphql_is_up_to_date() {
 /// `print-schema` prints has a description, so GraphiQL's docs explain all of them.
 #[test]
 fn every_type_and_field_has_a_description() {
-    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    use async_graphql::parser::types::{InterfaceType, ObjectType, TypeKind, TypeSystemDefinition};
     let sdl = actionkit_graphql::graphql::sdl();
     let doc = async_graphql::parser::parse_schema(&sdl).expect("the SDL parses");
     let mut missing = Vec::new();
@@ -36,12 +36,8 @@ fn every_type_and_field_has_a_description() {
             }
         };
         match &t.kind {
-            TypeKind::Object(o) => o
-                .fields
-                .iter()
-                .for_each(|f| member(&f.node.name.node, f.node.description.is_some())),
-            TypeKind::Interface(i) => i
-                .fields
+            TypeKind::Object(ObjectType { fields, .. })
+            | TypeKind::Interface(InterfaceType { fields, .. }) => fields
                 .iter()
                 .for_each(|f| member(&f.node.name.node, f.node.description.is_some())),
             TypeKind::InputObject(i) => i

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use actionkit_graphql::app::{self, Upstream};
 use actionkit_graphql::config::{Config, Mode};
 use actionkit_graphql::sandbox::{self, SandboxConfig};
+
+use crate::helpers::outbox::SandboxRest;
 use clap::Parser;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -78,7 +80,7 @@ impl TestGateway {
     pub(crate) async fn gql(&self, query: &str, variables: Value) -> Value {
         let resp = self
             .http
-            .post(format!("http://{}/graphql", self.addr))
+            .post(self.graphql_url())
             .json(&json!({"query": query, "variables": variables}))
             .send()
             .await
@@ -99,22 +101,20 @@ impl TestGateway {
         headers: &[(&str, &str)],
         body: Value,
     ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut req = self
-            .http
-            .post(format!("http://{}/graphql", self.addr))
-            .json(&body);
+        let mut req = self.http.post(self.graphql_url()).json(&body);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let h = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            h,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-        )
+        answer(req).await
+    }
+
+    /// POSTs `body` to `/graphql` with `key` as a bearer token: status and the JSON
+    /// body (`null` when it is not JSON).
+    pub(crate) async fn post_as(&self, key: &str, body: Value) -> (u16, Value) {
+        let (status, _, body) = self
+            .post_json(&[("authorization", &bearer(key))], body)
+            .await;
+        (status, body)
     }
 
     /// Like [`gql`], asserting that there are no errors, and returning `data`.
@@ -159,24 +159,122 @@ impl TestGateway {
         self.stats().await["requests"].as_u64().unwrap()
     }
 
+    /// The sandbox's REST and control endpoints.
+    pub(crate) fn sandbox_rest(&self) -> SandboxRest {
+        SandboxRest::new(format!("http://{}", self.sandbox))
+    }
+
     pub(crate) async fn reset_stats(&self) {
-        let resp = self
-            .http
-            .post(format!("http://{}/__sandbox/stats/reset", self.sandbox))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
+        self.sandbox_rest().reset_stats().await;
     }
 
     pub(crate) async fn set_faults(&self, faults: Value) {
-        let resp = self
-            .http
-            .post(format!("http://{}/__sandbox/faults", self.sandbox))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "faults: {}", resp.status());
+        self.sandbox_rest().set_faults(faults).await;
     }
+
+    /// GETs `/graphql` with `params` as its query string, with `key` as a bearer token
+    /// when given: status, headers and the JSON body (`null` when it is not JSON).
+    pub(crate) async fn get_graphql(
+        &self,
+        key: Option<&str>,
+        params: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.get(self.graphql_url()).query(params);
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        answer(req).await
+    }
+
+    /// POSTs `body` as it is to `/graphql` under `content_type` (none when `None`),
+    /// with `key` as a bearer token when given: status, headers and the JSON body
+    /// (`null` when it is not JSON).
+    pub(crate) async fn post_raw(
+        &self,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.post(self.graphql_url()).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        answer(req).await
+    }
+
+    pub(crate) fn graphql_url(&self) -> String {
+        format!("http://{}/graphql", self.addr)
+    }
+}
+
+/// Sends `req`: status, headers and the JSON body (`null` when it is not JSON).
+async fn answer(req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+/// The content types a browser may send cross-origin without a preflight: a
+/// GraphQL POST under any of them is refused (CSRF).
+pub(crate) const SIMPLE_CONTENT_TYPES: [&str; 3] = [
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+];
+
+/// Asserts the answer to an unknown persisted-query hash: the request error Apollo
+/// Client's and urql's links expect, without data.
+pub(crate) fn assert_persisted_query_not_found(body: &Value) {
+    assert_persisted_query_error(body, "PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND");
+}
+
+/// Asserts a persisted-query request error (`message`, `code`) without data.
+pub(crate) fn assert_persisted_query_error(body: &Value, message: &str, code: &str) {
+    assert_eq!(body["errors"][0]["message"], message, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], code, "{body}");
+    assert!(
+        body.get("data").is_none(),
+        "a request error has no data: {body}"
+    );
+}
+
+/// Asserts an answer (`status`, `body`) that read user `id`.
+pub(crate) fn assert_read_user(status: u16, body: &Value, id: &str) {
+    assert_eq!(
+        (status, &body["data"]["user"]["id"]),
+        (200, &json!(id)),
+        "{body}"
+    );
+}
+
+/// An `Authorization` header's value for `key`.
+pub(crate) fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+/// The first error's code, or "".
+pub(crate) fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("")
+}
+
+/// The first error's message, or "".
+pub(crate) fn message(body: &Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or("")
+}
+
+/// The AKID of the sandbox's member `user` (its REST `token`).
+pub(crate) async fn akid_of(gw: &TestGateway, user: u64) -> String {
+    let u = gw.rest(&format!("/rest/v1/user/{user}/")).await;
+    u["token"].as_str().unwrap().to_owned()
 }

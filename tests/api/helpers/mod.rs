@@ -23,3 +23,15 @@ pub(crate) async fn get_json(
 ) -> serde_json::Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
+
+/// Codes of the closed list (DESIGN.md, Errors): every GraphQL error carries one.
+pub(crate) const ERROR_CODES: [&str; 8] = [
+    "NOT_FOUND",
+    "BAD_USER_INPUT",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "UPSTREAM_UNAVAILABLE",
+    "UPSTREAM_TIMEOUT",
+    "UPSTREAM_RATE_LIMITED",
+    "INTERNAL",
+];

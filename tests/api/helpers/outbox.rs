@@ -171,19 +171,35 @@ impl SandboxRest {
             .unwrap()
     }
 
+    /// The id of the page named `name`.
+    pub(crate) async fn page_id(&self, name: &str) -> u64 {
+        self.get(&format!("/rest/v1/page/?name={name}")).await["objects"][0]["id"]
+            .as_u64()
+            .unwrap()
+    }
+
     pub(crate) async fn stats(&self) -> Value {
         self.get("/__sandbox/stats").await
     }
 
+    /// Starts the sandbox's counting again from zero.
+    pub(crate) async fn reset_stats(&self) {
+        self.control("/__sandbox/stats/reset", None).await;
+    }
+
     pub(crate) async fn set_faults(&self, faults: Value) {
-        let r = self
-            .http
-            .post(format!("{}/__sandbox/faults", self.base))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "faults: {}", r.status());
+        self.control("/__sandbox/faults", Some(&faults)).await;
+    }
+
+    /// POSTs to one of the sandbox's control endpoints (no auth), with `body` as JSON
+    /// when given; any status but a success fails the test.
+    async fn control(&self, path: &str, body: Option<&Value>) {
+        let mut req = self.http.post(format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let r = req.send().await.unwrap();
+        assert!(r.status().is_success(), "POST {path}: {}", r.status());
     }
 }
 
@@ -212,14 +228,30 @@ impl Env {
     }
 
     pub(crate) async fn client(&self) -> Client {
-        let client = Client::new(self.client_config.clone()).unwrap();
-        client.probe().await;
-        client
+        probed(self.client_config.clone()).await
     }
 
     pub(crate) async fn outbox(&self, settings: OutboxSettings) -> Outbox {
         Outbox::open(self.client().await, settings).await.unwrap()
     }
+
+    /// An outbox whose client gives up on an answer after `request_timeout`.
+    pub(crate) async fn outbox_with_request_timeout(
+        &self,
+        request_timeout: Duration,
+        settings: OutboxSettings,
+    ) -> Outbox {
+        let mut cc = self.client_config.clone();
+        cc.request_timeout = request_timeout;
+        Outbox::open(probed(cc).await, settings).await.unwrap()
+    }
+}
+
+/// A client with `config`, after its start-up probe.
+async fn probed(config: ClientConfig) -> Client {
+    let client = Client::new(config).unwrap();
+    client.probe().await;
+    client
 }
 
 /// Settings for tests: short waits, so that retries happen within a test's time.

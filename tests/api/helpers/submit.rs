@@ -1,7 +1,7 @@
 //! Shared by the `submit_gql_*` tests: a gateway over the sandbox with keys of every
 //! scope, and helpers to call `submitAction` and read what the sandbox holds.
 
-pub(crate) use crate::helpers::gateway::TestGateway;
+pub(crate) use crate::helpers::gateway::{akid_of, bearer, code, message, TestGateway};
 use actionkit_graphql::config::{Config, Mode, SubmitPageConfig};
 use actionkit_graphql::http::auth::hash_key;
 use serde_json::{json, Value};
@@ -70,17 +70,6 @@ pub(crate) const SUBMIT: &str = r#"mutation Submit($input: SubmitActionInput!) {
     action { __typename id type page { name } customFields { name values } }
   }
 }"#;
-
-pub(crate) fn bearer(key: &str) -> String {
-    format!("Bearer {key}")
-}
-
-/// The first error's code, or "".
-pub(crate) fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or("")
-}
 
 /// Posts a query with a key (and more headers), asking for the upstream accounting.
 pub(crate) async fn call(
@@ -164,12 +153,6 @@ pub(crate) async fn actions_on_page(gw: &TestGateway, email: &str, page: &str) -
         ))
         .await;
     actions["meta"]["total_count"].as_u64().unwrap()
-}
-
-/// A member's AKID (the sandbox's `token`).
-pub(crate) async fn akid_of(gw: &TestGateway, user: u64) -> String {
-    let u = gw.rest(&format!("/rest/v1/user/{user}/")).await;
-    u["token"].as_str().unwrap().to_owned()
 }
 
 /// Warms the gateway's cache of `page`'s form with one valid submission (which also

@@ -138,13 +138,9 @@ async fn outbox_a_send_whose_answer_is_lost_makes_one_action() {
     // way: exactly one action, and the worker looked before it sent again.
     let env = Env::start(sandbox(20)).await;
     let dir = TempDir::new("lost");
-    let mut cc = env.client_config.clone();
-    cc.request_timeout = Duration::from_millis(250);
-    let client = actionkit_graphql::actionkit::Client::new(cc).unwrap();
-    client.probe().await;
-    let ob = actionkit_graphql::outbox::Outbox::open(client, settings(&dir.0))
-        .await
-        .unwrap();
+    let ob = env
+        .outbox_with_request_timeout(Duration::from_millis(250), settings(&dir.0))
+        .await;
     for (i, slow_ms) in [(0, 150u64), (1, 600)] {
         let email = format!("lost.answer{i}@example.org");
         env.rest
@@ -301,13 +297,9 @@ async fn outbox_after_write_faults_are_found_and_not_sent_again() {
     // never sends it again. Exactly one action, one POST.
     let env = Env::start(sandbox(20)).await;
     let dir = TempDir::new("after-write");
-    let mut cc = env.client_config.clone();
-    cc.request_timeout = Duration::from_millis(400);
-    let client = actionkit_graphql::actionkit::Client::new(cc).unwrap();
-    client.probe().await;
-    let ob = actionkit_graphql::outbox::Outbox::open(client, settings(&dir.0))
-        .await
-        .unwrap();
+    let ob = env
+        .outbox_with_request_timeout(Duration::from_millis(400), settings(&dir.0))
+        .await;
     let cases = [
         ("e500", json!({"error_500_after_write": 1.0})),
         ("drop", json!({"drop_after_write": 1.0})),

@@ -26,9 +26,7 @@ async fn outbox_spike_answers_within_a_second_and_delivers_each_once() {
         ..SandboxConfig::default()
     })
     .await;
-    let page_id = env.rest.get("/rest/v1/page/?name=save-the-bees").await["objects"][0]["id"]
-        .as_u64()
-        .unwrap();
+    let page_id = env.rest.page_id("save-the-bees").await;
     let before = page_actions(&env, page_id).await;
     let dir = TempDir::new("spike");
     let mut s = settings(&dir.0);

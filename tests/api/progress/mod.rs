@@ -26,15 +26,8 @@ pub(crate) async fn keyed_fast_with(tweak: impl FnOnce(&mut Config)) -> TestGate
 
 /// The sandbox's own count for `page` (its public progress endpoint).
 pub(crate) async fn sandbox_count(gw: &TestGateway, page: &str) -> u64 {
-    let v: serde_json::Value = gw
-        .http
-        .get(format!("http://{}/progress/?page={page}", gw.sandbox))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("http://{}/progress/?page={page}", gw.sandbox);
+    let v = crate::helpers::get_json(&gw.http, url).await;
     v["total"]["actions"].as_u64().unwrap()
 }
 

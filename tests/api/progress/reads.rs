@@ -2,34 +2,31 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 
 const PROGRESS: &str = r#"query($name: String!) { page(name: $name) { name progress { pageName current actions amount goal goalType percent asOf } } }"#;
 
+/// `page`'s progress, read with the read key: the progress and the whole answer.
+async fn progress_of(gw: &TestGateway, page: &str) -> (Value, Value) {
+    let (status, body) = call(gw, Some(READ_KEY), &[], PROGRESS, json!({"name": page})).await;
+    assert_eq!(status, 200, "{body}");
+    (body["data"]["page"]["progress"].clone(), body)
+}
+
 #[tokio::test]
 async fn progress_equals_the_sandboxs_own_count() {
     let gw = keyed_fast().await;
     for page in ["save-the-bees", "clean-water-now", "join-us"] {
-        let (status, body) = call(&gw, Some(READ_KEY), &[], PROGRESS, json!({"name": page})).await;
-        assert_eq!(status, 200, "{body}");
-        let p = &body["data"]["page"]["progress"];
+        let (p, body) = progress_of(&gw, page).await;
         let expected = sandbox_count(&gw, page).await;
         assert_eq!(p["actions"].as_u64(), Some(expected), "{page}: {body}");
         assert_eq!(p["current"].as_f64(), Some(expected as f64), "{page}");
         assert_eq!(p["pageName"], page);
         assert!(p["asOf"].as_str().unwrap().ends_with('Z'), "{p}");
     }
-    let (_, body) = call(
-        &gw,
-        Some(READ_KEY),
-        &[],
-        PROGRESS,
-        json!({"name": "save-the-bees"}),
-    )
-    .await;
-    let p = &body["data"]["page"]["progress"];
+    let (p, _) = progress_of(&gw, "save-the-bees").await;
     assert_eq!(
         (p["goal"].clone(), p["goalType"].clone()),
         (json!(1000), json!("ACTIONS"))
@@ -37,36 +34,15 @@ async fn progress_equals_the_sandboxs_own_count() {
     let expected = (p["actions"].as_f64().unwrap() / 1000.0 * 1000.0).round() / 10.0;
     assert_eq!(p["percent"].as_f64(), Some(expected));
     // A page without a goal: no goal, no percentage.
-    let (_, body) = call(
-        &gw,
-        Some(READ_KEY),
-        &[],
-        PROGRESS,
-        json!({"name": "join-us"}),
-    )
-    .await;
-    assert_eq!(
-        body["data"]["page"]["progress"]["goal"],
-        serde_json::Value::Null
-    );
-    assert_eq!(
-        body["data"]["page"]["progress"]["percent"],
-        serde_json::Value::Null
-    );
+    let (p, _) = progress_of(&gw, "join-us").await;
+    assert_eq!(p["goal"], Value::Null);
+    assert_eq!(p["percent"], Value::Null);
 }
 
 #[tokio::test]
 async fn donation_goals_count_the_amount() {
     let gw = keyed_fast().await;
-    let (_, body) = call(
-        &gw,
-        Some(READ_KEY),
-        &[],
-        PROGRESS,
-        json!({"name": "support"}),
-    )
-    .await;
-    let p = &body["data"]["page"]["progress"];
+    let (p, body) = progress_of(&gw, "support").await;
     assert_eq!(p["goalType"], "MONEY", "{body}");
     assert_eq!(p["current"], p["amount"], "{body}");
 }

@@ -11,20 +11,9 @@
 use std::time::{Duration, Instant};
 
 use crate::helpers::gateway::{spawn_with, TestGateway};
+use crate::helpers::ERROR_CODES;
 use actionkit_graphql::config::Config;
 use serde_json::{json, Value};
-
-/// Codes of the closed list (DESIGN.md, Errors).
-const CODES: [&str; 8] = [
-    "NOT_FOUND",
-    "BAD_USER_INPUT",
-    "UNAUTHENTICATED",
-    "FORBIDDEN",
-    "UPSTREAM_UNAVAILABLE",
-    "UPSTREAM_TIMEOUT",
-    "UPSTREAM_RATE_LIMITED",
-    "INTERNAL",
-];
 
 /// The GraphQL deadline of these gateways; every answer must come within it (plus
 /// scheduling slack on a busy 2-core machine).
@@ -158,7 +147,7 @@ async fn row(name: &str, faults: Value, expect: Expect) {
                 assert!(!errors.is_empty(), "{ctx}");
                 for e in errors {
                     let c = e["extensions"]["code"].as_str().unwrap();
-                    assert!(CODES.contains(&c), "{ctx}");
+                    assert!(ERROR_CODES.contains(&c), "{ctx}");
                     assert_eq!(c, code, "{ctx}");
                     assert_eq!(e["path"][0], root, "error not at the failing path: {ctx}");
                 }

@@ -4,40 +4,46 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::gateway::spawn_with;
+use crate::helpers::gateway::{spawn_with, TestGateway};
 use actionkit_graphql::config::Config;
 use serde_json::{json, Value};
 
+/// A gateway with `slots` execution slots and a queue of `queued` requests, each
+/// waiting at most `queue_timeout_ms`, over a sandbox whose every answer takes
+/// `latency_ms`.
+async fn gateway(
+    slots: usize,
+    queued: usize,
+    queue_timeout_ms: u64,
+    latency_ms: &str,
+) -> TestGateway {
+    let mut config = Config::default();
+    config.graphql.max_concurrent_operations = slots;
+    config.graphql.max_queued_operations = queued;
+    config.graphql.queue_timeout_ms = queue_timeout_ms;
+    spawn_with(&["--latency-ms", latency_ms], config, true).await
+}
+
+/// `n` user reads at once (users 1 to `n`): per request its status, `Retry-After`,
+/// body and how long its answer took.
+async fn at_once(gw: &TestGateway, n: usize) -> Vec<(u16, Option<String>, Value, Duration)> {
+    let sends = (0..n).map(|i| async move {
+        let started = Instant::now();
+        let query = format!(r#"{{ user(id: "{}") {{ id }} }}"#, i + 1);
+        let (status, headers, body) = gw.post_json(&[], json!({ "query": query })).await;
+        let retry_after = headers
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, retry_after, body, started.elapsed())
+    });
+    futures::future::join_all(sends).await
+}
+
 #[tokio::test]
 async fn requests_beyond_the_queue_are_refused_quickly_with_429() {
-    let mut config = Config::default();
-    config.graphql.max_concurrent_operations = 2;
-    config.graphql.max_queued_operations = 2;
-    config.graphql.queue_timeout_ms = 5_000;
     // Every upstream answer takes 400 ms.
-    let gw = spawn_with(&["--latency-ms", "400"], config, true).await;
-    let url = format!("http://{}/graphql", gw.addr);
-    let sends = (0..12).map(|i| {
-        let http = gw.http.clone();
-        let url = url.clone();
-        async move {
-            let started = Instant::now();
-            let resp = http
-                .post(url)
-                .json(&json!({"query": format!(r#"{{ user(id: "{}") {{ id }} }}"#, i + 1)}))
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .map(|v| v.to_str().unwrap().to_owned());
-            let body: Value = resp.json().await.unwrap();
-            (status, retry_after, body, started.elapsed())
-        }
-    });
-    let results = futures::future::join_all(sends).await;
+    let gw = gateway(2, 2, 5_000, "400").await;
+    let results = at_once(&gw, 12).await;
     let (ok, refused): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.0 == 200);
     // Two execute, two wait in the queue and run next; the rest are refused.
     assert_eq!(ok.len(), 4, "{ok:?} {refused:?}");
@@ -61,30 +67,11 @@ async fn requests_beyond_the_queue_are_refused_quickly_with_429() {
 
 #[tokio::test]
 async fn a_queued_request_waits_at_most_the_queue_timeout() {
-    let mut config = Config::default();
-    config.graphql.max_concurrent_operations = 1;
-    config.graphql.max_queued_operations = 4;
-    config.graphql.queue_timeout_ms = 200;
-    let gw = spawn_with(&["--latency-ms", "800"], config, true).await;
-    let url = format!("http://{}/graphql", gw.addr);
-    let sends = (0..3).map(|_| {
-        let http = gw.http.clone();
-        let url = url.clone();
-        async move {
-            let started = Instant::now();
-            let resp = http
-                .post(url)
-                .json(&json!({"query": r#"{ user(id: "1") { id } }"#}))
-                .send()
-                .await
-                .unwrap();
-            (resp.status().as_u16(), started.elapsed())
-        }
-    });
-    let results = futures::future::join_all(sends).await;
+    let gw = gateway(1, 4, 200, "800").await;
+    let results = at_once(&gw, 3).await;
     let refused: Vec<_> = results.iter().filter(|r| r.0 == 429).collect();
     assert_eq!(refused.len(), 2, "{results:?}");
-    for (_, elapsed) in refused {
+    for (_, _, _, elapsed) in refused {
         assert!(
             *elapsed >= Duration::from_millis(190) && *elapsed < Duration::from_millis(700),
             "{elapsed:?}"

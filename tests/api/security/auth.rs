@@ -2,7 +2,9 @@
 //! Each rule has an allowed and a refused case; refusals are checked to cost no
 //! upstream call where the gateway can know the answer up front.
 
-use crate::helpers::gateway::{spawn_mode, spawn_with, TestGateway};
+use crate::helpers::gateway::{
+    akid_of, assert_read_user, bearer, code, spawn_mode, spawn_with, TestGateway,
+};
 use actionkit_graphql::config::{Config, Mode};
 use actionkit_graphql::http::auth::hash_key;
 use serde_json::{json, Value};
@@ -27,16 +29,6 @@ async fn keyed() -> TestGateway {
     spawn_mode(&["--users", "40"], keyed_config(), true, Mode::Production)
         .await
         .unwrap()
-}
-
-fn bearer(key: &str) -> String {
-    format!("Bearer {key}")
-}
-
-fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or("")
 }
 
 const USER_1: &str = r#"{ user(id: "1") { id } }"#;
@@ -72,12 +64,7 @@ async fn no_key_or_a_wrong_key_is_unauthenticated_and_a_read_key_reads() {
     }
     assert_eq!(gw.calls().await, 0, "refused requests reached ActionKit");
     // The read key.
-    let (status, _, body) = gw
-        .post_json(
-            &[("authorization", &bearer(READ_KEY))],
-            json!({"query": USER_1}),
-        )
-        .await;
+    let (status, body) = gw.post_as(READ_KEY, json!({"query": USER_1})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["user"]["id"], "1");
 }
@@ -90,23 +77,14 @@ async fn a_read_key_calling_a_mutation_is_forbidden_and_a_write_key_may() {
     let gw = keyed().await;
     let [(_, action), _] = two_members(&gw).await;
     gw.reset_stats().await;
-    let (status, _, body) = gw
-        .post_json(
-            &[("authorization", &bearer(READ_KEY))],
-            json!({"query": CLEAR, "variables": {"id": action}}),
-        )
-        .await;
+    let clear = json!({"query": CLEAR, "variables": {"id": action}});
+    let (status, body) = gw.post_as(READ_KEY, clear.clone()).await;
     // Refused before execution: a request error, without `data`.
     assert_eq!(status, 200, "{body}");
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
     assert!(body.get("data").is_none(), "{body}");
     assert_eq!(gw.calls().await, 0, "a refused mutation reached ActionKit");
-    let (status, _, body) = gw
-        .post_json(
-            &[("authorization", &bearer(WRITE_KEY))],
-            json!({"query": CLEAR, "variables": {"id": action}}),
-        )
-        .await;
+    let (status, body) = gw.post_as(WRITE_KEY, clear).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["data"]["clearActionCustomFields"]["id"],
@@ -141,7 +119,7 @@ async fn production_without_keys_refuses_to_start_and_the_sandbox_mode_is_open()
     // Development (the sandbox) is open: reads and writes without a key.
     let gw = spawn_with(&["--users", "5"], Config::default(), true).await;
     let (status, _, body) = gw.post_json(&[], json!({"query": USER_1})).await;
-    assert_eq!((status, &body["data"]["user"]["id"]), (200, &json!("1")));
+    assert_read_user(status, &body, "1");
 }
 
 /// Two members with actions: `(user, one of their actions)` each.
@@ -162,11 +140,6 @@ async fn two_members(gw: &TestGateway) -> [(u64, String); 2] {
         }
     }
     [out[0].clone(), out[1].clone()]
-}
-
-async fn akid_of(gw: &TestGateway, user: u64) -> String {
-    let u = gw.rest(&format!("/rest/v1/user/{user}/")).await;
-    u["token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! behind a trusted proxy), each have a bucket; a key shared by several callers has a
 //! ceiling above one caller's rate.
 
-use crate::helpers::gateway::{spawn_mode, TestGateway};
+use crate::helpers::gateway::{akid_of, spawn_mode, TestGateway};
 use actionkit_graphql::config::{Config, Mode};
 use actionkit_graphql::http::auth::hash_key;
 use serde_json::json;
@@ -22,11 +22,6 @@ async fn gateway(c: Config) -> TestGateway {
     spawn_mode(&["--users", "40"], c, true, Mode::Production)
         .await
         .unwrap()
-}
-
-async fn akid_of(gw: &TestGateway, user: u64) -> String {
-    let u = gw.rest(&format!("/rest/v1/user/{user}/")).await;
-    u["token"].as_str().unwrap().to_owned()
 }
 
 /// The status of one `self` query for `user`.
@@ -73,12 +68,14 @@ async fn a_shared_key_has_a_ceiling_above_one_callers_rate() {
     assert_eq!(as_member(&gw, 13).await, 429);
 }
 
-async fn anonymous(gw: &TestGateway, forwarded: (&str, &str)) -> u16 {
-    let (status, _, body) = gw
-        .post_json(&[forwarded], json!({"query": "{ __typename }"}))
-        .await;
-    assert!(status == 200 || status == 429, "{status}: {body}");
-    status
+/// Anonymous reads, one per `(forwarding header, expected status)`, in order.
+async fn anonymous(gw: &TestGateway, cases: &[((&str, &str), u16)]) {
+    for (forwarded, expected) in cases {
+        let (status, _, body) = gw
+            .post_json(&[*forwarded], json!({"query": "{ __typename }"}))
+            .await;
+        assert_eq!(status, *expected, "{forwarded:?}: {body}");
+    }
 }
 
 fn anonymous_config(trusted: &[&str]) -> Config {
@@ -94,27 +91,23 @@ fn anonymous_config(trusted: &[&str]) -> Config {
 async fn behind_a_trusted_proxy_anonymous_callers_are_bucketed_by_forwarded_address() {
     let gw = gateway(anonymous_config(&["127.0.0.0/8"])).await;
     let a = ("x-forwarded-for", "203.0.113.1");
-    assert_eq!(anonymous(&gw, a).await, 200);
-    assert_eq!(anonymous(&gw, a).await, 200);
-    assert_eq!(
-        anonymous(&gw, a).await,
-        429,
-        "203.0.113.1's bucket is empty"
-    );
-    // Another client behind the same proxy has its own bucket, also named by RFC 7239.
-    assert_eq!(
-        anonymous(&gw, ("x-forwarded-for", "203.0.113.2")).await,
-        200
-    );
-    assert_eq!(
-        anonymous(&gw, ("forwarded", "for=\"[2001:db8::7]:4711\"")).await,
-        200
-    );
-    assert_eq!(
-        anonymous(&gw, ("forwarded", "for=\"[2001:db8::7]:4711\"")).await,
-        200
-    );
-    assert_eq!(anonymous(&gw, ("forwarded", "for=2001:db8::7")).await, 429);
+    let v6_port = ("forwarded", "for=\"[2001:db8::7]:4711\"");
+    anonymous(
+        &gw,
+        &[
+            (a, 200),
+            (a, 200),
+            // 203.0.113.1's bucket is empty.
+            (a, 429),
+            // Another client behind the same proxy has its own bucket, also named by
+            // RFC 7239.
+            (("x-forwarded-for", "203.0.113.2"), 200),
+            (v6_port, 200),
+            (v6_port, 200),
+            (("forwarded", "for=2001:db8::7"), 429),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -122,16 +115,13 @@ async fn without_a_trusted_proxy_forwarding_headers_are_ignored() {
     // The connection comes from 127.0.0.1, which is not configured as a proxy: the
     // headers are the client's own claim, and every caller here shares 127.0.0.1.
     let gw = gateway(anonymous_config(&[])).await;
-    assert_eq!(
-        anonymous(&gw, ("x-forwarded-for", "203.0.113.1")).await,
-        200
-    );
-    assert_eq!(
-        anonymous(&gw, ("x-forwarded-for", "203.0.113.2")).await,
-        200
-    );
-    assert_eq!(
-        anonymous(&gw, ("x-forwarded-for", "203.0.113.3")).await,
-        429
-    );
+    anonymous(
+        &gw,
+        &[
+            (("x-forwarded-for", "203.0.113.1"), 200),
+            (("x-forwarded-for", "203.0.113.2"), 200),
+            (("x-forwarded-for", "203.0.113.3"), 429),
+        ],
+    )
+    .await;
 }

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use crate::helpers::gateway::{spawn_mode, TestGateway};
+use crate::helpers::gateway::{
+    assert_persisted_query_not_found, assert_read_user, spawn_mode, TestGateway,
+    SIMPLE_CONTENT_TYPES,
+};
 use actionkit_graphql::config::{Config, Mode, TrustedMode};
 use actionkit_graphql::http::auth::hash_key;
 use actionkit_graphql::http::trusted::document_hash;
@@ -29,69 +32,34 @@ async fn gateway(config: Config, mode: Mode) -> TestGateway {
         .unwrap()
 }
 
-fn url(gw: &TestGateway) -> String {
-    format!("http://{}/graphql", gw.addr)
-}
-
 #[tokio::test]
 async fn csrf_simple_content_types_and_get_mutations_are_refused() {
     let gw = gateway(config(), Mode::Production).await;
     gw.reset_stats().await;
-    for ct in [
-        "text/plain",
-        "application/x-www-form-urlencoded",
-        "multipart/form-data; boundary=x",
-    ] {
-        let resp = gw
-            .http
-            .post(url(&gw))
-            .bearer_auth(KEY)
-            .header("content-type", ct)
-            .body(r#"{"query":"{ user(id: \"1\") { id } }"}"#)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 415, "{ct}");
+    for ct in SIMPLE_CONTENT_TYPES {
+        let body = r#"{"query":"{ user(id: \"1\") { id } }"}"#;
+        let (status, _, _) = gw.post_raw(Some(KEY), Some(ct), body).await;
+        assert_eq!(status, 415, "{ct}");
     }
     let mutation = r#"mutation { clearActionCustomFields(actionId: "1") { id } }"#;
-    let resp = gw
-        .http
-        .get(url(&gw))
-        .bearer_auth(KEY)
-        .query(&[("query", mutation)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
+    let (status, _, _) = gw.get_graphql(Some(KEY), &[("query", mutation)]).await;
+    assert_eq!(status, 405);
     assert_eq!(
         gw.calls().await,
         0,
         "a CSRF-shaped request reached ActionKit"
     );
     // Allowed: JSON POST, and a query over GET.
-    let resp = gw
-        .http
-        .post(url(&gw))
-        .bearer_auth(KEY)
-        .json(&json!({"query": r#"{ user(id: "1") { id } }"#}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let resp = gw
-        .http
-        .get(url(&gw))
-        .bearer_auth(KEY)
-        .query(&[("query", r#"{ user(id: "1") { id } }"#)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let query = r#"{ user(id: "1") { id } }"#;
+    let (status, _) = gw.post_as(KEY, json!({ "query": query })).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = gw.get_graphql(Some(KEY), &[("query", query)]).await;
+    assert_eq!(status, 200);
 }
 
 async fn preflight(gw: &TestGateway, origin: &str) -> reqwest::Response {
     gw.http
-        .request(reqwest::Method::OPTIONS, url(gw))
+        .request(reqwest::Method::OPTIONS, gw.graphql_url())
         .header("origin", origin)
         .header("access-control-request-method", "POST")
         .header(
@@ -154,31 +122,25 @@ async fn the_token_bucket_runs_dry_per_key() {
     assert_eq!(status, 200);
 }
 
-async fn run(gw: &TestGateway, key: &str, body: Value) -> (u16, Value) {
-    let auth = format!("Bearer {key}");
-    let (status, _, body) = gw.post_json(&[("authorization", &auth)], body).await;
-    (status, body)
-}
-
 #[tokio::test]
 async fn introspection_and_suggestions_are_off_in_production_only() {
     let introspect = json!({"query": "{ __schema { queryType { name } } }"});
     let typo = json!({"query": r#"{ usr(id: "1") { id } }"#});
     let gw = gateway(config(), Mode::Production).await;
-    let (_, body) = run(&gw, KEY, introspect.clone()).await;
+    let (_, body) = gw.post_as(KEY, introspect.clone()).await;
     // async-graphql answers disabled introspection with null.
     assert!(body["data"]["__schema"].is_null(), "{body}");
     assert!(!body.to_string().contains("\"Query\""), "{body}");
-    let (_, body) = run(&gw, KEY, typo.clone()).await;
+    let (_, body) = gw.post_as(KEY, typo.clone()).await;
     assert!(!body.to_string().contains("Did you mean"), "{body}");
 
     let gw = gateway(config(), Mode::Development).await;
-    let (_, body) = run(&gw, KEY, introspect).await;
+    let (_, body) = gw.post_as(KEY, introspect).await;
     assert_eq!(
         body["data"]["__schema"]["queryType"]["name"], "Query",
         "{body}"
     );
-    let (_, body) = run(&gw, KEY, typo).await;
+    let (_, body) = gw.post_as(KEY, typo).await;
     assert!(body.to_string().contains("Did you mean"), "{body}");
 }
 
@@ -211,68 +173,46 @@ fn trusted(mode: TrustedMode, manifest: &std::path::Path) -> Config {
     c
 }
 
+/// Runs `body` with `key` and asserts that it read user `id`.
+async fn expect_user(gw: &TestGateway, key: &str, body: Value, id: &str) {
+    let (status, body) = gw.post_as(key, body).await;
+    assert_read_user(status, &body, id);
+}
+
 #[tokio::test]
 async fn trusted_documents_enforce_log_unknown_and_reload() {
     let path = manifest_file("enforce", &[KNOWN]);
     let gw = gateway(trusted(TrustedMode::Enforce, &path), Mode::Production).await;
     // The known document, sent whole or by hash (POST and GET).
-    let (status, body) = run(&gw, KEY, json!({"query": KNOWN})).await;
-    assert_eq!(
-        (status, &body["data"]["user"]["id"]),
-        (200, &json!("1")),
-        "{body}"
-    );
+    expect_user(&gw, KEY, json!({"query": KNOWN}), "1").await;
     let by_hash = json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": document_hash(KNOWN)}}});
-    let (status, body) = run(&gw, KEY, by_hash.clone()).await;
-    assert_eq!(
-        (status, &body["data"]["user"]["id"]),
-        (200, &json!("1")),
-        "{body}"
-    );
-    let resp = gw
-        .http
-        .get(url(&gw))
-        .bearer_auth(KEY)
-        .query(&[("extensions", by_hash["extensions"].to_string())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
+    expect_user(&gw, KEY, by_hash.clone(), "1").await;
+    let extensions = by_hash["extensions"].to_string();
+    let (status, _, body) = gw
+        .get_graphql(Some(KEY), &[("extensions", &extensions)])
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(body["data"]["user"]["id"], "1", "{body}");
 
     // An unknown document is refused before anything runs.
     gw.reset_stats().await;
-    let (status, body) = run(&gw, KEY, json!({"query": UNKNOWN})).await;
+    let (status, body) = gw.post_as(KEY, json!({"query": UNKNOWN})).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
     let unknown_hash = json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": document_hash(UNKNOWN)}}});
     // As Apollo Client's and urql's links expect it (they then send the document,
     // which is refused above): a GraphQL request error, 200 under application/json.
-    let (status, body) = run(&gw, KEY, unknown_hash).await;
+    let (status, body) = gw.post_as(KEY, unknown_hash).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body["errors"][0]["message"], "PersistedQueryNotFound",
-        "{body}"
-    );
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
-        "{body}"
-    );
-    assert!(body.get("data").is_none(), "{body}");
+    assert_persisted_query_not_found(&body);
     // A repeated parameter cannot smuggle a second document past the check.
-    let resp = gw
-        .http
-        .get(url(&gw))
-        .bearer_auth(KEY)
-        .query(&[("query", KNOWN), ("query", UNKNOWN)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
+    let (status, _, _) = gw
+        .get_graphql(Some(KEY), &[("query", KNOWN), ("query", UNKNOWN)])
+        .await;
+    assert_eq!(status, 400);
     // A document that does not match the hash it claims.
     let lying = json!({"query": UNKNOWN, "extensions": by_hash["extensions"]});
-    let (status, _) = run(&gw, KEY, lying).await;
+    let (status, _) = gw.post_as(KEY, lying).await;
     assert_eq!(status, 400);
     assert_eq!(
         gw.calls().await,
@@ -281,19 +221,14 @@ async fn trusted_documents_enforce_log_unknown_and_reload() {
     );
 
     // An exempt key (staff tools) may send any document.
-    let (status, body) = run(&gw, STAFF_KEY, json!({"query": UNKNOWN})).await;
-    assert_eq!(
-        (status, &body["data"]["user"]["id"]),
-        (200, &json!("2")),
-        "{body}"
-    );
+    expect_user(&gw, STAFF_KEY, json!({"query": UNKNOWN}), "2").await;
 
     // The manifest reloads when its file changes.
     write_manifest(&path, &[KNOWN, UNKNOWN]);
     let mut reloaded = false;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if run(&gw, KEY, json!({"query": UNKNOWN})).await.0 == 200 {
+        if gw.post_as(KEY, json!({"query": UNKNOWN})).await.0 == 200 {
             reloaded = true;
             break;
         }
@@ -304,11 +239,6 @@ async fn trusted_documents_enforce_log_unknown_and_reload() {
     // log-unknown runs unknown documents.
     let path = manifest_file("log", &[KNOWN]);
     let gw = gateway(trusted(TrustedMode::LogUnknown, &path), Mode::Production).await;
-    let (status, body) = run(&gw, KEY, json!({"query": UNKNOWN})).await;
-    assert_eq!(
-        (status, &body["data"]["user"]["id"]),
-        (200, &json!("2")),
-        "{body}"
-    );
+    expect_user(&gw, KEY, json!({"query": UNKNOWN}), "2").await;
     std::fs::remove_file(&path).unwrap();
 }

@@ -3,7 +3,7 @@
 //! before execution (no upstream call) and, in production, name the rule but not the
 //! configured number.
 
-use crate::helpers::gateway::{spawn_mode, TestGateway};
+use crate::helpers::gateway::{bearer, message, spawn_mode, TestGateway};
 use actionkit_graphql::config::{Config, Mode};
 use actionkit_graphql::http::auth::hash_key;
 use serde_json::{json, Value};
@@ -23,16 +23,15 @@ async fn gateway(config: Config, mode: Mode) -> TestGateway {
 }
 
 async fn run(gw: &TestGateway, query: &str) -> (u16, Value) {
-    let auth = format!("Bearer {KEY}");
     let (status, _, body) = gw
-        .post_json(&[("authorization", &auth)], json!({"query": query}))
+        .post_json(&[("authorization", &bearer(KEY))], json!({"query": query}))
         .await;
     (status, body)
 }
 
 /// Runs `ok` and `over` and checks that `over` alone is refused for `rule`, before
 /// any upstream call, without the configured number in production.
-async fn just_under_and_over(gw: &TestGateway, ok: &str, over: &str, message: &str) {
+async fn just_under_and_over(gw: &TestGateway, ok: &str, over: &str, rule: &str) {
     let (status, body) = run(gw, ok).await;
     assert_eq!(status, 200);
     assert!(body.get("errors").is_none(), "just under the limit: {body}");
@@ -40,10 +39,7 @@ async fn just_under_and_over(gw: &TestGateway, ok: &str, over: &str, message: &s
     let (status, body) = run(gw, over).await;
     assert_eq!(status, 200);
     let err = &body["errors"][0];
-    assert!(
-        err["message"].as_str().unwrap_or("").contains(message),
-        "just over the limit: {body}"
-    );
+    assert!(message(&body).contains(rule), "just over the limit: {body}");
     assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT", "{body}");
     assert!(body.get("data").is_none(), "{body}");
     assert_eq!(gw.calls().await, 0, "a refused operation reached ActionKit");
@@ -107,19 +103,12 @@ async fn development_messages_say_the_number() {
     let gw = gateway(config(), Mode::Development).await;
     let fields: Vec<String> = (0..16).map(|i| format!("a{i}: __typename")).collect();
     let (_, body) = run(&gw, &format!("{{ {} }}", fields.join(" "))).await;
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("(15)"),
-        "{body}"
-    );
+    assert!(message(&body).contains("(15)"), "{body}");
 }
 
 #[tokio::test]
 async fn body_size_and_batches() {
     let gw = gateway(config(), Mode::Production).await;
-    let url = format!("http://{}/graphql", gw.addr);
     let limit = Config::default().security.max_body_bytes;
     let body_of = |len: usize| {
         let skeleton = r#"{"query":"{ __typename }"}"#;
@@ -129,36 +118,17 @@ async fn body_size_and_batches() {
     for (len, expected) in [(limit, 200), (limit + 1, 413)] {
         let body = body_of(len);
         assert_eq!(body.len(), len);
-        let resp = gw
-            .http
-            .post(&url)
-            .bearer_auth(KEY)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), expected, "body of {len} bytes");
+        let (status, _, _) = gw.post_raw(Some(KEY), Some("application/json"), body).await;
+        assert_eq!(status, expected, "body of {len} bytes");
     }
     // JSON-array batches are not accepted: one operation per request.
-    let resp = gw
-        .http
-        .post(&url)
-        .bearer_auth(KEY)
-        .json(&json!([{"query": "{ __typename }"}]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let single = gw
-        .http
-        .post(&url)
-        .bearer_auth(KEY)
-        .json(&json!({"query": "{ __typename }"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(single.status(), 200);
+    let batch = json!([{"query": "{ __typename }"}]);
+    let (status, _, _) = gw
+        .post_json(&[("authorization", &bearer(KEY))], batch)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = run(&gw, "{ __typename }").await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

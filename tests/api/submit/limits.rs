@@ -13,21 +13,30 @@ fn bad(page: &str) -> Value {
     json!({"page": page, "email": "not-an-email"})
 }
 
-/// Submits from a given local address.
-async fn submit_from(gw: &TestGateway, from: &str, key: &str, input: Value) -> Value {
+/// POSTs `body` to the gateway from a given local address with `key`: status and the
+/// JSON body (`null` when it is not JSON).
+async fn post_from(gw: &TestGateway, from: &str, key: &str, body: Value) -> (u16, Value) {
     let http = reqwest::Client::builder()
         .local_address(from.parse::<IpAddr>().unwrap())
         .build()
         .unwrap();
-    http.post(format!("http://{}/graphql", gw.addr))
+    let resp = http
+        .post(gw.graphql_url())
         .bearer_auth(key)
-        .json(&json!({"query": SUBMIT, "variables": {"input": input}}))
+        .json(&body)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// Submits from a given local address.
+async fn submit_from(gw: &TestGateway, from: &str, key: &str, input: Value) -> Value {
+    let body = json!({"query": SUBMIT, "variables": {"input": input}});
+    post_from(gw, from, key, body).await.1
 }
 
 fn outcome(body: &Value) -> String {
@@ -94,18 +103,9 @@ async fn a_submit_keys_request_budget_is_per_client_address() {
     let post = |from: &'static str| {
         let gw = &gw;
         async move {
-            let http = reqwest::Client::builder()
-                .local_address(from.parse::<IpAddr>().unwrap())
-                .build()
-                .unwrap();
-            http.post(format!("http://{}/graphql", gw.addr))
-                .bearer_auth(FORM_KEY)
-                .json(&json!({ "query": query }))
-                .send()
+            post_from(gw, from, FORM_KEY, json!({ "query": query }))
                 .await
-                .unwrap()
-                .status()
-                .as_u16()
+                .0
         }
     };
     assert_eq!(

@@ -5,6 +5,11 @@
 use crate::helpers::submit::*;
 use serde_json::{json, Value};
 
+/// One field error: `field` with `code`.
+fn only(field: &str, code: &str) -> Vec<(String, String)> {
+    vec![(field.to_owned(), code.to_owned())]
+}
+
 fn has(errors: &[(String, String)], field: &str, code: &str) -> bool {
     errors.iter().any(|(f, c)| f == field && c == code)
 }
@@ -150,10 +155,7 @@ async fn outside_the_us_zip_and_phone_follow_no_us_rule() {
     ca["zip"] = json!("K1A 0B1");
     ca["phone"] = json!("+1 613 555 0199 ext 4");
     let errors = refused(&gw, FORM_KEY, ca).await;
-    assert_eq!(
-        errors,
-        vec![("email".to_owned(), "INVALID_EMAIL".to_owned())]
-    );
+    assert_eq!(errors, only("email", "INVALID_EMAIL"));
 }
 
 #[tokio::test]
@@ -165,14 +167,11 @@ async fn an_unknown_page_is_a_field_error_on_page_and_is_remembered() {
     let (_, body) = submit(&gw, Some(ANY_FORM_KEY), input.clone()).await;
     assert!(body.get("errors").is_none(), "{body}");
     assert_eq!(body["data"]["submitAction"]["status"], "FAILED", "{body}");
-    assert_eq!(
-        field_errors(&body),
-        vec![("page".to_owned(), "NOT_FOUND".to_owned())]
-    );
+    assert_eq!(field_errors(&body), only("page", "NOT_FOUND"));
     assert_eq!(posted_actions(&gw).await, 0);
     // Then from the cache: no upstream call at all.
     let errors = refused(&gw, ANY_FORM_KEY, input).await;
-    assert_eq!(errors, vec![("page".to_owned(), "NOT_FOUND".to_owned())]);
+    assert_eq!(errors, only("page", "NOT_FOUND"));
 }
 
 #[tokio::test]
@@ -184,10 +183,7 @@ async fn custom_fields_must_be_accepted_by_the_page() {
     input["fields"] =
         json!([{"name": "comment", "value": "Bees!"}, {"name": "secret_flag", "value": "1"}]);
     let errors = refused(&gw, FORM_KEY, input.clone()).await;
-    assert_eq!(
-        errors,
-        vec![("action_secret_flag".to_owned(), "UNKNOWN_FIELD".to_owned())]
-    );
+    assert_eq!(errors, only("action_secret_flag", "UNKNOWN_FIELD"));
     // A user field the instance does not allow (its list read once, then cached).
     let mut input = signature("fields@example.org");
     input["userFields"] =
@@ -195,24 +191,18 @@ async fn custom_fields_must_be_accepted_by_the_page() {
     let (_, body) = submit(&gw, Some(FORM_KEY), input.clone()).await;
     assert_eq!(
         field_errors(&body),
-        vec![("user_shoe_size".to_owned(), "UNKNOWN_FIELD".to_owned())],
+        only("user_shoe_size", "UNKNOWN_FIELD"),
         "{body}"
     );
     let errors = refused(&gw, FORM_KEY, input).await;
-    assert_eq!(
-        errors,
-        vec![("user_shoe_size".to_owned(), "UNKNOWN_FIELD".to_owned())]
-    );
+    assert_eq!(errors, only("user_shoe_size", "UNKNOWN_FIELD"));
     // On a page without configured action fields, a `submit` key may send none.
     warm(&gw, OTHER_PAGE).await;
     let mut input = signature("fields@example.org");
     input["page"] = json!(OTHER_PAGE);
     input["fields"] = json!([{"name": "comment", "value": "Bees!"}]);
     let errors = refused(&gw, FORM_KEY, input).await;
-    assert_eq!(
-        errors,
-        vec![("action_comment".to_owned(), "UNKNOWN_FIELD".to_owned())]
-    );
+    assert_eq!(errors, only("action_comment", "UNKNOWN_FIELD"));
 }
 
 #[tokio::test]
@@ -260,7 +250,7 @@ async fn the_pages_required_fields_come_from_its_form() {
     let mut named = input.clone();
     named["name"] = json!("Ada Lovelace");
     let errors = refused(&gw, FORM_KEY, named).await;
-    assert_eq!(errors, vec![("zip".to_owned(), "REQUIRED".to_owned())]);
+    assert_eq!(errors, only("zip", "REQUIRED"));
     // Everything there: processed.
     let mut complete = input;
     complete["firstName"] = json!("Ada");
