@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::actionkit::{Client, ClientConfig, Error as UpstreamError};
 use crate::config::{ActionKitConfig, Config, Mode};
 use crate::graphql::limits::OperationLimits;
-use crate::graphql::{build_schema, GraphqlSettings, PageCache};
+use crate::graphql::{build_schemas, GraphqlSettings, PageCache};
 use crate::http::server::ConnectionSettings;
 use crate::http::{router, AppState};
 use crate::sandbox::{self, SandboxConfig};
@@ -278,7 +278,7 @@ async fn build_state(
     let progress = crate::graphql::ProgressHub::with_cache(client.clone(), progress_cache);
     progress.follow(outbox.processed_pages());
     settings.progress = Some(progress.clone());
-    let schema = build_schema(Some(client.clone()), Some(outbox.clone()), &settings);
+    let schemas = build_schemas(Some(client.clone()), Some(outbox.clone()), &settings);
     let mut pages = PageCache::new(config.graphql.page_cache_ttl(), 10_000);
     let mut security = security;
     if let Some(redis) = &redis {
@@ -296,7 +296,7 @@ async fn build_state(
     }
     security.body_read_timeout = config.server.body_read_timeout();
     let mut state = AppState::new(
-        schema,
+        schemas,
         client,
         pages,
         settings.loader_delay,

@@ -338,7 +338,7 @@ struct AccessGuard {
 
 /// A scope refusal of the whole operation: no `locations` (it is about the key, not
 /// a place in the document).
-fn forbidden_server_error(message: &str) -> ServerError {
+pub(crate) fn forbidden_server_error(message: &str) -> ServerError {
     let mut err = ServerError::new(message, None);
     let mut ext = async_graphql::ErrorExtensionValues::default();
     ext.set("code", ErrorCode::Forbidden.as_str());
@@ -431,7 +431,9 @@ fn root_fields<'a>(
     }
 }
 
-fn selected_operation<'a>(
+/// The operation a request selects: the only one, or the one named. `None` when the
+/// document names no single operation (async-graphql reports that itself).
+pub fn selected_operation<'a>(
     doc: &'a ExecutableDocument,
     name: Option<&str>,
 ) -> Option<&'a async_graphql::parser::types::OperationDefinition> {
@@ -463,6 +465,36 @@ pub fn check_document(
         root_field_allowed(principal, op.ty, field)?;
     }
     Ok(())
+}
+
+/// Where an operation arrived: subscriptions are served over WebSocket only, queries
+/// and mutations over HTTP only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    WebSocket,
+}
+
+/// Everything the gateway checks about who sends an operation, before validation: the
+/// principal's scopes against the selected operation and its root fields
+/// ([`check_document`]), and the operation's type against the transport. The HTTP
+/// handler calls it on the document it parsed; [`AccessExtension`] on the others.
+pub fn check_operation(
+    principal: &Principal,
+    doc: &ExecutableDocument,
+    name: Option<&str>,
+    transport: Transport,
+) -> Result<(), &'static str> {
+    check_document(principal, doc, name)?;
+    match (selected_operation(doc, name).map(|op| op.ty), transport) {
+        (Some(OperationType::Subscription), Transport::Http) => {
+            Err("subscriptions are served over WebSocket (graphql-transport-ws) on /graphql")
+        }
+        (Some(OperationType::Query | OperationType::Mutation), Transport::WebSocket) => Err(
+            "over WebSocket only subscriptions are served; send queries and mutations over HTTP",
+        ),
+        _ => Ok(()),
+    }
 }
 
 #[async_trait::async_trait]
@@ -507,25 +539,13 @@ impl Extension for AccessGuard {
             .ok()
             .and_then(|s| s.clone())
             .unwrap_or_else(|| (Principal::nobody(), None));
-        if let Err(msg) = check_document(&principal, &doc, name.as_deref()) {
-            return Err(forbidden_server_error(msg));
-        }
-        let websocket = self.websocket.load(std::sync::atomic::Ordering::Relaxed);
-        if let Some(op) = selected_operation(&doc, name.as_deref()) {
-            match (op.ty, websocket) {
-                (OperationType::Subscription, false) => {
-                    return Err(forbidden_server_error(
-                        "subscriptions are served over WebSocket (graphql-transport-ws) on /graphql",
-                    ))
-                }
-                (OperationType::Query | OperationType::Mutation, true) => {
-                    return Err(forbidden_server_error(
-                        "over WebSocket only subscriptions are served; send queries and mutations over HTTP",
-                    ))
-                }
-                _ => {}
-            }
-        }
+        let transport = if self.websocket.load(std::sync::atomic::Ordering::Relaxed) {
+            Transport::WebSocket
+        } else {
+            Transport::Http
+        };
+        check_operation(&principal, &doc, name.as_deref(), transport)
+            .map_err(forbidden_server_error)?;
         Ok(doc)
     }
 }

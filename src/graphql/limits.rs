@@ -11,7 +11,8 @@
 //! async-graphql's own passes (its recursion-depth check, validation, execution) all
 //! walk spreads expanded, so the HTTP handler runs [`check_tokens`] and
 //! [`check_document`] on the parsed document before handing it to the schema; the
-//! [`LimitsExtension`] repeats them for requests that reach the schema another way.
+//! [`LimitsExtension`] applies them to subscriptions, which reach the schema through
+//! the WebSocket endpoint (the HTTP handler's schema has no extensions).
 //! After them every later pass is bounded by `max_fields` + `max_fragment_spreads`.
 //!
 //! Complexity uses async-graphql's own validation (`limit_complexity`; list fields
@@ -368,10 +369,6 @@ pub fn check_document(limits: &Limits, doc: &ExecutableDocument) -> Result<Size,
     Ok(size)
 }
 
-/// Request data set by the HTTP handler once it has applied [`check_tokens`] and
-/// [`check_document`] to the request's document (it parses it itself).
-pub struct CheckedByHandler;
-
 /// The async-graphql extension that applies [`Limits`].
 pub struct LimitsExtension(pub Limits);
 
@@ -392,11 +389,6 @@ impl Extension for LimitsGuard {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        // The HTTP handler checks (and caches) documents before the schema sees them;
-        // requests from elsewhere are checked here.
-        if ctx.data_opt::<CheckedByHandler>().is_some() {
-            return next.run(ctx, query, variables).await;
-        }
         check_tokens(&self.0, query).map_err(Refusal::into_server_error)?;
         let doc = next.run(ctx, query, variables).await?;
         check_document(&self.0, &doc).map_err(Refusal::into_server_error)?;

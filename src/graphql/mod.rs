@@ -16,11 +16,8 @@ mod submit_input;
 pub mod types;
 pub mod upstream_cost;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 
 use async_graphql::{Response, Schema};
 
@@ -73,84 +70,121 @@ impl Default for GraphqlSettings {
     }
 }
 
-/// Builds the schema. The client and the outbox go into schema data; loaders are added
-/// per request by [`Loaders::new`].
-pub fn build_schema(
+/// The schema twice, over the same data (client, outbox, progress hub, submission
+/// guard): the same types and the same state, checked in two places.
+///
+/// async-graphql resolves every field on a fast path only when a schema has no
+/// extension at all; with one, each field builds a `ResolveInfo` (registry lookups,
+/// type names formatted per list item) and runs a boxed chain of hooks. The HTTP
+/// handler does the checks the extensions would do itself ([`limits`] and
+/// [`access::check_document`] on the document it has parsed and cached, and whether
+/// the operation got past validation from the response's shape,
+/// [`got_past_validation`]), so `/graphql` over HTTP runs on the schema without
+/// extensions. Subscriptions over WebSocket reach async-graphql through its protocol
+/// handler, so that schema keeps the extensions that check them.
+#[derive(Clone)]
+pub struct GatewaySchemas {
+    /// For the HTTP handler: no extensions; the handler checks every operation.
+    pub http: GatewaySchema,
+    /// For the WebSocket endpoint: access and limits checked by extensions.
+    pub websocket: GatewaySchema,
+}
+
+/// Builds both schemas. The client and the outbox go into schema data; loaders are
+/// added per request by [`Loaders::new`].
+pub fn build_schemas(
     client: Option<Client>,
     outbox: Option<Outbox>,
     settings: &GraphqlSettings,
-) -> GatewaySchema {
-    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .limit_complexity(settings.max_complexity)
-        .extension(ExecutionMarker)
-        .extension(access::AccessExtension)
-        .extension(limits::LimitsExtension(limits::Limits {
-            max_depth: settings.max_depth,
-            ..settings.limits
-        }));
-    if !settings.introspection {
-        builder = builder.disable_introspection().disable_suggestions();
-    }
-    if let Some(client) = client {
-        let hub = match &settings.progress {
-            Some(hub) => hub.clone(),
-            None => {
-                let hub = ProgressHub::new(client.clone(), &settings.progress_settings);
-                if let Some(outbox) = &outbox {
-                    hub.follow(outbox.processed_pages());
-                }
-                hub
+) -> GatewaySchemas {
+    let hub = client.as_ref().map(|client| match &settings.progress {
+        Some(hub) => hub.clone(),
+        None => {
+            let hub = ProgressHub::new(client.clone(), &settings.progress_settings);
+            if let Some(outbox) = &outbox {
+                hub.follow(outbox.processed_pages());
             }
-        };
-        builder = builder.data(hub).data(client);
-    }
-    builder = builder.data(submit::SubmitGuard::new(
+            hub
+        }
+    });
+    let guard = Arc::new(submit::SubmitGuard::new(
         &settings.submit,
         settings.akid_secret.clone(),
     ));
-    if let Some(outbox) = outbox {
-        builder = builder.data(outbox);
+    let build = |checked_by_extensions: bool| {
+        let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+            .limit_complexity(settings.max_complexity);
+        if checked_by_extensions {
+            builder =
+                builder
+                    .extension(access::AccessExtension)
+                    .extension(limits::LimitsExtension(limits::Limits {
+                        max_depth: settings.max_depth,
+                        ..settings.limits
+                    }));
+        }
+        if !settings.introspection {
+            builder = builder.disable_introspection().disable_suggestions();
+        }
+        if let (Some(client), Some(hub)) = (&client, &hub) {
+            builder = builder.data(hub.clone()).data(client.clone());
+        }
+        builder = builder.data(guard.clone());
+        if let Some(outbox) = &outbox {
+            builder = builder.data(outbox.clone());
+        }
+        builder.finish()
+    };
+    GatewaySchemas {
+        http: build(false),
+        websocket: build(true),
     }
-    builder.finish()
 }
 
 /// The SDL of the schema, as `print-schema` writes it and `schema.graphql` keeps it.
 pub fn sdl() -> String {
-    build_schema(None, None, &GraphqlSettings::default()).sdl()
+    build_schemas(None, None, &GraphqlSettings::default())
+        .http
+        .sdl()
 }
 
-/// Set by [`ExecutionMarker`] when an operation passed parsing and validation.
-#[derive(Clone, Default)]
-pub struct Executed(Arc<AtomicBool>);
+/// Whether an operation got past parsing and validation, from the response of a
+/// schema without extensions: async-graphql answers a request it refuses before
+/// executing (a syntax error, a validation error, an unknown operation name) with
+/// `data: null` and errors that have no path. Once execution has begun, `data` is an
+/// object, or null because a non-null root field failed, and then that field's error
+/// has its path.
+pub fn got_past_validation(response: &Response) -> bool {
+    !matches!(response.data, async_graphql::Value::Null)
+        || response.errors.is_empty()
+        || response.errors.iter().any(|e| !e.path.is_empty())
+}
 
-impl Executed {
-    /// True once the operation got past parsing and validation.
-    pub fn got_past_validation(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn ran(query: &str) -> bool {
+        let schemas = build_schemas(None, None, &GraphqlSettings::default());
+        got_past_validation(&schemas.http.execute(query).await)
     }
-}
 
-/// Tells the handler whether GraphQL got as far as executing, so that the HTTP layer
-/// can answer requests that fail in parsing or validation with 4xx and no `data`.
-pub struct ExecutionMarker;
-
-impl ExtensionFactory for ExecutionMarker {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ExecutionMarker)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for ExecutionMarker {
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        if let Some(flag) = ctx.data_opt::<Executed>() {
-            flag.0.store(true, Ordering::Release);
-        }
-        next.run(ctx, operation_name).await
+    #[tokio::test]
+    async fn refusals_before_execution_are_told_from_executed_operations() {
+        // Refused before execution: syntax, validation, no operation selected.
+        assert!(!ran("{").await);
+        assert!(!ran("{ noSuchField }").await);
+        assert!(!ran("query A { __typename } query B { __typename }").await);
+        // Executed: cleanly, and with a field error (nobody may read users) under its
+        // path, also where the root field is non-null and `data` becomes null.
+        assert!(ran("{ __typename }").await);
+        assert!(ran(r#"{ page(name: "p") { title } }"#).await);
+        let schemas = build_schemas(None, None, &GraphqlSettings::default());
+        let nulled = schemas
+            .http
+            .execute(r#"{ users(ids: ["1"]) { id } }"#)
+            .await;
+        assert_eq!(nulled.data, async_graphql::Value::Null, "{nulled:?}");
+        assert!(got_past_validation(&nulled));
     }
 }

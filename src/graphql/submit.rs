@@ -428,7 +428,7 @@ pub(super) async fn submit_action(
         return Err(forbidden("this key may not submit to this page"));
     }
     let guard = ctx
-        .data_opt::<SubmitGuard>()
+        .data_opt::<Arc<SubmitGuard>>()
         .ok_or_else(|| GatewayError::new(ErrorCode::Internal, "taking actions is not set up"))?;
     let mut raw = input;
     // A `self` key (without `write` or `submit`) submits as its own member only.
@@ -550,7 +550,7 @@ pub(super) async fn cached_page_form(
     client: &Client,
     page: &str,
 ) -> Result<Option<Arc<PageForm>>, crate::actionkit::Error> {
-    match ctx.data_opt::<SubmitGuard>() {
+    match ctx.data_opt::<Arc<SubmitGuard>>() {
         Some(guard) => guard.page_form_or_error(client, page).await,
         None => Ok(client.page_form(page).await?.map(Arc::new)),
     }

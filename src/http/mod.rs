@@ -41,13 +41,14 @@ pub use shed::Shedder;
 
 use crate::actionkit::Client;
 use crate::graphql::limits::OperationLimits;
-use crate::graphql::{GatewaySchema, PageCache};
+use crate::graphql::{GatewaySchemas, PageCache};
 use crate::outbox::Outbox;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub schema: GatewaySchema,
+    /// The schema for HTTP and the one for WebSocket (see [`GatewaySchemas`]).
+    pub schemas: GatewaySchemas,
     pub client: Client,
     pub pages: PageCache,
     pub loader_delay: Duration,
@@ -77,14 +78,14 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        schema: GatewaySchema,
+        schemas: GatewaySchemas,
         client: Client,
         pages: PageCache,
         loader_delay: Duration,
         operation_deadline: Duration,
     ) -> Self {
         AppState {
-            schema,
+            schemas,
             client,
             pages,
             loader_delay,

@@ -2,7 +2,7 @@
 //! query string, checked for type as the spec requires; which operation a document
 //! selects; the variable coercion async-graphql leaves to execution time.
 
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
+use async_graphql::parser::types::OperationDefinition;
 use axum::http::{header, HeaderMap};
 use serde_json::{Map, Value};
 
@@ -81,23 +81,6 @@ pub(super) enum Method {
     Post,
 }
 
-/// The operation a request selects, as far as the handler needs it: its type and the
-/// variables it declares. `None` when the document names no single operation (GraphQL
-/// reports that itself).
-pub(super) fn selected_operation<'a>(
-    doc: &'a ExecutableDocument,
-    operation_name: Option<&str>,
-) -> Option<&'a OperationDefinition> {
-    match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => Some(&op.node),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| &op.node)
-        }
-        _ => None,
-    }
-}
-
 /// Variable coercion, the part async-graphql leaves to execution time: a variable of
 /// non-null type must not be null, and must be given unless it has a default. async-graphql checks
 /// the values that are given during validation, but a missing required variable only
@@ -152,6 +135,7 @@ pub(super) fn is_json_content_type(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graphql::access::selected_operation;
     use async_graphql::parser::types::OperationType;
     use serde_json::json;
 
