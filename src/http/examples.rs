@@ -103,7 +103,8 @@ fn script(key: &str, page: &str) -> String {
       : current.toLocaleString('en-US') + ' signatures';
     meterBar.style.width = Math.min(100, p.percent || 0) + '%';
   }}
-  function graphql(query, variables, name) {{
+  // One GraphQL operation over HTTP with the page's key; the answer as it came.
+  function post(query, variables, name) {{
     return fetch('/graphql', {{
       method: 'POST',
       headers: {{
@@ -112,7 +113,10 @@ fn script(key: &str, page: &str) -> String {
         authorization: 'Bearer ' + KEY,
       }},
       body: JSON.stringify({{ query: query, variables: variables, operationName: name }}),
-    }}).then(function (res) {{ return res.json(); }});
+    }});
+  }}
+  function graphql(query, variables, name) {{
+    return post(query, variables, name).then(function (res) {{ return res.json(); }});
   }}
   // The visitor's context: the page's count, and a greeting when the link's AKID
   // names a member.
@@ -204,15 +208,7 @@ fn script(key: &str, page: &str) -> String {
     button.disabled = true;
     idempotencyKey(input).then(function (k) {{
       input.idempotencyKey = k;
-      return fetch('/graphql', {{
-        method: 'POST',
-        headers: {{
-          'content-type': 'application/json',
-          accept: 'application/graphql-response+json, application/json;q=0.9',
-          authorization: 'Bearer ' + KEY,
-        }},
-        body: JSON.stringify({{ query: MUTATION, variables: {{ input: input }}, operationName: 'Sign' }}),
-      }});
+      return post(MUTATION, {{ input: input }}, 'Sign');
     }}).then(function (res) {{
       return res.json().catch(function () {{ return {{ errors: [{{ message: 'HTTP ' + res.status }}] }}; }});
     }}).then(function (body) {{
