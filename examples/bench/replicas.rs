@@ -88,33 +88,27 @@ async fn measure(
     what: &'static str,
 ) -> anyhow::Result<LoadRow> {
     let per = (args.connections / gateways.len()).max(1);
-    let counter = Arc::new(AtomicU64::new(0));
-    let warm = futures::future::join_all(gateways.iter().map(|g| {
-        run_load(
-            *g,
-            per,
-            Duration::from_secs(args.warmup),
-            counter.clone(),
-            body.clone(),
-        )
-    }))
-    .await;
-    let warm = merge(warm);
+    let counter = &Arc::new(AtomicU64::new(0));
+    // `secs` of load on every gateway at once, merged.
+    let run_all = |secs: u64| async move {
+        let loads = futures::future::join_all(gateways.iter().map(|g| {
+            run_load(
+                *g,
+                per,
+                Duration::from_secs(secs),
+                counter.clone(),
+                body.clone(),
+            )
+        }))
+        .await;
+        merge(loads)
+    };
+    let warm = run_all(args.warmup).await;
     if warm.errors > 0 {
         bail!("{what}: warm-up errors: {:?}", warm.first_error);
     }
     reset_stats(sandbox).await?;
-    let loads = futures::future::join_all(gateways.iter().map(|g| {
-        run_load(
-            *g,
-            per,
-            Duration::from_secs(args.duration),
-            counter.clone(),
-            body.clone(),
-        )
-    }))
-    .await;
-    let load = merge(loads);
+    let load = run_all(args.duration).await;
     let stats = upstream_stats(sandbox).await?;
     let calls = stats["requests"].as_u64().unwrap_or(0);
     Ok(LoadRow {
