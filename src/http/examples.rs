@@ -17,6 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use super::graphiql::{document_start, page_headers};
 use super::AppState;
 
 /// The sandbox page the example signs.
@@ -275,14 +276,7 @@ impl PetitionExample {
             .replace('<', "&lt;")
             .replace('>', "&gt;");
         let html = format!(
-            r##"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · example petition</title>
-<link rel="icon" href="data:,">
-<style>{STYLE}</style>
+            r##"{start}<style>{STYLE}</style>
 </head>
 <body>
 <main>
@@ -312,6 +306,7 @@ impl PetitionExample {
             last = field("lastName", "Last name", "text", "family-name", ""),
             zip = field("zip", "Zip code", "text", "postal-code", ""),
             phone = field("phone", "Phone", "tel", "tel", "(optional)"),
+            start = document_start(&format!("{title} · example petition")),
             page = page,
         );
         PetitionExample {
@@ -328,18 +323,8 @@ pub async fn petition(State(state): State<AppState>) -> Response {
         return axum::http::StatusCode::NOT_FOUND.into_response();
     };
     (
-        [
-            (header::CONTENT_SECURITY_POLICY, page.csp.clone()),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-            (
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
+        page_headers(page.csp.clone()),
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Html(page.html.clone()),
     )
         .into_response()
