@@ -180,6 +180,22 @@ async fn wait_processed(ob: &Outbox, id: &str) -> SubmissionRecord {
     }
 }
 
+/// Waits for `id` to be delivered: processed, exactly one action upstream for `email`,
+/// after `calls` (sends, lookups) to the fake ActionKit.
+async fn delivered_once(
+    ob: &Outbox,
+    fake: &Fake,
+    id: &str,
+    email: &str,
+    calls: (usize, usize),
+) -> SubmissionRecord {
+    let done = wait_processed(ob, id).await;
+    assert_eq!(done.state, SubmissionState::Processed);
+    assert_eq!(fake.created_for(email), 1);
+    assert_eq!(fake.calls(), calls, "(sends, lookups)");
+    done
+}
+
 #[tokio::test]
 async fn processed_at_once_is_stored_with_its_action() {
     let (_dir, _fake, ob) = open(&[]).await;
@@ -210,11 +226,8 @@ async fn rate_limited_is_queued_then_delivered_once() {
     let (_dir, fake, ob) = open(&[Step::RateLimited, Step::RateLimited]).await;
     let r = ob.submit("k", sub("b@example.org"), None).await.unwrap();
     assert_eq!(r.state, SubmissionState::Queued);
-    let done = wait_processed(&ob, &r.id).await;
-    assert_eq!(done.state, SubmissionState::Processed);
-    assert_eq!(fake.created_for("b@example.org"), 1);
     // Three sends; nothing was in doubt: no lookups.
-    assert_eq!(fake.calls(), (3, 0), "(sends, lookups)");
+    delivered_once(&ob, &fake, &r.id, "b@example.org", (3, 0)).await;
     let stored = ob.stored(&r.id).await.unwrap().unwrap();
     assert_eq!(stored.attempts, 3);
     assert!(!stored.outcome_unknown);
@@ -228,21 +241,15 @@ async fn lost_answer_is_looked_up_and_not_sent_again() {
     assert_eq!(r.state, SubmissionState::Queued);
     let stored = ob.stored(&r.id).await.unwrap().unwrap();
     assert!(stored.outcome_unknown, "{stored:?}");
-    let done = wait_processed(&ob, &r.id).await;
-    assert_eq!(done.state, SubmissionState::Processed);
+    let done = delivered_once(&ob, &fake, &r.id, "c@example.org", (1, 1)).await;
     assert_eq!(done.action_id, Some(ActionId(1000)));
-    assert_eq!(fake.created_for("c@example.org"), 1);
-    assert_eq!(fake.calls(), (1, 1), "(sends, lookups)");
 }
 
 #[tokio::test]
 async fn lost_answer_without_an_action_is_sent_again_after_looking() {
     let (_dir, fake, ob) = open(&[Step::LoseWithoutCreating]).await;
     let r = ob.submit("k", sub("d@example.org"), None).await.unwrap();
-    let done = wait_processed(&ob, &r.id).await;
-    assert_eq!(done.state, SubmissionState::Processed);
-    assert_eq!(fake.created_for("d@example.org"), 1);
-    assert_eq!(fake.calls(), (2, 1), "(sends, lookups)");
+    delivered_once(&ob, &fake, &r.id, "d@example.org", (2, 1)).await;
 }
 
 #[tokio::test]
@@ -417,10 +424,7 @@ async fn in_flight_at_a_crash_is_looked_up_after_restart() {
     let ob = Outbox::open_with(second.clone(), s2).await.unwrap();
     let stored = ob.stored(&r.id).await.unwrap().unwrap();
     assert!(stored.outcome_unknown);
-    let done = wait_processed(&ob, &r.id).await;
-    assert_eq!(done.state, SubmissionState::Processed);
-    assert_eq!(second.created_for("crash@example.org"), 1);
-    assert_eq!(second.calls(), (0, 1), "(sends, lookups)");
+    delivered_once(&ob, &second, &r.id, "crash@example.org", (0, 1)).await;
 }
 
 #[tokio::test]
