@@ -7,7 +7,8 @@
 //!
 //! Files: `users.rs`, `actions.rs` (single, batched, a user's windows), `pages.rs`,
 //! `progress.rs` (a page's count toward its goal);
-//! this file holds what they share (query encoding, `__in` batches, fan-outs).
+//! this file holds what they share (query encoding, reads by id through [`ById`],
+//! `__in` batches, fan-outs, lookups by one field).
 
 mod actions;
 mod pages;
