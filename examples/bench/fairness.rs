@@ -75,23 +75,15 @@ pub(crate) async fn adaptive(args: &Args, env: &Env) -> anyhow::Result<Vec<Adapt
         let gw = start_gateway(env, sandbox.addr, Some(&config), &tag, &extra).await?;
         let body = body_fn(Scenario::Canonical, &data);
         // The warm-up counts for errors too: the default cap learns during it.
-        let warm = run_load(
+        let Measured { warm, load, .. } = warm_then_run(
             gw.addr,
-            args.connections,
-            Duration::from_secs(args.warmup),
-            counter.clone(),
-            body.clone(),
-        )
-        .await;
-        reset_stats(sandbox.addr).await?;
-        let load = run_load(
-            gw.addr,
-            args.connections,
-            Duration::from_secs(args.duration),
-            counter.clone(),
+            sandbox.addr,
+            (args.connections, Duration::from_secs(args.warmup)),
+            (args.connections, Duration::from_secs(args.duration)),
+            &counter,
             body,
         )
-        .await;
+        .await?;
         let stats = upstream_stats(sandbox.addr).await?;
         let row = AdaptiveRow {
             label,
@@ -229,26 +221,15 @@ pub(crate) async fn calls_where_nothing_fails(
         let gw = start_gateway(env, sandbox.addr, Some(&config), &tag, &[]).await?;
         let counter = Arc::new(AtomicU64::new(0));
         for scenario in [Scenario::Canonical, Scenario::Batch50] {
-            let body = body_fn(scenario, &data);
-            run_load(
+            let Measured { load, range, .. } = warm_then_run(
                 gw.addr,
-                args.connections,
-                Duration::from_secs(args.warmup),
-                counter.clone(),
-                body.clone(),
+                sandbox.addr,
+                (args.connections, Duration::from_secs(args.warmup)),
+                (args.connections, Duration::from_secs(args.duration)),
+                &counter,
+                body_fn(scenario, &data),
             )
-            .await;
-            reset_stats(sandbox.addr).await?;
-            let first = counter.load(Ordering::Relaxed);
-            let load = run_load(
-                gw.addr,
-                args.connections,
-                Duration::from_secs(args.duration),
-                counter.clone(),
-                body,
-            )
-            .await;
-            let range = first..counter.load(Ordering::Relaxed);
+            .await?;
             let calls = upstream_requests(sandbox.addr).await?;
             let (bound, _) = lower_bound(scenario, filters, &data, range);
             let row = CallsRow {

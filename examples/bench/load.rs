@@ -43,6 +43,33 @@ pub(crate) fn check(status: u16, body: &[u8]) -> Result<(), String> {
     }
 }
 
+/// A warm-up and the measured run after it: the warm-up's load, the run's, and the
+/// numbers of the run's requests (for `lower_bound`).
+pub(crate) struct Measured {
+    pub(crate) warm: Load,
+    pub(crate) load: Load,
+    pub(crate) range: std::ops::Range<u64>,
+}
+
+/// A warm-up of `warm_up` (connections, duration), the sandbox's counters reset, then
+/// the measured run of `run` (connections, duration); both number their requests from
+/// `counter`.
+pub(crate) async fn warm_then_run(
+    gateway: SocketAddr,
+    sandbox: SocketAddr,
+    warm_up: (usize, Duration),
+    run: (usize, Duration),
+    counter: &Arc<AtomicU64>,
+    body: BodyFn,
+) -> anyhow::Result<Measured> {
+    let warm = run_load(gateway, warm_up.0, warm_up.1, counter.clone(), body.clone()).await;
+    reset_stats(sandbox).await?;
+    let first = counter.load(Ordering::Relaxed);
+    let load = run_load(gateway, run.0, run.1, counter.clone(), body).await;
+    let range = first..counter.load(Ordering::Relaxed);
+    Ok(Measured { warm, load, range })
+}
+
 /// Runs `connections` keep-alive connections against `/graphql` for `duration`; each
 /// connection sends its next request as soon as the previous one is answered.
 pub(crate) async fn run_load(

@@ -88,33 +88,27 @@ async fn measure(
     what: &'static str,
 ) -> anyhow::Result<LoadRow> {
     let per = (args.connections / gateways.len()).max(1);
-    let counter = Arc::new(AtomicU64::new(0));
-    let warm = futures::future::join_all(gateways.iter().map(|g| {
-        run_load(
-            *g,
-            per,
-            Duration::from_secs(args.warmup),
-            counter.clone(),
-            body.clone(),
-        )
-    }))
-    .await;
-    let warm = merge(warm);
+    let counter = &Arc::new(AtomicU64::new(0));
+    // `secs` of load on every gateway at once, merged.
+    let run_all = |secs: u64| async move {
+        let loads = futures::future::join_all(gateways.iter().map(|g| {
+            run_load(
+                *g,
+                per,
+                Duration::from_secs(secs),
+                counter.clone(),
+                body.clone(),
+            )
+        }))
+        .await;
+        merge(loads)
+    };
+    let warm = run_all(args.warmup).await;
     if warm.errors > 0 {
         bail!("{what}: warm-up errors: {:?}", warm.first_error);
     }
     reset_stats(sandbox).await?;
-    let loads = futures::future::join_all(gateways.iter().map(|g| {
-        run_load(
-            *g,
-            per,
-            Duration::from_secs(args.duration),
-            counter.clone(),
-            body.clone(),
-        )
-    }))
-    .await;
-    let load = merge(loads);
+    let load = run_all(args.duration).await;
     let stats = upstream_stats(sandbox).await?;
     let calls = stats["requests"].as_u64().unwrap_or(0);
     Ok(LoadRow {
@@ -189,31 +183,21 @@ pub(crate) async fn run_replicas(
         let data = discover(sandbox.addr, Filters::Permissive).await?;
         let body = body_fn(Scenario::Canonical, &data);
         let mut rows = Vec::new();
-        {
-            let gw = start_gateway(
-                env,
-                sandbox.addr,
-                Some(&config),
-                "solo",
-                &[data_dir("solo")?],
-            )
-            .await?;
-            rows.push(measure(args, sandbox.addr, &[gw.addr], &body, "1 process").await?);
-            let no_redis = sequential(gw.addr, args.replica_samples, &data, 3).await;
-            seq_rows.push((latency, "1 process, no Redis", no_redis));
-        }
-        {
-            let gw = start_gateway(
-                env,
-                sandbox.addr,
-                Some(&config),
-                "solo-redis",
-                &redis_env("solo-redis")?,
-            )
-            .await?;
-            rows.push(measure(args, sandbox.addr, &[gw.addr], &body, "1 process + Redis").await?);
-            let redis_seq = sequential(gw.addr, args.replica_samples, &data, 3).await;
-            seq_rows.push((latency, "1 process + Redis", redis_seq));
+        // One process without Redis, then one with it (in this order: the latency
+        // table pairs them): its load, then its sequential queries.
+        for (tag, with_redis, what, seq_what) in [
+            ("solo", false, "1 process", "1 process, no Redis"),
+            ("solo-redis", true, "1 process + Redis", "1 process + Redis"),
+        ] {
+            let extra = if with_redis {
+                redis_env(tag)?
+            } else {
+                vec![data_dir(tag)?]
+            };
+            let gw = start_gateway(env, sandbox.addr, Some(&config), tag, &extra).await?;
+            rows.push(measure(args, sandbox.addr, &[gw.addr], &body, what).await?);
+            let seq = sequential(gw.addr, args.replica_samples, &data, 3).await;
+            seq_rows.push((latency, seq_what, seq));
         }
         {
             let a = start_gateway(

@@ -102,24 +102,20 @@ pub(crate) fn render(args: &Args, report: &Report, load_before: &str, started: &
     for p in &report.paths {
         let l = p.latency_ms as f64;
         let overhead = p.warm.pct_ms(0.5) - p.upstream.pct_ms(0.5);
-        let cold_target = if p.latency_ms > 0 {
-            format!(
-                "≤ {:.0} ms: {}",
-                2.2 * l,
-                verdict(p.cold.pct_ms(0.5) <= 2.2 * l)
-            )
-        } else {
-            "—".into()
+        // The p50 within `trips` upstream round trips (none to judge without latency).
+        let target = |trips: f64, load: &Load| {
+            if p.latency_ms > 0 {
+                format!(
+                    "≤ {:.0} ms: {}",
+                    trips * l,
+                    verdict(load.pct_ms(0.5) <= trips * l)
+                )
+            } else {
+                "—".into()
+            }
         };
-        let warm_target = if p.latency_ms > 0 {
-            format!(
-                "≤ {:.0} ms: {}",
-                1.1 * l,
-                verdict(p.warm.pct_ms(0.5) <= 1.1 * l)
-            )
-        } else {
-            "—".into()
-        };
+        let cold_target = target(2.2, &p.cold);
+        let warm_target = target(1.1, &p.warm);
         let _ = writeln!(
             s,
             "| {} | {} | {} ms | {:.2} ({:.2}) | {} | {:.2} ({:.2}) | {} | {:.2} | {:.2}{} |",
@@ -262,24 +258,17 @@ pub(crate) fn targets(args: &Args, report: &Report) -> String {
         .filter(|p| p.latency_ms > 0 && judged(p.gateway))
     {
         let l = p.latency_ms as f64;
-        let _ = writeln!(
-            s,
-            "| cold critical path ≤ 2.2 round trips: {} {} ms | p50 {:.1} ms ≤ {:.0} ms | {} |",
-            p.filters.name(),
-            p.latency_ms,
-            p.cold.pct_ms(0.5),
-            2.2 * l,
-            verdict(p.cold.pct_ms(0.5) <= 2.2 * l)
-        );
-        let _ = writeln!(
-            s,
-            "| warm critical path ≤ 1.1 round trips: {} {} ms | p50 {:.1} ms ≤ {:.0} ms | {} |",
-            p.filters.name(),
-            p.latency_ms,
-            p.warm.pct_ms(0.5),
-            1.1 * l,
-            verdict(p.warm.pct_ms(0.5) <= 1.1 * l)
-        );
+        for (which, trips, load) in [("cold", 2.2, &p.cold), ("warm", 1.1, &p.warm)] {
+            let _ = writeln!(
+                s,
+                "| {which} critical path ≤ {trips} round trips: {} {} ms | p50 {:.1} ms ≤ {:.0} ms | {} |",
+                p.filters.name(),
+                p.latency_ms,
+                load.pct_ms(0.5),
+                trips * l,
+                verdict(load.pct_ms(0.5) <= trips * l)
+            );
+        }
     }
     for r in report
         .rows

@@ -137,23 +137,15 @@ pub(crate) async fn steady(args: &Args, env: &Env, latency_ms: u64) -> anyhow::R
     let name = page.name.clone();
     let body: BodyFn = Arc::new(move |n| submit_body(&name, "steady", n));
     // Warm the page form cache and the connections.
-    let _ = run_load(
+    let Measured { load, .. } = warm_then_run(
         gw.addr,
-        2,
-        Duration::from_secs(1),
-        counter.clone(),
-        body.clone(),
-    )
-    .await;
-    reset_stats(sandbox.addr).await?;
-    let load = run_load(
-        gw.addr,
-        args.connections,
-        Duration::from_secs(args.duration),
-        counter,
+        sandbox.addr,
+        (2, Duration::from_secs(1)),
+        (args.connections, Duration::from_secs(args.duration)),
+        &counter,
         body,
     )
-    .await;
+    .await?;
     let calls = upstream_requests(sandbox.addr).await?;
     let stats = upstream_stats(sandbox.addr).await?;
     let posts = stats["by_route"]["POST /rest/v1/action/"]

@@ -20,7 +20,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
-import { executablePath, externalReferences, launch, watchedPage } from './chromium.mjs';
+import { executablePath, externalReferences, gatewayOnly, launch, shows, watchedPage } from './chromium.mjs';
+import { report } from './report.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const base = (process.env.BASE_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, '');
@@ -28,23 +29,9 @@ const artifacts = resolve(process.env.ARTIFACTS_DIR ?? join(here, '..', '..', 'a
 const screenshot = join(artifacts, 'graphiql.png');
 const TIMEOUT = 30_000;
 
-const failures = [];
-const fail = (msg) => {
-  failures.push(msg);
-  console.log(`  FAIL ${msg}`);
-};
-const pass = (msg) => console.log(`  ok   ${msg}`);
-const check = (cond, msg) => (cond ? pass(msg) : fail(msg));
+const { fail, pass, check, finish } = report('browser test');
 
-const gatewayHost = new URL(base).host;
-const isGateway = (u) => {
-  try {
-    const url = new URL(u);
-    return url.host === gatewayHost || url.protocol === 'data:' || url.protocol === 'blob:';
-  } catch {
-    return false;
-  }
-};
+const isGateway = gatewayOnly(base);
 
 console.log(`GraphiQL browser test against ${base} with ${executablePath}`);
 
@@ -176,29 +163,17 @@ try {
     'xpath=//span[contains(@class, "graphiql-doc-explorer-root-type") and normalize-space() = "query"]' +
       '/following-sibling::a[1]',
   );
-  const listed = await queryRoot
-    .first()
-    .waitFor({ state: 'visible' })
-    .then(() => true)
-    .catch(() => false);
+  const listed = await shows(queryRoot.first());
   const linkText = listed ? (await queryRoot.first().innerText()).trim() : '';
   check(listed && linkText === rootName, `the docs explorer lists the root type query: ${linkText || '(none)'}`);
   if (listed) {
     await queryRoot.first().click();
     const userField = explorer.locator('.graphiql-doc-explorer-field-name', { hasText: /^user$/ });
-    const shownField = await userField
-      .first()
-      .waitFor({ state: 'visible' })
-      .then(() => true)
-      .catch(() => false);
+    const shownField = await shows(userField.first());
     check(shownField, `the docs for ${rootName} list the field user`);
     // Field arguments come from the second introspection step (see graphiql.rs).
     const argument = explorer.locator('.graphiql-doc-explorer-argument-name', { hasText: /^akid$/ });
-    const shownArgument = await argument
-      .first()
-      .waitFor({ state: 'visible' })
-      .then(() => true)
-      .catch(() => false);
+    const shownArgument = await shows(argument.first());
     check(shownArgument, 'the docs list the arguments of user (akid)');
   }
 
@@ -211,8 +186,4 @@ try {
   await close();
 }
 
-if (failures.length > 0) {
-  console.log(`browser test FAILED: ${failures.length} failure(s)`);
-  process.exit(1);
-}
-console.log('browser test passed');
+finish();

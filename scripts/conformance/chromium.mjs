@@ -56,6 +56,28 @@ export async function watchedPage(context, { timeout, fail, isGateway, failStatu
   return page;
 }
 
+/// Whether a URL the page asks for is the gateway at `base` (or inline: `data:`, `blob:`).
+export function gatewayOnly(base) {
+  const gatewayHost = new URL(base).host;
+  return (u) => {
+    try {
+      const url = new URL(u);
+      return url.host === gatewayHost || url.protocol === 'data:' || url.protocol === 'blob:';
+    } catch {
+      return false;
+    }
+  };
+}
+
+/// Whether `locator` becomes visible within the page's timeout (`false`, not a throw,
+/// when it does not).
+export function shows(locator) {
+  return locator
+    .waitFor({ state: 'visible' })
+    .then(() => true)
+    .catch(() => false);
+}
+
 /// The `src`/`href` addresses of `html` that point at another host.
 export function externalReferences(html) {
   return [...html.matchAll(/(?:src|href)\s*=\s*["']([^"']+)["']/g)]

@@ -24,7 +24,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { executablePath, externalReferences, launch, watchedPage } from './chromium.mjs';
+import { executablePath, externalReferences, gatewayOnly, launch, shows, watchedPage } from './chromium.mjs';
+import { report } from './report.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const base = (process.env.BASE_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, '');
@@ -35,28 +36,14 @@ const PAGE = process.env.PETITION_PAGE ?? 'save-the-bees';
 const SANDBOX_AUTH = 'Basic ' + Buffer.from(process.env.SANDBOX_CREDENTIALS ?? 'sandbox:sandbox').toString('base64');
 const TIMEOUT = 30_000;
 
-const failures = [];
-const fail = (msg) => {
-  failures.push(msg);
-  console.log(`  FAIL ${msg}`);
-};
-const pass = (msg) => console.log(`  ok   ${msg}`);
-const check = (cond, msg) => (cond ? pass(msg) : fail(msg));
+const { fail, pass, check, finish } = report('petition test');
 
 if (!sandbox) {
   console.log('SANDBOX_URL is required (the embedded sandbox address the gateway prints at start)');
   process.exit(1);
 }
 
-const gatewayHost = new URL(base).host;
-const isGateway = (u) => {
-  try {
-    const url = new URL(u);
-    return url.host === gatewayHost || url.protocol === 'data:' || url.protocol === 'blob:';
-  } catch {
-    return false;
-  }
-};
+const isGateway = gatewayOnly(base);
 
 // What the sandbox holds, asked over its REST API with its credential.
 async function rest(path) {
@@ -142,11 +129,7 @@ try {
   // 3. Corrected: the confirmation, and one new action in the sandbox.
   await page.fill('#email', email);
   await page.click('form#petition button[type="submit"]');
-  const confirmed = await page
-    .locator('#confirmation')
-    .waitFor({ state: 'visible' })
-    .then(() => true)
-    .catch(() => false);
+  const confirmed = await shows(page.locator('#confirmation'));
   check(confirmed, 'the confirmation shows after a correct submission');
   const status = await page.getAttribute('#confirmation', 'data-status');
   const text = confirmed ? await page.locator('#confirmation').innerText() : '';
@@ -192,8 +175,4 @@ try {
   await close();
 }
 
-if (failures.length > 0) {
-  console.log(`petition test FAILED: ${failures.length} failure(s)`);
-  process.exit(1);
-}
-console.log('petition test passed');
+finish();

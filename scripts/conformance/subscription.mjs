@@ -16,6 +16,7 @@
 
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { report } from './report.mjs';
 
 const base = (process.env.BASE_URL ?? 'http://127.0.0.1:8000').replace(/\/$/, '');
 const sandbox = (process.env.SANDBOX_URL ?? '').replace(/\/$/, '').replace(/\/rest\/v1$/, '');
@@ -24,13 +25,7 @@ const PAGE = process.env.PETITION_PAGE ?? 'save-the-bees';
 const wsUrl = base.replace(/^http/, 'ws') + '/graphql';
 const TIMEOUT = 15_000;
 
-const failures = [];
-const fail = (msg) => {
-  failures.push(msg);
-  console.log(`  FAIL ${msg}`);
-};
-const pass = (msg) => console.log(`  ok   ${msg}`);
-const check = (cond, msg) => (cond ? pass(msg) : fail(msg));
+const { fail, check, finish } = report('subscription test');
 
 if (!sandbox || !KEY) {
   console.log('SANDBOX_URL and DEMO_KEY are required (run.sh reads both from the gateway log)');
@@ -138,8 +133,4 @@ try {
   await gql.dispose();
 }
 
-if (failures.length > 0) {
-  console.log(`subscription test FAILED: ${failures.length} failure(s)`);
-  process.exit(1);
-}
-console.log('subscription test passed');
+finish();

@@ -67,7 +67,7 @@ pub use models::{
     Action, ActionField, ActionFilter, ActionId, ActionKind, CustomFields, FieldValue, Order, Page,
     PageId, User, UserId, Window,
 };
-pub use reads::Each;
+pub use reads::{ById, Each};
 pub use reads::{GoalType, PageProgress};
 pub use submit::{ActionSubmission, PageForm, ProcessedAction, CLOCK_SKEW_MARGIN};
 pub use writes::MAX_FIELD_VALUE_BYTES;

@@ -386,7 +386,10 @@ impl Client {
             tracing::warn!("ActionKit's answer to an action names no action");
             return Err(Error::WriteOutcomeUnknown);
         };
-        match self.action_in(super::ActionId(id), deadline).await {
+        match self
+            .one_in::<super::Action>(super::ActionId(id), deadline)
+            .await
+        {
             Ok(Some(action)) => Ok(ProcessedAction {
                 action,
                 redirect_url,

@@ -306,7 +306,9 @@ impl Client {
     }
 
     async fn reread(&self, id: ActionId, deadline: Instant) -> Result<Action, Error> {
-        self.action_in(id, deadline).await?.ok_or(Error::NotFound)
+        self.one_in::<Action>(id, deadline)
+            .await?
+            .ok_or(Error::NotFound)
     }
 
     /// Deletes the `actionfield` rows of action `id` whose name is in `names`. Lists the

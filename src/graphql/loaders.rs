@@ -3,6 +3,7 @@
 //! the fewest client calls the instance allows.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use super::batch::{BatchLoader, PollGate};
 
 use super::shared_cache::{SharedCache, TypedLevel};
 use crate::actionkit::{
-    self, Action, ActionFilter, ActionId, Client, Page, PageId, UpstreamCounter, User, UserId,
-    Window,
+    self, Action, ActionFilter, ActionId, ById, Client, Page, PageId, UpstreamCounter, User,
+    UserId, Window,
 };
 
 /// Pages are few and change rarely: one cache for the whole process, with a TTL; with
@@ -86,34 +87,24 @@ fn one<K: Eq + std::hash::Hash, T>(
     }
 }
 
-/// Users by id.
-pub struct UserLoader(pub Client);
+/// Users or actions by id (`T`: [`User`] or [`Action`]).
+pub struct ByIdLoader<T>(pub Client, PhantomData<fn() -> T>);
 
-impl Loader<UserId> for UserLoader {
-    type Value = Keyed<User>;
-    type Error = actionkit::Error;
-
-    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Self::Value>, Self::Error> {
-        batch_size("user", keys.len());
-        Ok(match keys {
-            [one_key] => one(*one_key, self.0.user(*one_key).await),
-            _ => keyed(self.0.users_each(keys).await),
-        })
+impl<T> ByIdLoader<T> {
+    pub fn new(client: Client) -> Self {
+        ByIdLoader(client, PhantomData)
     }
 }
 
-/// Actions by id.
-pub struct ActionLoader(pub Client);
-
-impl Loader<ActionId> for ActionLoader {
-    type Value = Keyed<Action>;
+impl<T: ById> Loader<T::Id> for ByIdLoader<T> {
+    type Value = Keyed<T>;
     type Error = actionkit::Error;
 
-    async fn load(&self, keys: &[ActionId]) -> Result<HashMap<ActionId, Self::Value>, Self::Error> {
-        batch_size("action", keys.len());
+    async fn load(&self, keys: &[T::Id]) -> Result<HashMap<T::Id, Self::Value>, Self::Error> {
+        batch_size(T::NAME, keys.len());
         Ok(match keys {
-            [one_key] => one(*one_key, self.0.action(*one_key).await),
-            _ => keyed(self.0.actions_each(keys).await),
+            [one_key] => one(*one_key, self.0.one(*one_key).await),
+            _ => keyed(self.0.each(keys).await),
         })
     }
 }
@@ -161,7 +152,7 @@ impl Loader<PageId> for PageLoader {
         let fetched = match missing.as_slice() {
             [] => HashMap::new(),
             [one_key] => one(*one_key, self.client.page(*one_key).await),
-            many => keyed(self.client.pages_each(many).await),
+            many => keyed(self.client.each(many).await),
         };
         if let Some(shared) = &self.cache.shared {
             shared
@@ -308,8 +299,8 @@ pub struct Loaders {
     pub upstream: Arc<UpstreamCounter>,
     /// Pages this request found in the process-wide cache.
     pub page_cache_hits: Arc<AtomicU64>,
-    pub users: BatchLoader<UserId, UserLoader>,
-    pub actions: BatchLoader<ActionId, ActionLoader>,
+    pub users: BatchLoader<UserId, ByIdLoader<User>>,
+    pub actions: BatchLoader<ActionId, ByIdLoader<Action>>,
     pub pages: BatchLoader<PageId, PageLoader>,
     pub user_actions: BatchLoader<UserActionsKey, UserActionsLoader>,
     /// Marks the polls of this request's execution: batches gather the keys of one
@@ -361,13 +352,13 @@ impl Loaders {
         let gate = PollGate::default();
         Loaders {
             users: BatchLoader::new(
-                UserLoader(client.clone()),
+                ByIdLoader::new(client.clone()),
                 gate.clone(),
                 spawner(upstream.clone()),
             )
             .max_batch_size(MAX_BATCH),
             actions: BatchLoader::new(
-                ActionLoader(client.clone()),
+                ByIdLoader::new(client.clone()),
                 gate.clone(),
                 spawner(upstream.clone()),
             )

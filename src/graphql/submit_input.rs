@@ -321,14 +321,33 @@ fn check_text(
     out.len() == before
 }
 
+/// A value trimmed; empty means absent (a form's empty input).
+fn given(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
 /// Trims a core field; empty means absent (a form's empty input).
 fn core(out: &mut Vec<Problem>, value: Option<String>, spec: Core) -> Option<String> {
-    let v = value?.trim().to_owned();
-    if v.is_empty() {
-        return None;
-    }
+    let v = given(value)?;
     check_text(out, spec.field, &v, spec.max, false, true);
     Some(v)
+}
+
+/// A problem `code` (`message`) on `field` when its `value` is given, passed the text
+/// checks (no problem on `field` yet) and is not `valid`.
+fn check_shape(
+    out: &mut Vec<Problem>,
+    field: &'static str,
+    value: Option<&str>,
+    valid: impl Fn(&str) -> bool,
+    code: Code,
+    message: &'static str,
+) {
+    if let Some(v) = value {
+        if !out.iter().any(|p| p.field == field) && !valid(v) {
+            out.push(Problem::new(field, code, message));
+        }
+    }
 }
 
 /// The custom fields of one kind: names checked, values checked, empty values kept
@@ -406,19 +425,15 @@ pub(super) fn check(
         ));
     }
     let email = core(&mut out, raw.email, EMAIL);
-    if let Some(e) = &email {
-        if !out.iter().any(|p| p.field == "email") && !is_email(e) {
-            out.push(Problem::new(
-                "email",
-                Code::InvalidEmail,
-                "Enter a valid email address.",
-            ));
-        }
-    }
-    let akid = raw
-        .akid
-        .map(|a| a.trim().to_owned())
-        .filter(|a| !a.is_empty());
+    check_shape(
+        &mut out,
+        "email",
+        email.as_deref(),
+        is_email,
+        Code::InvalidEmail,
+        "Enter a valid email address.",
+    );
+    let akid = given(raw.akid);
     if let Some(a) = &akid {
         let verified = match akid_secret {
             Some(secret) => crate::graphql::access::verify_akid(secret, a).is_some(),
@@ -454,31 +469,36 @@ pub(super) fn check(
     let phone = core(&mut out, raw.phone, c("phone", 40));
     let lang = core(&mut out, raw.lang, c("lang", 32));
     let source = core(&mut out, raw.source, c("source", 255));
-    let us = is_us(country.as_deref());
-    if let Some(z) = &zip {
-        let clean = !out.iter().any(|p| p.field == "zip");
-        if us && clean && !is_us_zip(z) {
-            out.push(Problem::new(
+    if is_us(country.as_deref()) {
+        // Field, value, check, and the problem when the check fails.
+        type UsCheck<'a> = (
+            &'static str,
+            &'a Option<String>,
+            fn(&str) -> bool,
+            Code,
+            &'static str,
+        );
+        let us_checks: [UsCheck; 2] = [
+            (
                 "zip",
+                &zip,
+                is_us_zip,
                 Code::InvalidZip,
                 "Enter a 5-digit zip code (or zip+4, 12345-6789).",
-            ));
-        }
-    }
-    if let Some(p) = &phone {
-        let clean = !out.iter().any(|x| x.field == "phone");
-        if us && clean && !is_us_phone(p) {
-            out.push(Problem::new(
+            ),
+            (
                 "phone",
+                &phone,
+                is_us_phone,
                 Code::InvalidPhone,
                 "Enter a 10-digit phone number.",
-            ));
+            ),
+        ];
+        for (field, value, valid, code, message) in us_checks {
+            check_shape(&mut out, field, value.as_deref(), valid, code, message);
         }
     }
-    let referring_akid = raw
-        .referring_akid
-        .map(|a| a.trim().to_owned())
-        .filter(|a| !a.is_empty());
+    let referring_akid = given(raw.referring_akid);
     if let Some(r) = &referring_akid {
         if !is_akid(r) {
             out.push(Problem::new(
@@ -488,9 +508,8 @@ pub(super) fn check(
             ));
         }
     }
-    let event_id = match raw.event_id.map(|e| e.0.trim().to_owned()) {
+    let event_id = match given(raw.event_id.map(|e| e.0)) {
         None => None,
-        Some(e) if e.is_empty() => None,
         Some(e) => match e.parse::<u64>() {
             Ok(n) if n > 0 && e.len() <= 19 && e.bytes().all(|b| b.is_ascii_digit()) => Some(n),
             _ => {
@@ -503,10 +522,7 @@ pub(super) fn check(
             }
         },
     };
-    let role = raw
-        .role
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
+    let role = given(raw.role);
     if let Some(r) = &role {
         if !matches!(r.as_str(), "attendee" | "host") {
             out.push(Problem::new(

@@ -17,6 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use super::graphiql::{document_start, page_headers};
 use super::AppState;
 
 /// The sandbox page the example signs.
@@ -103,7 +104,8 @@ fn script(key: &str, page: &str) -> String {
       : current.toLocaleString('en-US') + ' signatures';
     meterBar.style.width = Math.min(100, p.percent || 0) + '%';
   }}
-  function graphql(query, variables, name) {{
+  // One GraphQL operation over HTTP with the page's key; the answer as it came.
+  function post(query, variables, name) {{
     return fetch('/graphql', {{
       method: 'POST',
       headers: {{
@@ -112,7 +114,10 @@ fn script(key: &str, page: &str) -> String {
         authorization: 'Bearer ' + KEY,
       }},
       body: JSON.stringify({{ query: query, variables: variables, operationName: name }}),
-    }}).then(function (res) {{ return res.json(); }});
+    }});
+  }}
+  function graphql(query, variables, name) {{
+    return post(query, variables, name).then(function (res) {{ return res.json(); }});
   }}
   // The visitor's context: the page's count, and a greeting when the link's AKID
   // names a member.
@@ -204,15 +209,7 @@ fn script(key: &str, page: &str) -> String {
     button.disabled = true;
     idempotencyKey(input).then(function (k) {{
       input.idempotencyKey = k;
-      return fetch('/graphql', {{
-        method: 'POST',
-        headers: {{
-          'content-type': 'application/json',
-          accept: 'application/graphql-response+json, application/json;q=0.9',
-          authorization: 'Bearer ' + KEY,
-        }},
-        body: JSON.stringify({{ query: MUTATION, variables: {{ input: input }}, operationName: 'Sign' }}),
-      }});
+      return post(MUTATION, {{ input: input }}, 'Sign');
     }}).then(function (res) {{
       return res.json().catch(function () {{ return {{ errors: [{{ message: 'HTTP ' + res.status }}] }}; }});
     }}).then(function (body) {{
@@ -279,14 +276,7 @@ impl PetitionExample {
             .replace('<', "&lt;")
             .replace('>', "&gt;");
         let html = format!(
-            r##"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · example petition</title>
-<link rel="icon" href="data:,">
-<style>{STYLE}</style>
+            r##"{start}<style>{STYLE}</style>
 </head>
 <body>
 <main>
@@ -316,6 +306,7 @@ impl PetitionExample {
             last = field("lastName", "Last name", "text", "family-name", ""),
             zip = field("zip", "Zip code", "text", "postal-code", ""),
             phone = field("phone", "Phone", "tel", "tel", "(optional)"),
+            start = document_start(&format!("{title} · example petition")),
             page = page,
         );
         PetitionExample {
@@ -332,18 +323,8 @@ pub async fn petition(State(state): State<AppState>) -> Response {
         return axum::http::StatusCode::NOT_FOUND.into_response();
     };
     (
-        [
-            (header::CONTENT_SECURITY_POLICY, page.csp.clone()),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-            (
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
+        page_headers(page.csp.clone()),
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Html(page.html.clone()),
     )
         .into_response()

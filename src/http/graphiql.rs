@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -198,6 +198,38 @@ fn bootstrap_script() -> String {
 /// The page and its Content-Security-Policy, built once. Scripts: our own files and
 /// the one inline bootstrap script, allowed by its SHA-256 (no `'unsafe-inline'`).
 /// Styles keep `'unsafe-inline'`: GraphiQL and CodeMirror set inline styles.
+/// The start of a page the gateway serves, up to its own `<head>` content: doctype,
+/// language, charset, viewport, `title` (HTML already) and an empty icon (no request
+/// for `/favicon.ico`).
+pub(super) fn document_start(title: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="icon" href="data:,">
+"#
+    )
+}
+
+/// The headers of a page the gateway serves: its Content-Security-Policy, no MIME
+/// sniffing, no referrer.
+pub(super) fn page_headers(csp: HeaderValue) -> [(HeaderName, HeaderValue); 3] {
+    [
+        (header::CONTENT_SECURITY_POLICY, csp),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+    ]
+}
+
 struct Page {
     html: String,
     csp: HeaderValue,
@@ -215,14 +247,7 @@ fn built_page() -> &'static Page {
              form-action 'none'"
         );
         let html = format!(
-            r##"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>actionkit-graphql · GraphiQL</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/graphiql/graphiql.min.css">
+            r##"{start}<link rel="stylesheet" href="/graphiql/graphiql.min.css">
 <style>html, body, #graphiql {{ height: 100%; margin: 0; }}</style>
 </head>
 <body>
@@ -232,7 +257,8 @@ fn built_page() -> &'static Page {
 <script src="/graphiql/graphiql.min.js"></script>
 <script>{script}</script>
 </body>
-</html>"##
+</html>"##,
+            start = document_start("actionkit-graphql · GraphiQL"),
         );
         Page {
             html,
@@ -244,21 +270,7 @@ fn built_page() -> &'static Page {
 
 pub(super) async fn page() -> Response {
     let page = built_page();
-    (
-        [
-            (header::CONTENT_SECURITY_POLICY, page.csp.clone()),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-            (
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            ),
-        ],
-        Html(page.html.as_str()),
-    )
-        .into_response()
+    (page_headers(page.csp.clone()), Html(page.html.as_str())).into_response()
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {

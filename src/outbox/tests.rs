@@ -41,6 +41,13 @@ impl Fake {
         f.next_id.store(1000, Ordering::Release);
         Arc::new(f)
     }
+    /// Sends and lookups so far.
+    fn calls(&self) -> (usize, usize) {
+        (
+            self.sends.load(Ordering::Acquire),
+            self.finds.load(Ordering::Acquire),
+        )
+    }
     fn created_for(&self, email: &str) -> usize {
         lock(&self.created)
             .iter()
@@ -123,6 +130,17 @@ fn settings(dir: &std::path::Path) -> OutboxSettings {
 
 struct TempDir(PathBuf);
 
+/// An outbox with the tests' settings in a fresh directory (keep it alive: dropping
+/// it removes the directory), in front of a fake ActionKit that plays `steps`.
+async fn open(steps: &[Step]) -> (TempDir, Arc<Fake>, Outbox) {
+    let dir = TempDir::new();
+    let fake = Fake::new(steps);
+    let ob = Outbox::open_with(fake.clone(), settings(&dir.0))
+        .await
+        .unwrap();
+    (dir, fake, ob)
+}
+
 impl TempDir {
     fn new() -> TempDir {
         let p = std::env::temp_dir().join(format!("outbox-unit-{}", new_id()));
@@ -162,13 +180,25 @@ async fn wait_processed(ob: &Outbox, id: &str) -> SubmissionRecord {
     }
 }
 
+/// Waits for `id` to be delivered: processed, exactly one action upstream for `email`,
+/// after `calls` (sends, lookups) to the fake ActionKit.
+async fn delivered_once(
+    ob: &Outbox,
+    fake: &Fake,
+    id: &str,
+    email: &str,
+    calls: (usize, usize),
+) -> SubmissionRecord {
+    let done = wait_processed(ob, id).await;
+    assert_eq!(done.state, SubmissionState::Processed);
+    assert_eq!(fake.created_for(email), 1);
+    assert_eq!(fake.calls(), calls, "(sends, lookups)");
+    done
+}
+
 #[tokio::test]
 async fn processed_at_once_is_stored_with_its_action() {
-    let dir = TempDir::new();
-    let fake = Fake::new(&[]);
-    let ob = Outbox::open_with(fake.clone(), settings(&dir.0))
-        .await
-        .unwrap();
+    let (_dir, _fake, ob) = open(&[]).await;
     let r = ob
         .submit("key:web", sub("a@example.org"), None)
         .await
@@ -193,19 +223,11 @@ async fn processed_at_once_is_stored_with_its_action() {
 
 #[tokio::test]
 async fn rate_limited_is_queued_then_delivered_once() {
-    let dir = TempDir::new();
-    let fake = Fake::new(&[Step::RateLimited, Step::RateLimited]);
-    let ob = Outbox::open_with(fake.clone(), settings(&dir.0))
-        .await
-        .unwrap();
+    let (_dir, fake, ob) = open(&[Step::RateLimited, Step::RateLimited]).await;
     let r = ob.submit("k", sub("b@example.org"), None).await.unwrap();
     assert_eq!(r.state, SubmissionState::Queued);
-    let done = wait_processed(&ob, &r.id).await;
-    assert_eq!(done.state, SubmissionState::Processed);
-    assert_eq!(fake.created_for("b@example.org"), 1);
-    assert_eq!(fake.sends.load(Ordering::Acquire), 3);
-    // Nothing was in doubt: no lookups.
-    assert_eq!(fake.finds.load(Ordering::Acquire), 0);
+    // Three sends; nothing was in doubt: no lookups.
+    delivered_once(&ob, &fake, &r.id, "b@example.org", (3, 0)).await;
     let stored = ob.stored(&r.id).await.unwrap().unwrap();
     assert_eq!(stored.attempts, 3);
     assert!(!stored.outcome_unknown);
@@ -214,49 +236,30 @@ async fn rate_limited_is_queued_then_delivered_once() {
 
 #[tokio::test]
 async fn lost_answer_is_looked_up_and_not_sent_again() {
-    let dir = TempDir::new();
-    let fake = Fake::new(&[Step::CreateThenLose]);
-    let ob = Outbox::open_with(fake.clone(), settings(&dir.0))
-        .await
-        .unwrap();
+    let (_dir, fake, ob) = open(&[Step::CreateThenLose]).await;
     let r = ob.submit("k", sub("c@example.org"), None).await.unwrap();
     assert_eq!(r.state, SubmissionState::Queued);
     let stored = ob.stored(&r.id).await.unwrap().unwrap();
     assert!(stored.outcome_unknown, "{stored:?}");
-    let done = wait_processed(&ob, &r.id).await;
-    assert_eq!(done.state, SubmissionState::Processed);
+    let done = delivered_once(&ob, &fake, &r.id, "c@example.org", (1, 1)).await;
     assert_eq!(done.action_id, Some(ActionId(1000)));
-    assert_eq!(fake.created_for("c@example.org"), 1);
-    assert_eq!(fake.sends.load(Ordering::Acquire), 1);
-    assert_eq!(fake.finds.load(Ordering::Acquire), 1);
 }
 
 #[tokio::test]
 async fn lost_answer_without_an_action_is_sent_again_after_looking() {
-    let dir = TempDir::new();
-    let fake = Fake::new(&[Step::LoseWithoutCreating]);
-    let ob = Outbox::open_with(fake.clone(), settings(&dir.0))
-        .await
-        .unwrap();
+    let (_dir, fake, ob) = open(&[Step::LoseWithoutCreating]).await;
     let r = ob.submit("k", sub("d@example.org"), None).await.unwrap();
-    let done = wait_processed(&ob, &r.id).await;
-    assert_eq!(done.state, SubmissionState::Processed);
-    assert_eq!(fake.created_for("d@example.org"), 1);
-    assert_eq!(fake.sends.load(Ordering::Acquire), 2);
-    assert_eq!(fake.finds.load(Ordering::Acquire), 1);
+    delivered_once(&ob, &fake, &r.id, "d@example.org", (2, 1)).await;
 }
 
 #[tokio::test]
 async fn refused_is_failed_with_our_messages_and_not_sent_again() {
-    let dir = TempDir::new();
-    let fake = Fake::new(&[Step::Refuse(vec![
+    let (_dir, fake, ob) = open(&[Step::Refuse(vec![
         ("zip", "This field is required."),
         ("email", "Enter a valid email address <script>."),
         ("__all__", "Something upstream said"),
-    ])]);
-    let ob = Outbox::open_with(fake.clone(), settings(&dir.0))
-        .await
-        .unwrap();
+    ])])
+    .await;
     let r = ob.submit("k", sub("e@example.org"), None).await.unwrap();
     assert_eq!(r.state, SubmissionState::Failed);
     let codes: Vec<(&str, &str)> = r
@@ -281,11 +284,7 @@ async fn refused_is_failed_with_our_messages_and_not_sent_again() {
 
 #[tokio::test]
 async fn duplicates_by_key_and_by_window_make_one_action() {
-    let dir = TempDir::new();
-    let fake = Fake::new(&[]);
-    let ob = Outbox::open_with(fake.clone(), settings(&dir.0))
-        .await
-        .unwrap();
+    let (_dir, fake, ob) = open(&[]).await;
     let a = ob
         .submit("k1", sub("f@example.org"), Some("idem-1".into()))
         .await
@@ -315,11 +314,7 @@ async fn duplicates_by_key_and_by_window_make_one_action() {
 
 #[tokio::test]
 async fn concurrent_duplicates_make_one_action() {
-    let dir = TempDir::new();
-    let fake = Fake::new(&[]);
-    let ob = Outbox::open_with(fake.clone(), settings(&dir.0))
-        .await
-        .unwrap();
+    let (_dir, fake, ob) = open(&[]).await;
     let mut tasks = Vec::new();
     for i in 0..20 {
         let ob = ob.clone();
@@ -367,8 +362,7 @@ async fn slow_upstream_answers_queued_within_the_deadline_then_records_the_answe
     let done = wait_processed(&ob, &r.id).await;
     assert_eq!(done.state, SubmissionState::Processed);
     // The send at once was not cancelled, so nothing was in doubt: one send, no lookup.
-    assert_eq!(fake.sends.load(Ordering::Acquire), 1);
-    assert_eq!(fake.finds.load(Ordering::Acquire), 0);
+    assert_eq!(fake.calls(), (1, 0), "(sends, lookups)");
 }
 
 #[tokio::test]
@@ -430,11 +424,7 @@ async fn in_flight_at_a_crash_is_looked_up_after_restart() {
     let ob = Outbox::open_with(second.clone(), s2).await.unwrap();
     let stored = ob.stored(&r.id).await.unwrap().unwrap();
     assert!(stored.outcome_unknown);
-    let done = wait_processed(&ob, &r.id).await;
-    assert_eq!(done.state, SubmissionState::Processed);
-    assert_eq!(second.created_for("crash@example.org"), 1);
-    assert_eq!(second.sends.load(Ordering::Acquire), 0);
-    assert_eq!(second.finds.load(Ordering::Acquire), 1);
+    delivered_once(&ob, &second, &r.id, "crash@example.org", (0, 1)).await;
 }
 
 #[tokio::test]
@@ -518,11 +508,7 @@ async fn a_newer_schema_and_another_upstream_are_refused() {
 
 #[tokio::test]
 async fn shutdown_stops_the_worker_and_later_submissions_wait_for_the_next_start() {
-    let dir = TempDir::new();
-    let fake = Fake::new(&[]);
-    let ob = Outbox::open_with(fake.clone(), settings(&dir.0))
-        .await
-        .unwrap();
+    let (dir, fake, ob) = open(&[]).await;
     ob.shutdown().await;
     let r = ob.submit("k", sub("late@example.org"), None).await.unwrap();
     assert_eq!(r.state, SubmissionState::Queued);

@@ -443,6 +443,17 @@ fn ids_of(c: &Condition) -> Option<Vec<u32>> {
     )
 }
 
+/// The actions of `owners` (users or pages, by id) through `index` (the store's
+/// `user_actions` or `page_actions`: the ids of each owner's actions, by owner id − 1).
+fn actions_of(index: &[Vec<u32>], owners: impl IntoIterator<Item = u32>) -> Vec<u32> {
+    owners
+        .into_iter()
+        .filter_map(|o| index.get((o as usize).wrapping_sub(1)))
+        .flatten()
+        .copied()
+        .collect()
+}
+
 /// The ids matching the filters, before ordering (ascending id).
 fn candidates(st: &Store, res: Resource, conds: &[Condition]) -> Vec<u32> {
     let by = |name: &str| {
@@ -467,39 +478,15 @@ fn candidates(st: &Store, res: Resource, conds: &[Condition]) -> Vec<u32> {
         ids = Some(ids_);
     } else if matches!(res, Resource::Action(_) | Resource::Order) {
         if let Some(users) = by("user").and_then(ids_of) {
-            ids = Some(
-                users
-                    .iter()
-                    .filter_map(|u| st.user_actions.get((*u as usize).wrapping_sub(1)))
-                    .flatten()
-                    .copied()
-                    .collect(),
-            );
+            ids = Some(actions_of(&st.user_actions, users));
         } else if let Some(u) = by_rel("user", "email") {
             // `user__email=<addr>`: through the email index.
-            ids = Some(
-                st.user_by_email(&u)
-                    .and_then(|u| st.user_actions.get((u as usize).wrapping_sub(1)))
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            ids = Some(actions_of(&st.user_actions, st.user_by_email(&u)));
         } else if let Some(p) = by_rel("page", "name") {
             // `page__name=<name>`: through the page-name index.
-            ids = Some(
-                st.page_by_name(&p)
-                    .and_then(|p| st.page_actions.get((p as usize).wrapping_sub(1)))
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            ids = Some(actions_of(&st.page_actions, st.page_by_name(&p)));
         } else if let Some(pages) = by("page").and_then(ids_of) {
-            ids = Some(
-                pages
-                    .iter()
-                    .filter_map(|p| st.page_actions.get((*p as usize).wrapping_sub(1)))
-                    .flatten()
-                    .copied()
-                    .collect(),
-            );
+            ids = Some(actions_of(&st.page_actions, pages));
         }
     } else if res == Resource::User {
         if let Some(c) = by("email").filter(|c| c.op == "exact") {

@@ -190,6 +190,24 @@ pub struct User {
     pub phones: Vec<u32>,
 }
 
+impl User {
+    /// A user created through the API (`POST /rest/v1/user/`, or a new signer of
+    /// `POST /action/`) at `now`: language 100 (English), `rand_id` 0, no custom fields
+    /// or phones yet.
+    pub fn created(email: Box<str>, s: [Sym; 16], now: i64) -> User {
+        User {
+            email,
+            s,
+            created_at: now,
+            updated_at: now,
+            rand_id: 0,
+            lang: Some(100),
+            fields: Vec::new(),
+            phones: Vec::new(),
+        }
+    }
+}
+
 /// An action's IP address: IPv4 packed (the seed's), or any other text interned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ip {

@@ -49,18 +49,11 @@ impl RedisBudget {
     }
 
     async fn try_acquire(&self, id: &str) -> Result<bool, Failure> {
-        let (key, limit, lease) = (self.key.clone(), self.limit, self.lease.as_millis() as u64);
-        let script = &self.script;
+        let lease = self.lease.as_millis() as u64;
+        let mut invocation = self.script.key(&self.key);
+        invocation.arg((self.limit, lease, id));
         self.redis
-            .run("budget_acquire", |mut c| async move {
-                script
-                    .key(key)
-                    .arg(limit)
-                    .arg(lease)
-                    .arg(id)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
+            .invoke::<i64>("budget_acquire", &invocation)
             .await
             .map(|n| n == 1)
     }

@@ -47,21 +47,9 @@ impl RedisRateLimit {
 #[async_trait::async_trait]
 impl GlobalRateLimit for RedisRateLimit {
     async fn check(&self, caller: &str) -> Option<Result<(), Duration>> {
-        let key = self.redis.key(&format!("rl:{caller}"));
-        let (interval, burst) = (self.interval_ms, self.burst);
-        let script = &self.script;
-        let wait = self
-            .redis
-            .run("rate_limit", |mut c| async move {
-                script
-                    .key(key)
-                    .arg(interval)
-                    .arg(burst)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await
-            .ok()?;
+        let mut invocation = self.script.key(self.redis.key(&format!("rl:{caller}")));
+        invocation.arg((self.interval_ms, self.burst));
+        let wait: i64 = self.redis.invoke("rate_limit", &invocation).await.ok()?;
         Some(if wait <= 0 {
             Ok(())
         } else {

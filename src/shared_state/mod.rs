@@ -207,6 +207,19 @@ impl Redis {
         }
         Err(failure)
     }
+
+    /// Runs a script with its keys and arguments (`script.key(..).arg(..)`), as
+    /// [`run`](Self::run) does a command.
+    pub(crate) async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, Failure> {
+        self.run(op, |mut c| async move {
+            invocation.invoke_async::<T>(&mut c).await
+        })
+        .await
+    }
 }
 
 /// Pings every second while the handle lives.

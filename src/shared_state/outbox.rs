@@ -309,16 +309,9 @@ impl RedisStore {
                 .unwrap_or_default(),
             self.owner.clone(),
         ];
-        let script = &self.insert;
-        let (fresh, id) = self
+        let (fresh, id): (i64, String) = self
             .redis
-            .run("outbox_insert", |mut c| async move {
-                let mut inv = script.prepare_invoke();
-                for a in &args {
-                    inv.arg(a);
-                }
-                inv.invoke_async::<(i64, String)>(&mut c).await
-            })
+            .invoke("outbox_insert", &self.insert.arg(args))
             .await?;
         let stored = self.fetch(&id).await?.ok_or(Failure::Refused)?;
         if fresh == 1 {
@@ -385,37 +378,13 @@ impl RedisStore {
             self.owner.clone(),
         ];
         args.extend(skip.iter().cloned());
-        let script = &self.claim;
-        let ids = self
+        let ids: Vec<String> = self
             .redis
-            .run("outbox_claim", |mut c| async move {
-                let mut inv = script.prepare_invoke();
-                for a in &args {
-                    inv.arg(a);
-                }
-                inv.invoke_async::<Vec<String>>(&mut c).await
-            })
+            .invoke("outbox_claim", &self.claim.arg(args))
             .await?;
         let mut rows = self.fetch_many(&ids).await?;
         rows.sort_by_key(|s| s.seq);
         Ok(rows)
-    }
-
-    async fn run_script(
-        &self,
-        op: &'static str,
-        script: &redis::Script,
-        args: Vec<String>,
-    ) -> Result<i64, Failure> {
-        self.redis
-            .run(op, |mut c| async move {
-                let mut inv = script.prepare_invoke();
-                for a in &args {
-                    inv.arg(a);
-                }
-                inv.invoke_async::<i64>(&mut c).await
-            })
-            .await
     }
 
     async fn mark_sending(
@@ -432,7 +401,8 @@ impl RedisStore {
             self.owner.clone(),
         ];
         let r = self
-            .run_script("outbox_mark_sending", &self.mark_sending, args)
+            .redis
+            .invoke::<i64>("outbox_mark_sending", &self.mark_sending.arg(args))
             .await
             .map_err(|f| failed("marking a send", f))?;
         if r == -2 {
@@ -492,7 +462,8 @@ impl RedisStore {
             self.owner.clone(),
         ];
         let r = self
-            .run_script("outbox_resolve", &self.resolve, args)
+            .redis
+            .invoke::<i64>("outbox_resolve", &self.resolve.arg(args))
             .await
             .map_err(|f| failed("recording a delivery", f))?;
         if r == 1 && kind != "retry" {
@@ -533,7 +504,10 @@ impl RedisStore {
         let mut total = 0;
         loop {
             let args = vec![self.redis.prefix().to_owned(), before_ms.to_string()];
-            let n = self.run_script("outbox_prune", &self.prune, args).await?;
+            let n = self
+                .redis
+                .invoke::<i64>("outbox_prune", &self.prune.arg(args))
+                .await?;
             total += n.max(0) as u64;
             if n < 500 {
                 return Ok(total);

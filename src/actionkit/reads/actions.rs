@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use futures::future::try_join_all;
 use tokio::time::Instant;
 
-use super::{collapse, distinct, encode_query_value, ids_csv, Each};
+use super::{collapse, distinct, encode_query_value, ids_csv};
 use crate::actionkit::client::Client;
 use crate::actionkit::models::*;
 use crate::actionkit::pagination::MAX_PAGE;
@@ -40,44 +40,14 @@ pub(crate) struct ActionQuery {
 impl Client {
     /// `GET /rest/v1/action/<id>/`; `Ok(None)` when ActionKit answers 404.
     pub async fn action(&self, id: ActionId) -> Result<Option<Action>, Error> {
-        let deadline = self.deadline();
-        self.bounded(deadline, self.action_in(id, deadline)).await
-    }
-
-    pub(crate) async fn action_in(
-        &self,
-        id: ActionId,
-        deadline: Instant,
-    ) -> Result<Option<Action>, Error> {
-        self.inner
-            .transport
-            .get_opt(
-                "/rest/v1/action/{id}/",
-                &format!("/rest/v1/action/{id}/"),
-                deadline,
-            )
-            .await
+        self.one(id).await
     }
 
     /// Actions by id; missing ids are absent from the map. `GET
     /// /rest/v1/action/?id__in=…&_limit=100` per 100 ids where allowed, else one `GET
     /// /rest/v1/action/<id>/` per id under the cap.
     pub async fn actions(&self, ids: &[ActionId]) -> Result<HashMap<ActionId, Action>, Error> {
-        collapse(self.actions_each(ids).await)
-    }
-
-    /// Like [`actions`](Self::actions), id by id: a failed read (or a list call whose
-    /// failure splitting pinned on some ids) fails those ids only.
-    pub async fn actions_each(&self, ids: &[ActionId]) -> Each<ActionId, Action> {
-        self.batch(
-            ids,
-            "/rest/v1/action/",
-            |o: &Action| o.id,
-            self.capabilities().action_id_in,
-            |c| c.action_id_in = false,
-            |id, deadline| self.action_in(id, deadline),
-        )
-        .await
+        collapse(self.each(ids).await)
     }
 
     /// One window of one user's actions in ActionKit's default order (ascending id).

@@ -7,7 +7,8 @@
 //!
 //! Files: `users.rs`, `actions.rs` (single, batched, a user's windows), `pages.rs`,
 //! `progress.rs` (a page's count toward its goal);
-//! this file holds what they share (query encoding, `__in` batches, fan-outs).
+//! this file holds what they share (query encoding, reads by id through [`ById`],
+//! `__in` batches, fan-outs, lookups by one field).
 
 mod actions;
 mod pages;
@@ -27,7 +28,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
+use super::capabilities::Capabilities;
 use super::client::Client;
+use super::models::{Action, ActionId, Page, PageId, User, UserId};
 use super::pagination::MAX_PAGE;
 use super::Error;
 
@@ -65,6 +68,49 @@ pub(super) fn distinct<K: Ord + Copy>(ids: &[K]) -> Vec<K> {
 /// batch keep their data).
 pub type Each<K, T> = HashMap<K, Result<T, Error>>;
 
+/// A resource read by id, alone (`GET /rest/v1/<name>/<id>/`) or in batches
+/// ([`Client::each`]): users, actions, pages.
+pub trait ById: DeserializeOwned + Send + Sync + 'static {
+    type Id: Copy + Ord + Hash + std::fmt::Display + Send + Sync + 'static;
+    /// The resource's name (`user`), also the `loader` label of its metrics.
+    const NAME: &'static str;
+    /// Its collection, `/rest/v1/<name>/`.
+    const LIST: &'static str;
+    /// The route of one, `/rest/v1/<name>/{id}/`.
+    const ONE: &'static str;
+    fn id(&self) -> Self::Id;
+    /// Whether the instance allows `id__in` on it.
+    fn id_in(caps: &Capabilities) -> bool;
+    /// Turns [`id_in`](Self::id_in) off (the instance refused the filter).
+    fn revoke_id_in(caps: &mut Capabilities);
+}
+
+/// The [`ById`] impl of a model: its id type, its resource name and the capability
+/// that says whether `id__in` is allowed on it.
+macro_rules! by_id {
+    ($model:ty, $id:ty, $name:literal, $id_in:ident) => {
+        impl ById for $model {
+            type Id = $id;
+            const NAME: &'static str = $name;
+            const LIST: &'static str = concat!("/rest/v1/", $name, "/");
+            const ONE: &'static str = concat!("/rest/v1/", $name, "/{id}/");
+            fn id(&self) -> $id {
+                self.id
+            }
+            fn id_in(caps: &Capabilities) -> bool {
+                caps.$id_in
+            }
+            fn revoke_id_in(caps: &mut Capabilities) {
+                caps.$id_in = false;
+            }
+        }
+    };
+}
+
+by_id!(User, UserId, "user", user_id_in);
+by_id!(Action, ActionId, "action", action_id_in);
+by_id!(Page, PageId, "page", page_id_in);
+
 /// The batch as a whole: the first error of any id, else every value.
 pub(crate) fn collapse<K: Eq + Hash, T>(each: Each<K, T>) -> Result<HashMap<K, T>, Error> {
     each.into_iter().map(|(k, r)| r.map(|v| (k, v))).collect()
@@ -83,6 +129,57 @@ fn split_budget(n: usize) -> usize {
 
 /// Rows read and ids whose reads failed, as one `__in` list isolates them.
 type Isolated<K, T> = (Vec<T>, Vec<(K, Error)>);
+
+impl Client {
+    /// `GET /rest/v1/<name>/<id>/` (e.g. [`user`](Self::user)); `Ok(None)` when
+    /// ActionKit answers 404.
+    pub async fn one<T: ById>(&self, id: T::Id) -> Result<Option<T>, Error> {
+        let deadline = self.deadline();
+        self.bounded(deadline, self.one_in::<T>(id, deadline)).await
+    }
+
+    /// [`one`](Self::one) under a deadline the caller holds.
+    pub(crate) async fn one_in<T: ById>(
+        &self,
+        id: T::Id,
+        deadline: Instant,
+    ) -> Result<Option<T>, Error> {
+        let path = format!("{}{id}/", T::LIST);
+        self.inner.transport.get_opt(T::ONE, &path, deadline).await
+    }
+
+    /// `GET <route>?<field>=<value>` (`value` percent-encoded), first page only: the
+    /// first row that `matches` (a filter an instance ignored cannot hand back another
+    /// row).
+    pub(super) async fn find_by<T: DeserializeOwned>(
+        &self,
+        route: &'static str,
+        field: &str,
+        value: &str,
+        deadline: Instant,
+        matches: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>, Error> {
+        let path = format!("{route}?{field}={}", encode_query_value(value));
+        let rows: Vec<T> = self.first_page(route, &path, deadline).await?.objects;
+        Ok(rows.into_iter().find(|r| matches(r)))
+    }
+
+    /// Many by id, id by id (e.g. [`users`](Self::users)): `GET
+    /// /rest/v1/<name>/?id__in=…&_limit=100` per 100 ids where allowed, else one `GET
+    /// /rest/v1/<name>/<id>/` per id under the cap. A failed read (or a list call whose
+    /// failure splitting pinned on some ids) fails those ids only; missing ids are absent.
+    pub async fn each<T: ById>(&self, ids: &[T::Id]) -> Each<T::Id, T> {
+        self.batch(
+            ids,
+            T::LIST,
+            T::id,
+            T::id_in(&self.capabilities()),
+            T::revoke_id_in,
+            |id, deadline| self.one_in::<T>(id, deadline),
+        )
+        .await
+    }
+}
 
 impl Client {
     /// `<collection>?id__in=…&_limit=100` per 100 ids, chunks in parallel; only the ids

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use tokio::time::Instant;
 
-use super::{collapse, encode_query_value, Each};
+use super::collapse;
 use crate::actionkit::client::Client;
 use crate::actionkit::models::*;
 use crate::actionkit::page_names::PageRef;
@@ -13,44 +13,14 @@ use crate::actionkit::Error;
 impl Client {
     /// `GET /rest/v1/page/<id>/`; `Ok(None)` when ActionKit answers 404.
     pub async fn page(&self, id: PageId) -> Result<Option<Page>, Error> {
-        let deadline = self.deadline();
-        self.bounded(deadline, self.page_in(id, deadline)).await
-    }
-
-    pub(super) async fn page_in(
-        &self,
-        id: PageId,
-        deadline: Instant,
-    ) -> Result<Option<Page>, Error> {
-        self.inner
-            .transport
-            .get_opt(
-                "/rest/v1/page/{id}/",
-                &format!("/rest/v1/page/{id}/"),
-                deadline,
-            )
-            .await
+        self.one(id).await
     }
 
     /// Pages by id; missing ids are absent from the map. `GET
     /// /rest/v1/page/?id__in=…&_limit=100` per 100 ids where allowed, else one `GET
     /// /rest/v1/page/<id>/` per id under the cap.
     pub async fn pages(&self, ids: &[PageId]) -> Result<HashMap<PageId, Page>, Error> {
-        collapse(self.pages_each(ids).await)
-    }
-
-    /// Like [`pages`](Self::pages), id by id: a failed read (or a list call whose
-    /// failure splitting pinned on some ids) fails those ids only.
-    pub async fn pages_each(&self, ids: &[PageId]) -> Each<PageId, Page> {
-        self.batch(
-            ids,
-            "/rest/v1/page/",
-            |o: &Page| o.id,
-            self.capabilities().page_id_in,
-            |c| c.page_id_in = false,
-            |id, deadline| self.page_in(id, deadline),
-        )
-        .await
+        collapse(self.each(ids).await)
     }
 
     /// `GET /rest/v1/page/?name=<name>`; only a page with exactly that name is returned.
@@ -85,11 +55,9 @@ impl Client {
                 "page name must be a non-empty string".into(),
             ));
         }
-        let path = format!("/rest/v1/page/?name={}", encode_query_value(name));
-        let pages: Vec<Page> = self
-            .first_page("/rest/v1/page/", &path, deadline)
-            .await?
-            .objects;
-        Ok(pages.into_iter().find(|p| p.name == name))
+        self.find_by("/rest/v1/page/", "name", name, deadline, |p: &Page| {
+            p.name == name
+        })
+        .await
     }
 }

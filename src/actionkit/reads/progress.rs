@@ -155,12 +155,11 @@ impl Client {
         name: &str,
         deadline: Instant,
     ) -> Result<Option<PageProgress>, Error> {
-        let path = format!("/rest/v1/page/?name={}", encode_query_value(name));
-        let pages: Vec<GoalPage> = self
-            .first_page("/rest/v1/page/", &path, deadline)
+        let by_name = |p: &GoalPage| p.name == name;
+        let Some(page) = self
+            .find_by("/rest/v1/page/", "name", name, deadline, by_name)
             .await?
-            .objects;
-        let Some(page) = pages.into_iter().find(|p| p.name == name) else {
+        else {
             return Ok(None);
         };
         let path = format!("/rest/v1/action/?page={}&_limit=1", page.id);

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use tokio::time::Instant;
 
-use super::{collapse, encode_query_value, Each};
+use super::collapse;
 use crate::actionkit::akid;
 use crate::actionkit::client::Client;
 use crate::actionkit::models::*;
@@ -13,23 +13,7 @@ use crate::actionkit::Error;
 impl Client {
     /// `GET /rest/v1/user/<id>/`; `Ok(None)` when ActionKit answers 404.
     pub async fn user(&self, id: UserId) -> Result<Option<User>, Error> {
-        let deadline = self.deadline();
-        self.bounded(deadline, self.user_in(id, deadline)).await
-    }
-
-    pub(super) async fn user_in(
-        &self,
-        id: UserId,
-        deadline: Instant,
-    ) -> Result<Option<User>, Error> {
-        self.inner
-            .transport
-            .get_opt(
-                "/rest/v1/user/{id}/",
-                &format!("/rest/v1/user/{id}/"),
-                deadline,
-            )
-            .await
+        self.one(id).await
     }
 
     /// `GET /rest/v1/user/?email=<email>` (exact match, percent-encoded). Only a user
@@ -50,14 +34,10 @@ impl Client {
         email: &str,
         deadline: Instant,
     ) -> Result<Option<User>, Error> {
-        let path = format!("/rest/v1/user/?email={}", encode_query_value(email));
-        let users: Vec<User> = self
-            .first_page("/rest/v1/user/", &path, deadline)
-            .await?
-            .objects;
-        Ok(users
-            .into_iter()
-            .find(|u| u.email.eq_ignore_ascii_case(email)))
+        self.find_by("/rest/v1/user/", "email", email, deadline, |u: &User| {
+            u.email.eq_ignore_ascii_case(email)
+        })
+        .await
     }
 
     /// The user an AKID (`<mailing>.<user>.<hash>`, mailing optional) names.
@@ -78,7 +58,7 @@ impl Client {
                 return Ok(None);
             }
             return self
-                .bounded(deadline, self.user_in(parsed.user, deadline))
+                .bounded(deadline, self.one_in::<User>(parsed.user, deadline))
                 .await;
         }
         self.bounded(deadline, async {
@@ -106,7 +86,7 @@ impl Client {
             // read); when one does, it must be the AKID's user.
             match userpublic_user(&public) {
                 Some(id) if id != parsed.user => Ok(None),
-                _ => self.user_in(parsed.user, deadline).await,
+                _ => self.one_in::<User>(parsed.user, deadline).await,
             }
         })
         .await
@@ -118,21 +98,7 @@ impl Client {
     /// 100 distinct ids, in parallel. Otherwise one `GET /rest/v1/user/<id>/` per id
     /// under the cap.
     pub async fn users(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, Error> {
-        collapse(self.users_each(ids).await)
-    }
-
-    /// Like [`users`](Self::users), id by id: a failed read (or a list call whose
-    /// failure splitting pinned on some ids) fails those ids only.
-    pub async fn users_each(&self, ids: &[UserId]) -> Each<UserId, User> {
-        self.batch(
-            ids,
-            "/rest/v1/user/",
-            |o: &User| o.id,
-            self.capabilities().user_id_in,
-            |c| c.user_id_in = false,
-            |id, deadline| self.user_in(id, deadline),
-        )
-        .await
+        collapse(self.each(ids).await)
     }
 }
 

@@ -400,6 +400,15 @@ mod tests {
         h
     }
 
+    /// The scopes `sec` gives a request without credentials (it must authenticate).
+    async fn anonymous_scopes(sec: &Security) -> Scopes {
+        sec.authenticator
+            .authenticate(&HeaderMap::new())
+            .await
+            .unwrap()
+            .scopes
+    }
+
     #[test]
     fn keys_parse_and_refuse_cleartext() {
         let h = hash_key("k1");
@@ -457,22 +466,12 @@ mod tests {
         assert!(startup_check(&open_reads, false).is_ok());
         for mode in [Mode::Production, Mode::Development] {
             let sec = Security::from_config(&open_reads, mode, None).unwrap();
-            let p = sec
-                .authenticator
-                .authenticate(&HeaderMap::new())
-                .await
-                .unwrap();
-            assert_eq!(p.scopes, Scopes::READ);
+            assert_eq!(anonymous_scopes(&sec).await, Scopes::READ);
         }
         // The sandbox is open.
         assert!(startup_check(&config(&[]), true).is_ok());
         let sec = Security::from_config(&config(&[]), Mode::Development, None).unwrap();
-        let p = sec
-            .authenticator
-            .authenticate(&HeaderMap::new())
-            .await
-            .unwrap();
-        assert_eq!(p.scopes, Scopes::ALL);
+        assert_eq!(anonymous_scopes(&sec).await, Scopes::ALL);
         assert!(sec.limiter.is_none());
         // `self` keys need the AKID secret.
         let me = config(&[&format!("member:self:{}", hash_key("k"))]);

@@ -386,16 +386,7 @@ fn create_user(st: &mut Store, sub: &Submission, email: String) -> u32 {
     }
     set(st, "subscription_status", "subscribed");
     set(st, "source", sub.source.as_deref().unwrap_or("restful_api"));
-    st.push_user(User {
-        email: email.into(),
-        s,
-        created_at: now,
-        updated_at: now,
-        rand_id: 0,
-        lang: Some(100),
-        fields: Vec::new(),
-        phones: Vec::new(),
-    })
+    st.push_user(User::created(email.into(), s, now))
 }
 
 /// A language by id (`100`) or ISO code (`es`).

@@ -25,16 +25,13 @@ impl serde_json::ser::Formatter for PyFormatter {
             w.write_all(b", ")
         }
     }
+    /// Keys are separated as array values are.
     fn begin_object_key<W: ?Sized + std::io::Write>(
         &mut self,
         w: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
+        self.begin_array_value(w, first)
     }
     fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
         w.write_all(b": ")

@@ -80,16 +80,11 @@ pub(super) fn user_write(ctx: &RequestFacts, id: Option<u32>, body: &[u8], put: 
             if let Some(i) = user_str_index("subscription_status") {
                 s[i] = subscribed;
             }
-            st.push_user(User {
-                email: email.clone().unwrap_or_default().into(),
+            st.push_user(User::created(
+                email.clone().unwrap_or_default().into(),
                 s,
-                created_at: now,
-                updated_at: now,
-                rand_id: 0,
-                lang: Some(100),
-                fields: Vec::new(),
-                phones: Vec::new(),
-            })
+                now,
+            ))
         }
     };
     let syms: Vec<(usize, Sym)> = strs

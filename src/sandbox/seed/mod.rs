@@ -27,6 +27,15 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, xs: &'a [T]) -> &'a T {
     &xs[rng.gen_range(0..xs.len())]
 }
 
+/// `yes` with probability `p`, else `no` (one draw).
+fn either<'a>(rng: &mut ChaCha8Rng, p: f64, yes: &'a str, no: &'a str) -> &'a str {
+    if rng.gen_bool(p) {
+        yes
+    } else {
+        no
+    }
+}
+
 /// Builds the demo store.
 pub fn generate(seed: u64, users: usize, akid_secret: String) -> Store {
     let mut st = Store::new(akid_secret);
@@ -338,15 +347,7 @@ fn add_action_fields(st: &mut Store, r: &mut ChaCha8Rng, id: u32, ptype: PageTyp
                 st.push_actionfield(id, "comment", c);
             }
             if r.gen_bool(0.2) {
-                st.push_actionfield(
-                    id,
-                    "referrer_code",
-                    if r.gen_bool(0.5) {
-                        "fb-ad"
-                    } else {
-                        "partner-x"
-                    },
-                );
+                st.push_actionfield(id, "referrer_code", either(r, 0.5, "fb-ad", "partner-x"));
             }
         }
         PageType::Signup => {
@@ -364,35 +365,19 @@ fn add_action_fields(st: &mut Store, r: &mut ChaCha8Rng, id: u32, ptype: PageTyp
             st.push_actionfield(id, "occupation", o);
         }
         PageType::EventSignup => {
-            st.push_actionfield(
-                id,
-                "bringing_guest",
-                if r.gen_bool(0.3) { "yes" } else { "no" },
-            );
+            st.push_actionfield(id, "bringing_guest", either(r, 0.3, "yes", "no"));
             if r.gen_bool(0.2) {
-                st.push_actionfield(
-                    id,
-                    "dietary",
-                    if r.gen_bool(0.5) {
-                        "vegetarian"
-                    } else {
-                        "gluten-free"
-                    },
-                );
+                st.push_actionfield(id, "dietary", either(r, 0.5, "vegetarian", "gluten-free"));
             }
         }
         PageType::EventCreate => {
-            st.push_actionfield(id, "is_virtual", if r.gen_bool(0.4) { "1" } else { "0" });
+            st.push_actionfield(id, "is_virtual", either(r, 0.4, "1", "0"));
         }
         PageType::Unsubscribe => {
             st.push_actionfield(
                 id,
                 "reason",
-                if r.gen_bool(0.5) {
-                    "too_many_emails"
-                } else {
-                    "not_interested"
-                },
+                either(r, 0.5, "too_many_emails", "not_interested"),
             );
         }
         PageType::Survey => {
