@@ -20,15 +20,12 @@
 //!
 //! A request that reaches the schema without a principal may do nothing (fail closed).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-};
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{Context, Request, ServerError, ServerResult, Variables};
+use async_graphql::{Context, ServerError};
 #[cfg(test)]
 use base64::Engine as _;
 use secrecy::SecretString;
@@ -195,7 +192,8 @@ impl Principal {
 
 tokio::task_local! {
     /// The principal of the request being served, set by the HTTP guard around the
-    /// handler and copied into the GraphQL request's data by [`AccessExtension`].
+    /// handler and copied into the GraphQL request's data by the handler (HTTP) or by
+    /// [`super::subscription_checks`] (WebSocket).
     pub static CURRENT: Principal;
 }
 
@@ -315,25 +313,6 @@ pub fn akid_user(akid: &str) -> Option<UserId> {
 /// ([`actionkit::akid::verified_user`](crate::actionkit::akid::verified_user)).
 pub fn verify_akid(secret: &str, akid: &str) -> Option<UserId> {
     crate::actionkit::akid::verified_user(&SecretString::from(secret.to_owned()), akid)
-}
-
-/// Copies the request's principal into the GraphQL request, and refuses operations the
-/// principal's scopes do not allow before anything runs: mutations without `write`,
-/// queries without `read` or `self`.
-pub struct AccessExtension;
-
-impl ExtensionFactory for AccessExtension {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AccessGuard::default())
-    }
-}
-
-#[derive(Default)]
-struct AccessGuard {
-    /// `(principal, operation name)` of the request, from `prepare_request`.
-    request: Mutex<Option<(Principal, Option<String>)>>,
-    /// Whether the request came over WebSocket (subscriptions only there).
-    websocket: std::sync::atomic::AtomicBool,
 }
 
 /// A scope refusal of the whole operation: no `locations` (it is about the key, not
@@ -478,7 +457,8 @@ pub enum Transport {
 /// Everything the gateway checks about who sends an operation, before validation: the
 /// principal's scopes against the selected operation and its root fields
 /// ([`check_document`]), and the operation's type against the transport. The HTTP
-/// handler calls it on the document it parsed; [`AccessExtension`] on the others.
+/// handler calls it on the document it parsed; [`super::subscription_checks`] on
+/// subscriptions.
 pub fn check_operation(
     principal: &Principal,
     doc: &ExecutableDocument,
@@ -494,59 +474,6 @@ pub fn check_operation(
             "over WebSocket only subscriptions are served; send queries and mutations over HTTP",
         ),
         _ => Ok(()),
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for AccessGuard {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let principal = match request.data.get(&std::any::TypeId::of::<Principal>()) {
-            Some(p) => p.downcast_ref::<Principal>().cloned(),
-            None => None,
-        };
-        // Over WebSocket the principal is in the connection's data.
-        let principal = principal
-            .or_else(|| CURRENT.try_with(Clone::clone).ok())
-            .or_else(|| ctx.data_opt::<Principal>().cloned())
-            .unwrap_or_else(Principal::nobody);
-        self.websocket.store(
-            ctx.data_opt::<super::progress::OverWebSocket>().is_some(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        if let Ok(mut slot) = self.request.lock() {
-            *slot = Some((principal.clone(), request.operation_name.clone()));
-        }
-        request = request.data(principal);
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        let (principal, name) = self
-            .request
-            .lock()
-            .ok()
-            .and_then(|s| s.clone())
-            .unwrap_or_else(|| (Principal::nobody(), None));
-        let transport = if self.websocket.load(std::sync::atomic::Ordering::Relaxed) {
-            Transport::WebSocket
-        } else {
-            Transport::Http
-        };
-        check_operation(&principal, &doc, name.as_deref(), transport)
-            .map_err(forbidden_server_error)?;
-        Ok(doc)
     }
 }
 

@@ -11,8 +11,9 @@
 //! async-graphql's own passes (its recursion-depth check, validation, execution) all
 //! walk spreads expanded, so the HTTP handler runs [`check_tokens`] and
 //! [`check_document`] on the parsed document before handing it to the schema; the
-//! [`LimitsExtension`] applies them to subscriptions, which reach the schema through
-//! the WebSocket endpoint (the HTTP handler's schema has no extensions).
+//! extension of [`super::subscription_checks`] applies them to subscriptions, which
+//! reach the schema through the WebSocket endpoint (the HTTP handler's schema has no
+//! extensions).
 //! After them every later pass is bounded by `max_fields` + `max_fragment_spreads`.
 //!
 //! Complexity uses async-graphql's own validation (`limit_complexity`; list fields
@@ -22,12 +23,9 @@
 //!
 //! In production the messages name the rule, never the configured number.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ErrorExtensionValues, ServerError, ServerResult, Variables};
+use async_graphql::{ErrorExtensionValues, ServerError};
+use std::collections::HashMap;
 
 use super::error::ErrorCode;
 
@@ -367,33 +365,6 @@ pub fn check_document(limits: &Limits, doc: &ExecutableDocument) -> Result<Size,
         }
     }
     Ok(size)
-}
-
-/// The async-graphql extension that applies [`Limits`].
-pub struct LimitsExtension(pub Limits);
-
-impl ExtensionFactory for LimitsExtension {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(LimitsGuard(self.0))
-    }
-}
-
-struct LimitsGuard(Limits);
-
-#[async_trait::async_trait]
-impl Extension for LimitsGuard {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        check_tokens(&self.0, query).map_err(Refusal::into_server_error)?;
-        let doc = next.run(ctx, query, variables).await?;
-        check_document(&self.0, &doc).map_err(Refusal::into_server_error)?;
-        Ok(doc)
-    }
 }
 
 #[cfg(test)]

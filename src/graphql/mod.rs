@@ -13,6 +13,7 @@ mod query;
 pub mod shared_cache;
 mod submit;
 mod submit_input;
+mod subscription_checks;
 pub mod types;
 pub mod upstream_cost;
 
@@ -76,17 +77,18 @@ impl Default for GraphqlSettings {
 /// async-graphql resolves every field on a fast path only when a schema has no
 /// extension at all; with one, each field builds a `ResolveInfo` (registry lookups,
 /// type names formatted per list item) and runs a boxed chain of hooks. The HTTP
-/// handler does the checks the extensions would do itself ([`limits`] and
+/// handler does the checks an extension would do itself ([`limits`] and
 /// [`access::check_document`] on the document it has parsed and cached, and whether
 /// the operation got past validation from the response's shape,
 /// [`got_past_validation`]), so `/graphql` over HTTP runs on the schema without
 /// extensions. Subscriptions over WebSocket reach async-graphql through its protocol
-/// handler, so that schema keeps the extensions that check them.
+/// handler, so that schema has one extension that checks them
+/// ([`subscription_checks`]).
 #[derive(Clone)]
 pub struct GatewaySchemas {
     /// For the HTTP handler: no extensions; the handler checks every operation.
     pub http: GatewaySchema,
-    /// For the WebSocket endpoint: access and limits checked by extensions.
+    /// For the WebSocket endpoint: access and limits checked by an extension.
     pub websocket: GatewaySchema,
 }
 
@@ -111,17 +113,14 @@ pub fn build_schemas(
         &settings.submit,
         settings.akid_secret.clone(),
     ));
-    let build = |checked_by_extensions: bool| {
+    let build = |checked_by_extension: bool| {
         let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
             .limit_complexity(settings.max_complexity);
-        if checked_by_extensions {
-            builder =
-                builder
-                    .extension(access::AccessExtension)
-                    .extension(limits::LimitsExtension(limits::Limits {
-                        max_depth: settings.max_depth,
-                        ..settings.limits
-                    }));
+        if checked_by_extension {
+            builder = builder.extension(subscription_checks::SubscriptionChecks(limits::Limits {
+                max_depth: settings.max_depth,
+                ..settings.limits
+            }));
         }
         if !settings.introspection {
             builder = builder.disable_introspection().disable_suggestions();

@@ -459,18 +459,26 @@ struct ErrorsOnly<'a> {
     extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
 }
 
+/// The response format the client accepts, or 406 (in JSON) when it accepts neither.
+fn response_format(headers: &HeaderMap) -> Result<Format, Box<Response>> {
+    negotiate(headers).ok_or_else(|| {
+        Box::new(request_error(
+            StatusCode::NOT_ACCEPTABLE,
+            Format::Json,
+            "the gateway answers application/json or application/graphql-response+json",
+        ))
+    })
+}
+
 pub(crate) async fn post(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(format) = negotiate(&headers) else {
-        return request_error(
-            StatusCode::NOT_ACCEPTABLE,
-            Format::Json,
-            "the gateway answers application/json or application/graphql-response+json",
-        );
+    let format = match response_format(&headers) {
+        Ok(format) => format,
+        Err(refused) => return *refused,
     };
     // Only JSON bodies: text/plain, forms and multipart are what a cross-site page can
     // send without a preflight (CSRF), and the spec asks for JSON anyway.
@@ -506,12 +514,9 @@ pub(crate) async fn get(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let Some(format) = negotiate(&headers) else {
-        return request_error(
-            StatusCode::NOT_ACCEPTABLE,
-            Format::Json,
-            "the gateway answers application/json or application/graphql-response+json",
-        );
+    let format = match response_format(&headers) {
+        Ok(format) => format,
+        Err(refused) => return *refused,
     };
     let params = match params_from_query_string(raw.as_deref().unwrap_or("")) {
         Ok(p) => p,
