@@ -75,15 +75,8 @@ pub(crate) async fn adaptive(args: &Args, env: &Env) -> anyhow::Result<Vec<Adapt
         let gw = start_gateway(env, sandbox.addr, Some(&config), &tag, &extra).await?;
         let body = body_fn(Scenario::Canonical, &data);
         // The warm-up counts for errors too: the default cap learns during it.
-        let Measured { warm, load, .. } = warm_then_run(
-            gw.addr,
-            sandbox.addr,
-            (args.connections, Duration::from_secs(args.warmup)),
-            (args.connections, Duration::from_secs(args.duration)),
-            &counter,
-            body,
-        )
-        .await?;
+        let Measured { warm, load, .. } =
+            standard_load(args, gw.addr, sandbox.addr, &counter, body).await?;
         let stats = upstream_stats(sandbox.addr).await?;
         let row = AdaptiveRow {
             label,
@@ -221,15 +214,9 @@ pub(crate) async fn calls_where_nothing_fails(
         let gw = start_gateway(env, sandbox.addr, Some(&config), &tag, &[]).await?;
         let counter = Arc::new(AtomicU64::new(0));
         for scenario in [Scenario::Canonical, Scenario::Batch50] {
-            let Measured { load, range, .. } = warm_then_run(
-                gw.addr,
-                sandbox.addr,
-                (args.connections, Duration::from_secs(args.warmup)),
-                (args.connections, Duration::from_secs(args.duration)),
-                &counter,
-                body_fn(scenario, &data),
-            )
-            .await?;
+            let body = body_fn(scenario, &data);
+            let Measured { load, range, .. } =
+                standard_load(args, gw.addr, sandbox.addr, &counter, body).await?;
             let calls = upstream_requests(sandbox.addr).await?;
             let (bound, _) = lower_bound(scenario, filters, &data, range);
             let row = CallsRow {
@@ -377,4 +364,17 @@ pub(crate) async fn run_fairness(
         eprintln!("results written to {}", path.display());
     }
     Ok(())
+}
+
+/// The benchmark's warm-up, then its measured run, both with `--connections`.
+async fn standard_load(
+    args: &Args,
+    gateway: SocketAddr,
+    sandbox: SocketAddr,
+    counter: &Arc<AtomicU64>,
+    body: BodyFn,
+) -> anyhow::Result<Measured> {
+    let warm_up = (args.connections, Duration::from_secs(args.warmup));
+    let run = (args.connections, Duration::from_secs(args.duration));
+    warm_then_run(gateway, sandbox, warm_up, run, counter, body).await
 }

@@ -364,7 +364,14 @@ async fn run_env(
         } else {
             format!("{tag}-{label}")
         };
-        let gw = start_gateway_bin(env, &bin, sandbox.addr, Some(&config), &gw_tag, &[]).await?;
+        let gw = start_gateway(
+            &env.with_bin(&bin),
+            sandbox.addr,
+            Some(&config),
+            &gw_tag,
+            &[],
+        )
+        .await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (idle, hwm) = memory(gw.proc.pid());
         report.mem.push(MemRow {
@@ -476,9 +483,8 @@ async fn run_env(
     let cold_cfg = cold_config(env, args.gateway_config.as_deref())?;
     for ((label, bin), (warm, warm_calls)) in bins.into_iter().zip(warm_paths) {
         let upstream = upstream_pair(sandbox.addr, args.path_samples, &data).await;
-        let gw = start_gateway_bin(
-            env,
-            &bin,
+        let gw = start_gateway(
+            &env.with_bin(&bin),
             sandbox.addr,
             Some(&cold_cfg),
             &format!(

@@ -84,6 +84,15 @@ pub(crate) struct Env {
 }
 
 impl Env {
+    /// The same environment with `bin` as the gateway binary.
+    pub(crate) fn with_bin(&self, bin: &Path) -> Env {
+        Env {
+            bin: bin.to_path_buf(),
+            baseline: self.baseline.clone(),
+            logs: self.logs.clone(),
+        }
+    }
+
     /// The gateways to measure: `(label, binary)`; the label is empty without a baseline.
     pub(crate) fn gateways(&self) -> Vec<(&'static str, PathBuf)> {
         match &self.baseline {
@@ -147,7 +156,9 @@ pub(crate) struct Gateway {
     pub(crate) addr: SocketAddr,
 }
 
-/// The gateway against `sandbox`, with `extra_env` laid over the benchmark's settings.
+/// `env`'s gateway binary against `sandbox`, with `extra_env` laid over the
+/// benchmark's settings. For another binary (the baseline of a comparison), pass
+/// [`Env::with_bin`].
 pub(crate) async fn start_gateway(
     env: &Env,
     sandbox: SocketAddr,
@@ -155,21 +166,9 @@ pub(crate) async fn start_gateway(
     tag: &str,
     extra_env: &[(&str, String)],
 ) -> anyhow::Result<Gateway> {
-    start_gateway_bin(env, &env.bin, sandbox, config, tag, extra_env).await
-}
-
-/// [`start_gateway`] with another gateway binary (the baseline of a comparison).
-pub(crate) async fn start_gateway_bin(
-    env: &Env,
-    bin: &Path,
-    sandbox: SocketAddr,
-    config: Option<&Path>,
-    tag: &str,
-    extra_env: &[(&str, String)],
-) -> anyhow::Result<Gateway> {
     let data_dir = env.logs.join(format!("data-{tag}"));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(&env.bin);
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
     }
