@@ -4,11 +4,10 @@
 //! The same flow through the real Apollo Client link: `scripts/conformance/apq.mjs`.
 
 use crate::helpers::gateway::{
-    assert_persisted_query_error, assert_persisted_query_not_found, assert_read_user, spawn_mode,
-    spawn_with, TestGateway,
+    assert_persisted_query_error, assert_persisted_query_not_found, assert_read_user,
+    config_with_keys, spawn_mode, spawn_with, TestGateway,
 };
 use actionkit_graphql::config::{Config, Mode, TrustedMode};
-use actionkit_graphql::http::auth::hash_key;
 use actionkit_graphql::http::trusted::document_hash;
 use serde_json::{json, Value};
 
@@ -238,11 +237,7 @@ fn trusted_config(mode: TrustedMode, name: &str, docs: &[&str]) -> Config {
         .map(|d| (document_hash(d), Value::String(d.to_string())))
         .collect();
     std::fs::write(&path, Value::Object(map).to_string()).unwrap();
-    let mut c = Config::default();
-    c.security.api_keys = vec![
-        format!("web:read:{}", hash_key(KEY)),
-        format!("staff:read:{}", hash_key(STAFF_KEY)),
-    ];
+    let mut c = config_with_keys(&[("web", "read", KEY), ("staff", "read", STAFF_KEY)]);
     c.security.trusted_documents.mode = mode;
     c.security.trusted_documents.manifest = Some(path);
     c.security.trusted_documents.exempt_keys = vec!["staff".into()];

@@ -278,3 +278,19 @@ pub(crate) async fn akid_of(gw: &TestGateway, user: u64) -> String {
     let u = gw.rest(&format!("/rest/v1/user/{user}/")).await;
     u["token"].as_str().unwrap().to_owned()
 }
+
+/// The default configuration with these API keys, each `(name, scopes, key)` and kept
+/// hashed as the gateway keeps keys.
+pub(crate) fn config_with_keys(keys: &[(&str, &str, &str)]) -> Config {
+    let mut c = Config::default();
+    c.security.api_keys = keys
+        .iter()
+        .map(|(name, scopes, key)| {
+            format!(
+                "{name}:{scopes}:{}",
+                actionkit_graphql::http::auth::hash_key(key)
+            )
+        })
+        .collect();
+    c
+}

@@ -3,10 +3,9 @@
 //! upstream call where the gateway can know the answer up front.
 
 use crate::helpers::gateway::{
-    akid_of, assert_read_user, bearer, code, spawn_mode, spawn_with, TestGateway,
+    akid_of, assert_read_user, bearer, code, config_with_keys, spawn_mode, spawn_with, TestGateway,
 };
 use actionkit_graphql::config::{Config, Mode};
-use actionkit_graphql::http::auth::hash_key;
 use serde_json::{json, Value};
 
 const READ_KEY: &str = "read-key-0123456789";
@@ -15,14 +14,12 @@ const SELF_KEY: &str = "self-key-0123456789";
 const SELF_WRITE_KEY: &str = "self-write-key-0123456789";
 
 fn keyed_config() -> Config {
-    let mut c = Config::default();
-    c.security.api_keys = vec![
-        format!("web:read:{}", hash_key(READ_KEY)),
-        format!("ops:read+write:{}", hash_key(WRITE_KEY)),
-        format!("member:self:{}", hash_key(SELF_KEY)),
-        format!("member-rw:self+write:{}", hash_key(SELF_WRITE_KEY)),
-    ];
-    c
+    config_with_keys(&[
+        ("web", "read", READ_KEY),
+        ("ops", "read+write", WRITE_KEY),
+        ("member", "self", SELF_KEY),
+        ("member-rw", "self+write", SELF_WRITE_KEY),
+    ])
 }
 
 async fn keyed() -> TestGateway {
@@ -33,18 +30,28 @@ async fn keyed() -> TestGateway {
 
 const USER_1: &str = r#"{ user(id: "1") { id } }"#;
 
+/// A 401 with a Bearer challenge in `WWW-Authenticate` that contains `challenge`, and
+/// the code UNAUTHENTICATED.
+fn assert_unauthenticated(
+    (status, headers, body): (u16, &reqwest::header::HeaderMap, &Value),
+    challenge: &str,
+) {
+    assert_eq!(status, 401, "{body}");
+    let header = headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        header.starts_with("Bearer") && header.contains(challenge),
+        "{header}"
+    );
+    assert_eq!(code(body), "UNAUTHENTICATED", "{body}");
+}
+
 #[tokio::test]
 async fn no_key_or_a_wrong_key_is_unauthenticated_and_a_read_key_reads() {
     let gw = keyed().await;
     gw.reset_stats().await;
     // No key.
     let (status, headers, body) = gw.post_json(&[], json!({"query": USER_1})).await;
-    assert_eq!(status, 401, "{body}");
-    assert!(headers["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .starts_with("Bearer"));
-    assert_eq!(code(&body), "UNAUTHENTICATED");
+    assert_unauthenticated((status, &headers, &body), "Bearer");
     assert!(body.get("data").is_none());
     // A wrong key, and a key sent the wrong way.
     for auth in [
@@ -55,12 +62,7 @@ async fn no_key_or_a_wrong_key_is_unauthenticated_and_a_read_key_reads() {
         let (status, headers, body) = gw
             .post_json(&[("authorization", &auth)], json!({"query": USER_1}))
             .await;
-        assert_eq!(status, 401, "{auth}: {body}");
-        assert!(headers["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("invalid_token"));
-        assert_eq!(code(&body), "UNAUTHENTICATED");
+        assert_unauthenticated((status, &headers, &body), r#"error="invalid_token""#);
     }
     assert_eq!(gw.calls().await, 0, "refused requests reached ActionKit");
     // The read key.
@@ -164,27 +166,27 @@ async fn a_self_key_reads_its_member_only_and_others_cost_no_upstream_call() {
     assert_eq!(status, 200);
     assert!(body.get("errors").is_none(), "{body}");
     assert_eq!(body["data"]["user"]["id"], me_str.as_str());
-    let (_, _, body) = gw
-        .post_json(
-            &h,
+    // The member's own records, by AKID, by ids and (an action) by id.
+    for (request, pointer, expected) in [
+        (
             json!({"query": "query($a: String) { user(akid: $a) { id } }", "variables": {"a": me}}),
-        )
-        .await;
-    assert_eq!(body["data"]["user"]["id"], me_str.as_str(), "{body}");
-    let (_, _, body) = gw
-        .post_json(
-            &h,
+            "/data/user/id",
+            me_str.as_str(),
+        ),
+        (
             json!({"query": format!(r#"{{ users(ids: ["{me_id}"]) {{ id }} }}"#)}),
-        )
-        .await;
-    assert_eq!(body["data"]["users"][0]["id"], me_str.as_str(), "{body}");
-    let (_, _, body) = gw
-        .post_json(
-            &h,
+            "/data/users/0/id",
+            me_str.as_str(),
+        ),
+        (
             json!({"query": "query($id: ID!) { action(id: $id) { id } }", "variables": {"id": mine}}),
-        )
-        .await;
-    assert_eq!(body["data"]["action"]["id"], mine.as_str(), "{body}");
+            "/data/action/id",
+            mine.as_str(),
+        ),
+    ] {
+        let (_, _, body) = gw.post_json(&h, request).await;
+        assert_eq!(body.pointer(pointer), Some(&json!(expected)), "{body}");
+    }
 
     // Refused before any upstream call: another member by id, ids, AKID, email; pages.
     gw.reset_stats().await;

@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use crate::helpers::gateway::{
-    assert_persisted_query_not_found, assert_read_user, spawn_mode, TestGateway,
+    assert_persisted_query_not_found, assert_read_user, config_with_keys, spawn_mode, TestGateway,
     SIMPLE_CONTENT_TYPES,
 };
 use actionkit_graphql::config::{Config, Mode, TrustedMode};
-use actionkit_graphql::http::auth::hash_key;
 use actionkit_graphql::http::trusted::document_hash;
 use serde_json::{json, Value};
 
@@ -17,13 +16,11 @@ const OTHER_KEY: &str = "http-other-key-0123456789";
 const STAFF_KEY: &str = "http-staff-key-0123456789";
 
 fn config() -> Config {
-    let mut c = Config::default();
-    c.security.api_keys = vec![
-        format!("web:read+write:{}", hash_key(KEY)),
-        format!("other:read:{}", hash_key(OTHER_KEY)),
-        format!("staff:read:{}", hash_key(STAFF_KEY)),
-    ];
-    c
+    config_with_keys(&[
+        ("web", "read+write", KEY),
+        ("other", "read", OTHER_KEY),
+        ("staff", "read", STAFF_KEY),
+    ])
 }
 
 async fn gateway(config: Config, mode: Mode) -> TestGateway {
