@@ -224,6 +224,18 @@ struct Row {
     sockets: (usize, usize),
 }
 
+impl Row {
+    /// "permissive 0 ms canonical": what the targets table names a row by.
+    fn setup(&self) -> String {
+        format!(
+            "{} {} ms {}",
+            self.filters.name(),
+            self.latency_ms,
+            self.scenario.name()
+        )
+    }
+}
+
 struct PathRow {
     gateway: &'static str,
     filters: Filters,

@@ -225,10 +225,8 @@ pub(crate) fn targets(args: &Args, report: &Report) -> String {
             };
             let _ = writeln!(
                 s,
-                "| no more upstream calls than the baseline: {} {} ms {} | {:.2} (bound {:.2}) vs {:.2} (bound {:.2}) calls/op | {} |",
-                r.filters.name(),
-                r.latency_ms,
-                r.scenario.name(),
+                "| no more upstream calls than the baseline: {} | {:.2} (bound {:.2}) vs {:.2} (bound {:.2}) calls/op | {} |",
+                r.setup(),
                 r.calls_per_op,
                 r.bound,
                 b.calls_per_op,
@@ -243,10 +241,8 @@ pub(crate) fn targets(args: &Args, report: &Report) -> String {
         }
         let _ = writeln!(
             s,
-            "| calls/op at the bound: {} {} ms {} | {:.2} (bound {:.2}) | {} |",
-            r.filters.name(),
-            r.latency_ms,
-            r.scenario.name(),
+            "| calls/op at the bound: {} | {:.2} (bound {:.2}) | {} |",
+            r.setup(),
             r.calls_per_op,
             r.bound,
             verdict(r.calls_per_op <= r.bound + 1e-9)
