@@ -554,11 +554,6 @@ impl Drop for SlotGuard {
     }
 }
 
-/// Set in the connection data of a WebSocket connection: subscriptions are served
-/// there only.
-#[derive(Clone, Copy, Debug)]
-pub struct OverWebSocket;
-
 /// What a page's goal counts.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ProgressGoalType {

@@ -16,7 +16,6 @@ use async_graphql::{Request, ServerResult, Variables};
 
 use super::access::{self, Principal, Transport};
 use super::limits::{self, Limits, Refusal};
-use super::progress::OverWebSocket;
 
 /// Limits and access for operations that do not come through the HTTP handler.
 pub(super) struct SubscriptionChecks(pub(super) Limits);
@@ -26,7 +25,6 @@ impl ExtensionFactory for SubscriptionChecks {
         Arc::new(Checks {
             limits: self.0,
             request: Mutex::default(),
-            websocket: std::sync::atomic::AtomicBool::default(),
         })
     }
 }
@@ -35,8 +33,6 @@ struct Checks {
     limits: Limits,
     /// `(principal, operation name)` of the request, from `prepare_request`.
     request: Mutex<Option<(Principal, Option<String>)>>,
-    /// Whether the request came over WebSocket (subscriptions only there).
-    websocket: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -57,10 +53,6 @@ impl Extension for Checks {
             .or_else(|| access::CURRENT.try_with(Clone::clone).ok())
             .or_else(|| ctx.data_opt::<Principal>().cloned())
             .unwrap_or_else(Principal::nobody);
-        self.websocket.store(
-            ctx.data_opt::<OverWebSocket>().is_some(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
         if let Ok(mut slot) = self.request.lock() {
             *slot = Some((principal.clone(), request.operation_name.clone()));
         }
@@ -84,12 +76,8 @@ impl Extension for Checks {
             .ok()
             .and_then(|s| s.clone())
             .unwrap_or_else(|| (Principal::nobody(), None));
-        let transport = if self.websocket.load(std::sync::atomic::Ordering::Relaxed) {
-            Transport::WebSocket
-        } else {
-            Transport::Http
-        };
-        access::check_operation(&principal, &doc, name.as_deref(), transport)
+        // Only the WebSocket schema has this extension.
+        access::check_operation(&principal, &doc, name.as_deref(), Transport::WebSocket)
             .map_err(access::forbidden_server_error)?;
         Ok(doc)
     }

@@ -42,7 +42,7 @@ use super::auth::Security;
 use super::errors::HttpError;
 use super::AppState;
 use crate::config::ProgressConfig;
-use crate::graphql::progress::{OverWebSocket, SubscriptionSlots};
+use crate::graphql::progress::SubscriptionSlots;
 use crate::graphql::{ErrorCode, GatewaySchema, ProgressHub};
 
 /// The subprotocol served.
@@ -261,7 +261,6 @@ async fn serve_socket(
         });
     let init_close: InitClose = Arc::new(Mutex::new(None));
     let mut connection_data = Data::default();
-    connection_data.insert(OverWebSocket);
     connection_data.insert(SubscriptionSlots::new(
         settings.max_subscriptions_per_connection,
     ));
