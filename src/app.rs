@@ -248,7 +248,6 @@ async fn build_state(
         }
     };
     let mut settings = GraphqlSettings {
-        loader_delay: config.graphql.loader_delay(),
         introspection: mode == Mode::Development,
         max_depth: config.graphql.max_depth,
         max_complexity: config.graphql.max_complexity,
@@ -295,15 +294,9 @@ async fn build_state(
         }
     }
     security.body_read_timeout = config.server.body_read_timeout();
-    let mut state = AppState::new(
-        schemas,
-        client,
-        pages,
-        settings.loader_delay,
-        config.graphql.operation_deadline(),
-    )
-    .with_security(security)
-    .with_outbox(outbox);
+    let mut state = AppState::new(schemas, client, pages, config.graphql.operation_deadline())
+        .with_security(security)
+        .with_outbox(outbox);
     state.shed = crate::http::Shedder::from_config(&config.graphql);
     state.progress = Some(progress);
     state.websocket = std::sync::Arc::new(crate::http::ws::WsState::new(config.progress.clone()));

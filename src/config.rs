@@ -588,9 +588,6 @@ impl Default for GraphqlConfig {
 }
 
 impl GraphqlConfig {
-    pub fn loader_delay(&self) -> Duration {
-        Duration::from_micros(self.loader_delay_us)
-    }
     pub fn page_cache_ttl(&self) -> Duration {
         Duration::from_secs(self.page_cache_ttl_secs)
     }

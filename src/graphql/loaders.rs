@@ -322,20 +322,13 @@ impl Drop for Loaders {
 
 impl Loaders {
     /// Builds the loaders for one request; nothing here outlives it but the page cache.
-    /// (`_delay` is unused since the loaders stopped waiting on a timer, see `batch.rs`;
-    /// kept for the setting `graphql.loader_delay_us`, which no longer has an effect.)
-    pub fn new(client: &Client, pages: &PageCache, _delay: Duration) -> Self {
-        Self::for_caller(client, pages, _delay, None)
+    pub fn new(client: &Client, pages: &PageCache) -> Self {
+        Self::for_caller(client, pages, None)
     }
 
     /// Like [`Loaders::new`], with the calls made on behalf of `caller`: the client
     /// shares its requests in flight fairly between callers.
-    pub fn for_caller(
-        client: &Client,
-        pages: &PageCache,
-        _delay: Duration,
-        caller: Option<Arc<str>>,
-    ) -> Self {
+    pub fn for_caller(client: &Client, pages: &PageCache, caller: Option<Arc<str>>) -> Self {
         let upstream = match caller {
             Some(caller) => UpstreamCounter::for_caller(caller),
             None => UpstreamCounter::new(),

@@ -18,7 +18,6 @@ pub mod types;
 pub mod upstream_cost;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_graphql::{Response, Schema};
 
@@ -37,8 +36,6 @@ pub type GatewaySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 /// Settings of the GraphQL layer.
 #[derive(Debug, Clone)]
 pub struct GraphqlSettings {
-    /// How long a dataloader waits for sibling keys before it sends a batch.
-    pub loader_delay: Duration,
     /// Whether introspection is allowed (development) or refused (production).
     pub introspection: bool,
     pub max_depth: usize,
@@ -58,7 +55,6 @@ pub struct GraphqlSettings {
 impl Default for GraphqlSettings {
     fn default() -> Self {
         GraphqlSettings {
-            loader_delay: Duration::from_micros(100),
             introspection: true,
             max_depth: 10,
             max_complexity: 10_000,

@@ -51,7 +51,6 @@ pub struct AppState {
     pub schemas: GatewaySchemas,
     pub client: Client,
     pub pages: PageCache,
-    pub loader_delay: Duration,
     pub operation_deadline: Duration,
     pub readiness: Arc<health::Readiness>,
     /// Client authentication and the guards of `/graphql` (closed until configured).
@@ -81,14 +80,12 @@ impl AppState {
         schemas: GatewaySchemas,
         client: Client,
         pages: PageCache,
-        loader_delay: Duration,
         operation_deadline: Duration,
     ) -> Self {
         AppState {
             schemas,
             client,
             pages,
-            loader_delay,
             operation_deadline,
             readiness: Arc::new(health::Readiness::default()),
             security: Arc::new(auth::Security::closed()),

@@ -354,7 +354,7 @@ async fn execute_operation(
         )
         .err()
     });
-    let loaders = Loaders::for_caller(&state.client, &state.pages, state.loader_delay, caller);
+    let loaders = Loaders::for_caller(&state.client, &state.pages, caller);
     let upstream = loaders.upstream.clone();
     let page_cache_hits = loaders.page_cache_hits.clone();
     let gate = loaders.gate.clone();
