@@ -11,6 +11,8 @@
 //! public pages). Its one script and one style block are allowed by their SHA-256 in
 //! the Content-Security-Policy; nothing is loaded from another host.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
@@ -318,7 +320,7 @@ impl PetitionExample {
 }
 
 /// `GET /examples/petition`.
-pub async fn petition(State(state): State<AppState>) -> Response {
+pub async fn petition(State(state): State<Arc<AppState>>) -> Response {
     let Some(page) = state.examples.as_deref() else {
         return axum::http::StatusCode::NOT_FOUND.into_response();
     };

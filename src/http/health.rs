@@ -1,5 +1,6 @@
 //! Liveness and readiness.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -28,7 +29,7 @@ pub(super) async fn healthz() -> Response {
 /// Ready: ActionKit answers an authenticated call with the configured credential, and
 /// the submission store can write. The body also says how many submissions wait and,
 /// with Redis configured, whether Redis answers (`"redis": "up"` or `"down"`).
-pub(super) async fn readyz(State(state): State<AppState>) -> Response {
+pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if let Some(outbox) = &state.outbox {
         if let Err(e) = outbox.check().await {
             tracing::error!(error = %e, "readiness: the submission store cannot write");

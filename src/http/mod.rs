@@ -119,6 +119,9 @@ impl AppState {
 /// The gateway's router.
 pub fn router(state: AppState) -> Router {
     metrics::handle();
+    // One allocation shared by every request: axum clones the state for each
+    // middleware and handler that takes it.
+    let state = Arc::new(state);
     let security = state.security.clone();
     // The guard (authentication, rate limit, trusted documents) runs first, so that
     // only admitted callers take a place in the shedder's queue.

@@ -128,14 +128,14 @@ fn is_upgrade(req: &Request) -> bool {
 
 /// In front of `/graphql`: WebSocket upgrades are served here, everything else goes on
 /// to the guard and the HTTP handler untouched.
-pub async fn intercept(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn intercept(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     if !is_upgrade(&req) {
         return next.run(req).await;
     }
     upgrade(state, req).await
 }
 
-async fn upgrade(state: AppState, req: Request<Body>) -> Response {
+async fn upgrade(state: Arc<AppState>, req: Request<Body>) -> Response {
     let (mut parts, _body) = req.into_parts();
     let headers = parts.headers.clone();
     let peer = parts

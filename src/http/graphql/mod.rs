@@ -471,7 +471,7 @@ fn response_format(headers: &HeaderMap) -> Result<Format, Box<Response>> {
 }
 
 pub(crate) async fn post(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Bytes,
@@ -509,7 +509,7 @@ pub(crate) async fn post(
 }
 
 pub(crate) async fn get(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
