@@ -17,7 +17,7 @@ mod subscription_checks;
 pub mod types;
 pub mod upstream_cost;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::{Response, Schema};
 
@@ -79,17 +79,60 @@ impl Default for GraphqlSettings {
 /// [`got_past_validation`]), so `/graphql` over HTTP runs on the schema without
 /// extensions. Subscriptions over WebSocket reach async-graphql through its protocol
 /// handler, so that schema has one extension that checks them
-/// ([`subscription_checks`]).
+/// ([`subscription_checks`]). It is built on the first WebSocket connection: a
+/// gateway that only serves HTTP never holds it.
 #[derive(Clone)]
 pub struct GatewaySchemas {
     /// For the HTTP handler: no extensions; the handler checks every operation.
     pub http: GatewaySchema,
-    /// For the WebSocket endpoint: access and limits checked by an extension.
-    pub websocket: GatewaySchema,
+    websocket: Arc<(SchemaParts, OnceLock<GatewaySchema>)>,
 }
 
-/// Builds both schemas. The client and the outbox go into schema data; loaders are
-/// added per request by [`Loaders::new`].
+impl GatewaySchemas {
+    /// For the WebSocket endpoint: access and limits checked by an extension.
+    pub fn websocket(&self) -> &GatewaySchema {
+        let (parts, schema) = &*self.websocket;
+        schema.get_or_init(|| parts.build(true))
+    }
+}
+
+/// What both schemas are built from.
+struct SchemaParts {
+    settings: GraphqlSettings,
+    client: Option<Client>,
+    hub: Option<ProgressHub>,
+    guard: Arc<submit::SubmitGuard>,
+    outbox: Option<Outbox>,
+}
+
+impl SchemaParts {
+    fn build(&self, checked_by_extension: bool) -> GatewaySchema {
+        let settings = &self.settings;
+        let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+            .limit_complexity(settings.max_complexity);
+        if checked_by_extension {
+            builder = builder.extension(subscription_checks::SubscriptionChecks(limits::Limits {
+                max_depth: settings.max_depth,
+                ..settings.limits
+            }));
+        }
+        if !settings.introspection {
+            builder = builder.disable_introspection().disable_suggestions();
+        }
+        if let (Some(client), Some(hub)) = (&self.client, &self.hub) {
+            builder = builder.data(hub.clone()).data(client.clone());
+        }
+        builder = builder.data(self.guard.clone());
+        if let Some(outbox) = &self.outbox {
+            builder = builder.data(outbox.clone());
+        }
+        builder.finish()
+    }
+}
+
+/// Builds the HTTP schema, and what the WebSocket one is built from on first use.
+/// The client and the outbox go into schema data; loaders are added per request by
+/// [`Loaders::new`].
 pub fn build_schemas(
     client: Option<Client>,
     outbox: Option<Outbox>,
@@ -109,30 +152,16 @@ pub fn build_schemas(
         &settings.submit,
         settings.akid_secret.clone(),
     ));
-    let build = |checked_by_extension: bool| {
-        let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-            .limit_complexity(settings.max_complexity);
-        if checked_by_extension {
-            builder = builder.extension(subscription_checks::SubscriptionChecks(limits::Limits {
-                max_depth: settings.max_depth,
-                ..settings.limits
-            }));
-        }
-        if !settings.introspection {
-            builder = builder.disable_introspection().disable_suggestions();
-        }
-        if let (Some(client), Some(hub)) = (&client, &hub) {
-            builder = builder.data(hub.clone()).data(client.clone());
-        }
-        builder = builder.data(guard.clone());
-        if let Some(outbox) = &outbox {
-            builder = builder.data(outbox.clone());
-        }
-        builder.finish()
+    let parts = SchemaParts {
+        settings: settings.clone(),
+        client,
+        hub,
+        guard,
+        outbox,
     };
     GatewaySchemas {
-        http: build(false),
-        websocket: build(true),
+        http: parts.build(false),
+        websocket: Arc::new((parts, OnceLock::new())),
     }
 }
 

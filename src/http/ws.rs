@@ -197,7 +197,7 @@ async fn upgrade(state: Arc<AppState>, req: Request<Body>) -> Response {
         .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
         .respond(&headers);
     }
-    let schema = state.schemas.websocket.clone();
+    let schema = state.schemas.websocket().clone();
     let security = state.security.clone();
     ws.on_upgrade(move |socket| async move {
         serve_socket(socket, schema, security, ws_state, hub, headers, peer).await;
