@@ -8,6 +8,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Dependencies first, so that source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock build.rs ./
+COPY .cargo ./.cargo
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src target/release/deps/actionkit_graphql* target/release/deps/libactionkit_graphql* \

@@ -11,6 +11,12 @@ use actionkit_graphql::cli::{Cli, Command, SandboxArgs, ServeArgs};
 use actionkit_graphql::config::Config;
 use actionkit_graphql::{graphql, sandbox, telemetry};
 
+/// jemalloc, not the system allocator: a query allocates and frees a few hundred small
+/// blocks, and glibc's malloc took about a fifth of the gateway's CPU per query (see
+/// BENCHMARKS.md, issue 18). Its options are set in `.cargo/config.toml`.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::PrintSchema = cli.command {
