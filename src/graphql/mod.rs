@@ -193,6 +193,16 @@ mod tests {
         got_past_validation(&schemas.http.execute(query).await)
     }
 
+    #[test]
+    fn the_websocket_schema_is_built_once_on_first_use_with_the_same_types() {
+        let schemas = build_schemas(None, None, &GraphqlSettings::default());
+        assert!(schemas.websocket.1.get().is_none(), "built before any use");
+        let first: *const GatewaySchema = schemas.websocket();
+        let again: *const GatewaySchema = schemas.clone().websocket();
+        assert_eq!(first, again, "built twice");
+        assert_eq!(schemas.websocket().sdl(), schemas.http.sdl());
+    }
+
     #[tokio::test]
     async fn refusals_before_execution_are_told_from_executed_operations() {
         // Refused before execution: syntax, validation, no operation selected.
