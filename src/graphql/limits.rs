@@ -23,9 +23,10 @@
 //!
 //! In production the messages name the rule, never the configured number.
 
+use std::collections::HashMap;
+
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensionValues, ServerError};
-use std::collections::HashMap;
 
 use super::error::ErrorCode;
 

@@ -44,8 +44,7 @@ use crate::graphql::limits::OperationLimits;
 use crate::graphql::{GatewaySchemas, PageCache};
 use crate::outbox::Outbox;
 
-/// Everything a request handler needs; cheap to clone.
-#[derive(Clone)]
+/// Everything a request handler needs; the router shares it behind one `Arc`.
 pub struct AppState {
     /// The schema for HTTP and the one for WebSocket (see [`GatewaySchemas`]).
     pub schemas: GatewaySchemas,

@@ -282,8 +282,7 @@ async fn execute_operation(
     let mut request = async_graphql::Request::new(query);
     let admitted = parsed.is_some();
     if let Some(doc) = parsed.as_deref() {
-        // Handed to async-graphql, which would otherwise parse the text again; its
-        // limits extension is told that the handler has checked it.
+        // Handed to async-graphql, which would otherwise parse the text again.
         request.set_parsed_query(doc.clone());
         if let Some(op) = selected_operation(doc, params.operation_name.as_deref()) {
             if method == Method::Get && op.ty != OperationType::Query {
