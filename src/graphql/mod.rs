@@ -74,7 +74,7 @@ impl Default for GraphqlSettings {
 /// extension at all; with one, each field builds a `ResolveInfo` (registry lookups,
 /// type names formatted per list item) and runs a boxed chain of hooks. The HTTP
 /// handler does the checks an extension would do itself ([`limits`] and
-/// [`access::check_document`] on the document it has parsed and cached, and whether
+/// [`access::check_operation`] on the document it has parsed and cached, and whether
 /// the operation got past validation from the response's shape,
 /// [`got_past_validation`]), so `/graphql` over HTTP runs on the schema without
 /// extensions. Subscriptions over WebSocket reach async-graphql through its protocol
