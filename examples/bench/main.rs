@@ -12,6 +12,8 @@
 //! cargo run --release --example bench -- --quick          # a 1-minute smoke run
 //! cargo run --release --example bench -- --subscriptions --write BENCHMARKS.md
 //! cargo run --release --example bench -- --replicas --write BENCHMARKS.md   # 2 replicas + Redis
+//! examples/bench/get-tailcall.sh   # Tailcall 1.6.14 from npm, for the next line
+//! cargo run --release --example bench -- --tailcall target/tailcall/tailcall --latency 0 --filters permissive --write BENCHMARKS.md
 //! ```
 //!
 //! The load generator is a hand-written HTTP/1.1 client on one current-thread runtime,
@@ -179,6 +181,19 @@ struct Args {
     /// written into its own section of the `--write` file.
     #[arg(long)]
     fairness: bool,
+    /// Run only the side-by-side comparison with Tailcall (issue 18): `canonical-bare`
+    /// against this gateway and against the Tailcall binary (or wrapper script) at this
+    /// path, in turn, at each `--filters` and `--latency`, into its own section of
+    /// `--write` (`tailcall.rs`; `examples/bench/get-tailcall.sh` fetches Tailcall).
+    #[arg(long)]
+    tailcall: Option<PathBuf>,
+    /// Rounds of the `--tailcall` comparison (each gateway once per round).
+    #[arg(long, default_value_t = 3)]
+    tailcall_rounds: usize,
+    /// Worker threads of both gateways in the `--tailcall` comparison (0: each one's
+    /// default, one per core).
+    #[arg(long, default_value_t = 0)]
+    tailcall_threads: usize,
 }
 
 mod fairness;
@@ -189,6 +204,7 @@ mod replicas;
 mod report;
 mod submit;
 mod subscriptions;
+mod tailcall;
 mod upstream;
 
 use fairness::*;
@@ -199,6 +215,7 @@ use replicas::*;
 use report::*;
 use submit::*;
 use subscriptions::*;
+use tailcall::*;
 use upstream::*;
 
 // ----- the runs ----------------------------------------------------------------------------
@@ -702,6 +719,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.fairness {
         return rt.block_on(run_fairness(&args, &env, &started, &load_before));
+    }
+    if let Some(tailcall) = &args.tailcall {
+        return rt.block_on(run_tailcall(&args, &env, tailcall, &started, &load_before));
     }
     let mut report = Report {
         rows: Vec::new(),
