@@ -194,6 +194,10 @@ struct Args {
     /// default, one per core).
     #[arg(long, default_value_t = 0)]
     tailcall_threads: usize,
+    /// Drive the `--tailcall` comparison's load with wrk (`apt-get install wrk`), as
+    /// issue 18 measured, instead of the benchmark's own generator.
+    #[arg(long)]
+    tailcall_wrk: bool,
 }
 
 mod fairness;

@@ -50,12 +50,7 @@ pub(crate) struct PeerRow {
     filters: Filters,
     latency_ms: u64,
     round: usize,
-    load: Load,
-    cpu_ms_per_op: f64,
-    sandbox_cpu_ms_per_op: f64,
-    calls_per_op: f64,
-    rss_mb: f64,
-    hwm_mb: f64,
+    run: Measured,
 }
 
 const OURS: &str = "actionkit-graphql";
@@ -133,27 +128,93 @@ async fn folded_answer(addr: SocketAddr, body: &BodyFn, n: u64) -> anyhow::Resul
     Ok(v)
 }
 
-/// CPU, upstream calls and memory of one gateway over the benchmark's warm-up and run.
+/// What one measured run of one gateway gave.
+struct Measured {
+    /// Answers, errors, elapsed time; latencies only from the built-in generator.
+    load: Load,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_ms_per_op: f64,
+    sandbox_cpu_ms_per_op: f64,
+    calls_per_op: f64,
+    rss_mb: f64,
+    hwm_mb: f64,
+}
+
+const WRK_SCRIPT: &str = include_str!("tailcall.lua");
+
+/// `wrk -t2` with `--connections` for `secs` and `script`: the load and its p50 / p99.
+fn wrk_load(
+    args: &Args,
+    addr: SocketAddr,
+    secs: u64,
+    script: &Path,
+) -> anyhow::Result<(Load, f64, f64)> {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{}", args.connections),
+            &format!("-d{secs}s"),
+            "-s",
+        ])
+        .arg(script)
+        .arg(format!("http://{addr}/graphql"))
+        .output()
+        .context("cannot run wrk (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| anyhow!("wrk printed no {name}: {text}"))
+    };
+    let load = Load {
+        ops: field("bench-requests")?,
+        errors: field("bench-errors")?,
+        first_error: None,
+        lat_us: Vec::new(),
+        elapsed: Duration::from_micros(field("bench-duration-us")?),
+    };
+    let p50 = field("bench-p50-us")? as f64 / 1000.0;
+    let p99 = field("bench-p99-us")? as f64 / 1000.0;
+    Ok((load, p50, p99))
+}
+
+/// CPU, upstream calls and memory of one gateway over the benchmark's warm-up and run,
+/// driven by the built-in generator, or by wrk with `script`.
 async fn measure(
     args: &Args,
     gateway: (&'static str, SocketAddr, u32),
     sandbox: &Sandbox,
     counter: &Arc<AtomicU64>,
     body: BodyFn,
-) -> anyhow::Result<(Load, f64, f64, f64, f64, f64)> {
-    let (_, addr, pid) = gateway;
-    let warm_up = run_load(
-        addr,
-        args.connections,
-        Duration::from_secs(args.warmup),
-        counter.clone(),
-        body.clone(),
-    )
-    .await;
+    script: Option<&Path>,
+) -> anyhow::Result<Measured> {
+    let (name, addr, pid) = gateway;
+    let load_for = |secs: u64| {
+        let body = body.clone();
+        async move {
+            match script {
+                Some(script) => wrk_load(args, addr, secs, script),
+                None => {
+                    let load = run_load(
+                        addr,
+                        args.connections,
+                        Duration::from_secs(secs),
+                        counter.clone(),
+                        body,
+                    )
+                    .await;
+                    let (p50, p99) = (load.pct_ms(0.5), load.pct_ms(0.99));
+                    Ok((load, p50, p99))
+                }
+            }
+        }
+    };
+    let (warm_up, _, _) = load_for(args.warmup).await?;
     if warm_up.errors > 0 {
         bail!(
-            "{}: {} errors in the warm-up (first: {})",
-            gateway.0,
+            "{name}: {} errors in the warm-up (first: {})",
             warm_up.errors,
             warm_up.first_error.unwrap_or_default()
         );
@@ -161,27 +222,22 @@ async fn measure(
     reset_stats(sandbox.addr).await?;
     let cpu_before = cpu_seconds(pid);
     let sandbox_before = cpu_seconds(sandbox.proc.pid());
-    let load = run_load(
-        addr,
-        args.connections,
-        Duration::from_secs(args.duration),
-        counter.clone(),
-        body,
-    )
-    .await;
+    let (load, p50_ms, p99_ms) = load_for(args.duration).await?;
     let cpu = cpu_seconds(pid) - cpu_before;
     let sandbox_cpu = cpu_seconds(sandbox.proc.pid()) - sandbox_before;
     let calls = upstream_requests(sandbox.addr).await? as f64;
     let ops = load.ops.max(1) as f64;
-    let (rss, hwm) = memory(pid);
-    Ok((
+    let (rss_mb, hwm_mb) = memory(pid);
+    Ok(Measured {
         load,
-        cpu * 1000.0 / ops,
-        sandbox_cpu * 1000.0 / ops,
-        calls / ops,
-        rss,
-        hwm,
-    ))
+        p50_ms,
+        p99_ms,
+        cpu_ms_per_op: cpu * 1000.0 / ops,
+        sandbox_cpu_ms_per_op: sandbox_cpu * 1000.0 / ops,
+        calls_per_op: calls / ops,
+        rss_mb,
+        hwm_mb,
+    })
 }
 
 async fn side_by_side(
@@ -233,32 +289,50 @@ async fn side_by_side(
         (OURS, ours.addr, ours.proc.pid()),
         (TAILCALL, tc_addr, tc.pid()),
     ];
+    // With `--tailcall-wrk`, the load comes from wrk (issue 18's own method).
+    let script = if args.tailcall_wrk {
+        let path = env.logs.join("tailcall-wrk.lua");
+        let query = BARE.replace('"', "\\\"");
+        let text = WRK_SCRIPT
+            .replace("QUERY", &query)
+            .replace("USERS", &data.users.max(1).to_string())
+            .replace("KEY", BENCH_KEY);
+        std::fs::write(&path, text)?;
+        Some(path)
+    } else {
+        None
+    };
     let counter = Arc::new(AtomicU64::new(0));
     for round in 1..=args.tailcall_rounds {
         for gateway in gateways {
-            let (load, cpu, sandbox_cpu, calls, rss, hwm) =
-                measure(args, gateway, &sandbox, &counter, body.clone()).await?;
+            let run = measure(
+                args,
+                gateway,
+                &sandbox,
+                &counter,
+                body.clone(),
+                script.as_deref(),
+            )
+            .await?;
             eprintln!(
-                "   round {round} {:<18} {:>6.0} req/s  cpu {:.3} ms/op (sandbox {:.3})  p50 {:.2} ms  p99 {:.2}  calls/op {calls:.2}  errors {}  RSS {rss:.1} MiB (peak {hwm:.1})",
+                "   round {round} {:<18} {:>6.0} req/s  cpu {:.3} ms/op (sandbox {:.3})  p50 {:.2} ms  p99 {:.2}  calls/op {:.2}  errors {}  RSS {:.1} MiB (peak {:.1})",
                 gateway.0,
-                load.rps(),
-                cpu,
-                sandbox_cpu,
-                load.pct_ms(0.5),
-                load.pct_ms(0.99),
-                load.errors,
+                run.load.rps(),
+                run.cpu_ms_per_op,
+                run.sandbox_cpu_ms_per_op,
+                run.p50_ms,
+                run.p99_ms,
+                run.calls_per_op,
+                run.load.errors,
+                run.rss_mb,
+                run.hwm_mb,
             );
             rows.push(PeerRow {
                 gateway: gateway.0,
                 filters,
                 latency_ms,
                 round,
-                load,
-                cpu_ms_per_op: cpu,
-                sandbox_cpu_ms_per_op: sandbox_cpu,
-                calls_per_op: calls,
-                rss_mb: rss,
-                hwm_mb: hwm,
+                run,
             });
         }
     }
@@ -293,11 +367,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn render_peer(args: &Args, rows: &[PeerRow], paths: &[PathRow], version: &str) -> String {
     let mut s = format!(
-        "Issue 18's canonical query (`canonical-bare`: `user(id:) {{ firstName actions(first: 10) {{ totalCount nodes {{ type page {{ title }} }} }} }}`, a different member each request) against this gateway and against {version} (`examples/bench/tailcall.graphql`: the same three REST reads, pages cached), in turn, {} rounds; {} connections, {} s measured after {} s of warm-up each; both answered the same for 5 members before the load. Worker threads: {}. CPU is the gateway process's user + system time from `/proc/<pid>/stat` ÷ operations answered.\n\n",
+        "Issue 18's canonical query (`canonical-bare`: `user(id:) {{ firstName actions(first: 10) {{ totalCount nodes {{ type page {{ title }} }} }} }}`, a different member each request) against this gateway and against {version} (`examples/bench/tailcall.graphql`: the same three REST reads, pages cached), in turn, {} rounds; {} connections, {} s measured after {} s of warm-up each; both answered the same for 5 members before the load. Load from {}. Worker threads: {}. CPU is the gateway process's user + system time from `/proc/<pid>/stat` ÷ operations answered.\n\n",
         args.tailcall_rounds,
         args.connections,
         args.duration,
         args.warmup,
+        if args.tailcall_wrk {
+            "wrk (`-t2`, `examples/bench/tailcall.lua`: each of its two threads from its own member, every answer checked), issue 18's own method"
+        } else {
+            "the benchmark's own generator"
+        },
         match args.tailcall_threads {
             0 => "each gateway's default, one per core".to_owned(),
             n => format!("{n} in both (TOKIO_WORKER_THREADS for this gateway, `@server(workers: {n})` for Tailcall)"),
@@ -313,15 +392,15 @@ fn render_peer(args: &Args, rows: &[PeerRow], paths: &[PathRow], version: &str) 
             r.filters.name(),
             r.latency_ms,
             r.round,
-            r.load.rps(),
-            r.cpu_ms_per_op,
-            r.sandbox_cpu_ms_per_op,
-            r.load.pct_ms(0.5),
-            r.load.pct_ms(0.99),
-            r.load.errors,
-            r.calls_per_op,
-            r.rss_mb,
-            r.hwm_mb
+            r.run.load.rps(),
+            r.run.cpu_ms_per_op,
+            r.run.sandbox_cpu_ms_per_op,
+            r.run.p50_ms,
+            r.run.p99_ms,
+            r.run.load.errors,
+            r.run.calls_per_op,
+            r.run.rss_mb,
+            r.run.hwm_mb
         );
     }
     let _ = writeln!(s, "\nMedians over the rounds:\n");
@@ -341,15 +420,18 @@ fn render_peer(args: &Args, rows: &[PeerRow], paths: &[PathRow], version: &str) 
             )
         };
         let cpu = (
-            of(OURS, &|r| r.cpu_ms_per_op),
-            of(TAILCALL, &|r| r.cpu_ms_per_op),
+            of(OURS, &|r| r.run.cpu_ms_per_op),
+            of(TAILCALL, &|r| r.run.cpu_ms_per_op),
         );
-        let rps = (of(OURS, &|r| r.load.rps()), of(TAILCALL, &|r| r.load.rps()));
+        let rps = (
+            of(OURS, &|r| r.run.load.rps()),
+            of(TAILCALL, &|r| r.run.load.rps()),
+        );
         let calls = (
-            of(OURS, &|r| r.calls_per_op),
-            of(TAILCALL, &|r| r.calls_per_op),
+            of(OURS, &|r| r.run.calls_per_op),
+            of(TAILCALL, &|r| r.run.calls_per_op),
         );
-        let hwm = (of(OURS, &|r| r.hwm_mb), of(TAILCALL, &|r| r.hwm_mb));
+        let hwm = (of(OURS, &|r| r.run.hwm_mb), of(TAILCALL, &|r| r.run.hwm_mb));
         let _ = writeln!(
             s,
             "| {} | {latency_ms} ms | {:.3} / {:.3} ({:.2}×) | {:.0} / {:.0} ({:.2}×) | {:.2} / {:.2} | {:.1} / {:.1} |",
