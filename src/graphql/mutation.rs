@@ -74,7 +74,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: super::submit_input::SubmitActionInput,
     ) -> GqlResult<super::submit::SubmitActionPayload> {
-        super::submit::submit_action(ctx, input).await
+        Box::pin(super::submit::submit_action(ctx, input)).await
     }
 
     /// Sets custom fields on an action, each to exactly one value, keeping its other
@@ -99,11 +99,10 @@ impl MutationRoot {
                 .into());
             }
         }
-        access::check_write(ctx, id).await?;
+        Box::pin(access::check_write(ctx, id)).await?;
         let pairs: Vec<(String, String)> = fields.into_iter().map(|f| (f.name, f.value)).collect();
         let client = ctx.data_unchecked::<Client>();
-        let action = client
-            .set_action_fields(id, &pairs)
+        let action = Box::pin(client.set_action_fields(id, &pairs))
             .await
             .map_err(GatewayError::from)?;
         Ok(ActionNode::new(Arc::new(action)))
@@ -122,10 +121,9 @@ impl MutationRoot {
         if let Some(names) = &names {
             check_names(names.iter().map(String::as_str))?;
         }
-        access::check_write(ctx, id).await?;
+        Box::pin(access::check_write(ctx, id)).await?;
         let client = ctx.data_unchecked::<Client>();
-        let action = client
-            .clear_action_fields(id, names.as_deref())
+        let action = Box::pin(client.clear_action_fields(id, names.as_deref()))
             .await
             .map_err(GatewayError::from)?;
         Ok(ActionNode::new(Arc::new(action)))

@@ -68,6 +68,11 @@ fn null_on_error<T>(ctx: &Context<'_>, result: GqlResult<Option<T>>) -> Option<T
     }
 }
 
+// Resolvers that wait for ActionKit box that wait (`Box::pin(...).await`): the future
+// of a type's `resolve_field`, which async-graphql moves into a box of its own for
+// every field selected, is as large as the largest of its fields' futures, and a read
+// through the client is several KiB (BENCHMARKS.md, issue 18, fifth round). The same
+// holds in `types/` and `mutation.rs`.
 /// Reads: members, actions and pages, by id (and members by email or AKID, pages by
 /// short name), and submissions by id.
 #[Object(name = "Query")]
@@ -81,14 +86,14 @@ impl QueryRoot {
         email: Option<String>,
         akid: Option<String>,
     ) -> Option<UserNode> {
-        null_on_error(ctx, Self::find_user(ctx, id, email, akid).await)
+        null_on_error(ctx, Box::pin(Self::find_user(ctx, id, email, akid)).await)
     }
 
     /// Several users by id, in the order asked, with null where a user does not exist.
     /// At most 100 ids.
     #[graphql(complexity = "super::limits::list_cost(Some(ids.len() as i64), child_complexity)")]
     async fn users(&self, ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<UserNode>>> {
-        let found = Self::find_users(ctx, ids).await?;
+        let found = Box::pin(Self::find_users(ctx, ids)).await?;
         // A member whose read failed is null at its index, with the error at
         // `users.<index>`; the other members keep their data.
         Ok(found
@@ -108,14 +113,14 @@ impl QueryRoot {
 
     /// One action by id; null when it does not exist.
     async fn action(&self, ctx: &Context<'_>, id: ID) -> Option<ActionNode> {
-        null_on_error(ctx, Self::find_action(ctx, id).await)
+        null_on_error(ctx, Box::pin(Self::find_action(ctx, id)).await)
     }
 
     /// A submission made with `submitAction`, by its `submissionId`: where it stands
     /// (`QUEUED`, `PROCESSED` with its action, `FAILED` with its `fieldErrors`). Null
     /// when no submission has this id.
     async fn submission(&self, ctx: &Context<'_>, id: ID) -> Option<super::submit::Submission> {
-        null_on_error(ctx, super::submit::submission(ctx, id).await)
+        null_on_error(ctx, Box::pin(super::submit::submission(ctx, id)).await)
     }
 
     /// What a form needs to render for one visitor: the page (title, type,
@@ -129,7 +134,10 @@ impl QueryRoot {
         page: String,
         akid: Option<String>,
     ) -> Option<super::context::PageContext> {
-        null_on_error(ctx, super::context::page_context(ctx, page, akid).await)
+        null_on_error(
+            ctx,
+            Box::pin(super::context::page_context(ctx, page, akid)).await,
+        )
     }
 
     /// One page, by exactly one of `id` or `name` (its short name). Null when no such
@@ -140,7 +148,7 @@ impl QueryRoot {
         id: Option<ID>,
         name: Option<String>,
     ) -> Option<PageNode> {
-        null_on_error(ctx, Self::find_page(ctx, id, name).await)
+        null_on_error(ctx, Box::pin(Self::find_page(ctx, id, name)).await)
     }
 }
 

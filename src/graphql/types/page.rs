@@ -57,6 +57,8 @@ impl PageNode {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<crate::graphql::progress::PageProgressNode>> {
-        crate::graphql::progress::page_progress(ctx, &self.0.name).await
+        // Boxed: unboxed, its 10 KiB would be copied for every field of every page
+        // selected, `title` included (see `QueryRoot`).
+        Box::pin(crate::graphql::progress::page_progress(ctx, &self.0.name)).await
     }
 }

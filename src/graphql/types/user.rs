@@ -153,8 +153,7 @@ impl UserNode {
         let first = first.unwrap_or(DEFAULT_FIRST);
         let key = actions_key(self.user.id, kind, page_name, first, after.as_deref())?;
         let loaders = ctx.data_unchecked::<Loaders>();
-        let window = loaders
-            .user_actions(key.clone())
+        let window = Box::pin(loaders.user_actions(key.clone()))
             .await
             .map_err(GatewayError::from)?;
         let take = first.max(0) as usize;
