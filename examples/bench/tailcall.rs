@@ -36,7 +36,7 @@ async fn one_by_one(addr: SocketAddr, body: &BodyFn, samples: usize) -> anyhow::
 }
 
 /// The critical path of one gateway.
-pub(crate) struct PathRow {
+pub(crate) struct PeerPath {
     gateway: &'static str,
     filters: Filters,
     latency_ms: u64,
@@ -247,7 +247,7 @@ async fn side_by_side(
     filters: Filters,
     latency_ms: u64,
     rows: &mut Vec<PeerRow>,
-    paths: &mut Vec<PathRow>,
+    paths: &mut Vec<PeerPath>,
 ) -> anyhow::Result<()> {
     eprintln!(
         "== side by side: {} filters, {latency_ms} ms upstream",
@@ -346,7 +346,7 @@ async fn side_by_side(
             load.pct_ms(0.5),
             load.pct_ms(0.9)
         );
-        paths.push(PathRow {
+        paths.push(PeerPath {
             gateway,
             filters,
             latency_ms,
@@ -365,7 +365,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn render_peer(args: &Args, rows: &[PeerRow], paths: &[PathRow], version: &str) -> String {
+fn render_peer(args: &Args, rows: &[PeerRow], paths: &[PeerPath], version: &str) -> String {
     let mut s = format!(
         "Issue 18's canonical query (`canonical-bare`: `user(id:) {{ firstName actions(first: 10) {{ totalCount nodes {{ type page {{ title }} }} }} }}`, a different member each request) against this gateway and against {version} (`examples/bench/tailcall.graphql`: the same three REST reads, pages cached), in turn, {} rounds; {} connections, {} s measured after {} s of warm-up each; both answered the same for 5 members before the load. Load from {}. Worker threads: {}. CPU is the gateway process's user + system time from `/proc/<pid>/stat` ÷ operations answered.\n\n",
         args.tailcall_rounds,

@@ -68,7 +68,7 @@ fn null_on_error<T>(ctx: &Context<'_>, result: GqlResult<Option<T>>) -> Option<T
     }
 }
 
-// Resolvers that wait for ActionKit box that wait (`Box::pin(...).await`): the future
+// Resolvers that wait on ActionKit box the wait (`Box::pin(...).await`): the future
 // of a type's `resolve_field`, which async-graphql moves into a box of its own for
 // every field selected, is as large as the largest of its fields' futures, and a read
 // through the client is several KiB (BENCHMARKS.md, issue 18, fifth round). The same
