@@ -50,7 +50,7 @@ pub(crate) struct PeerRow {
     filters: Filters,
     latency_ms: u64,
     round: usize,
-    run: Measured,
+    run: PeerRun,
 }
 
 const OURS: &str = "actionkit-graphql";
@@ -129,7 +129,7 @@ async fn folded_answer(addr: SocketAddr, body: &BodyFn, n: u64) -> anyhow::Resul
 }
 
 /// What one measured run of one gateway gave.
-struct Measured {
+struct PeerRun {
     /// Answers, errors, elapsed time; latencies only from the built-in generator.
     load: Load,
     p50_ms: f64,
@@ -189,7 +189,7 @@ async fn measure(
     counter: &Arc<AtomicU64>,
     body: BodyFn,
     script: Option<&Path>,
-) -> anyhow::Result<Measured> {
+) -> anyhow::Result<PeerRun> {
     let (name, addr, pid) = gateway;
     let load_for = |secs: u64| {
         let body = body.clone();
@@ -228,7 +228,7 @@ async fn measure(
     let calls = upstream_requests(sandbox.addr).await? as f64;
     let ops = load.ops.max(1) as f64;
     let (rss_mb, hwm_mb) = memory(pid);
-    Ok(Measured {
+    Ok(PeerRun {
         load,
         p50_ms,
         p99_ms,
