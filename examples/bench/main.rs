@@ -284,9 +284,8 @@ struct Report {
     soak_load: Option<Load>,
 }
 
-/// Sequential canonical queries on one connection.
-async fn sequential(gateway: SocketAddr, samples: usize, data: &Data, offset: u64) -> Load {
-    let body = body_fn(Scenario::Canonical, data);
+/// Sequential queries (`body` from `offset` on) on one connection.
+async fn sequential(gateway: SocketAddr, samples: usize, body: &BodyFn, offset: u64) -> Load {
     let mut conn = Conn::new(gateway);
     let mut load = Load::default();
     let start = Instant::now();
@@ -495,12 +494,13 @@ async fn run_env(
     }
 
     // Critical path, warm: one connection, pages cached.
+    let canonical = body_fn(Scenario::Canonical, &data);
     let mut warm_paths = Vec::new();
     for (_, _, gw) in &gateways {
-        let warm_up_pages = sequential(gw.addr, 10, &data, 0).await;
+        let warm_up_pages = sequential(gw.addr, 10, &canonical, 0).await;
         drop(warm_up_pages);
         reset_stats(sandbox.addr).await?;
-        let warm = sequential(gw.addr, args.path_samples, &data, 1).await;
+        let warm = sequential(gw.addr, args.path_samples, &canonical, 1).await;
         let warm_calls = upstream_requests(sandbox.addr).await? as f64 / warm.ops.max(1) as f64;
         warm_paths.push((warm, warm_calls));
     }
@@ -527,9 +527,9 @@ async fn run_env(
             &[],
         )
         .await?;
-        let _ = sequential(gw.addr, 3, &data, 2).await;
+        let _ = sequential(gw.addr, 3, &canonical, 2).await;
         reset_stats(sandbox.addr).await?;
-        let cold = sequential(gw.addr, args.path_samples, &data, 3).await;
+        let cold = sequential(gw.addr, args.path_samples, &canonical, 3).await;
         let cold_calls = upstream_requests(sandbox.addr).await? as f64 / cold.ops.max(1) as f64;
         let routes = upstream_stats(sandbox.addr).await?;
         drop(gw);

@@ -196,7 +196,13 @@ pub(crate) async fn run_replicas(
             };
             let gw = start_gateway(env, sandbox.addr, Some(&config), tag, &extra).await?;
             rows.push(measure(args, sandbox.addr, &[gw.addr], &body, what).await?);
-            let seq = sequential(gw.addr, args.replica_samples, &data, 3).await;
+            let seq = sequential(
+                gw.addr,
+                args.replica_samples,
+                &body_fn(Scenario::Canonical, &data),
+                3,
+            )
+            .await;
             seq_rows.push((latency, seq_what, seq));
         }
         {

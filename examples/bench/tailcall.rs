@@ -16,25 +16,6 @@ pub(crate) const TAILCALL_END: &str = "<!-- bench:tailcall:end -->";
 
 const SDL: &str = include_str!("tailcall.graphql");
 
-/// Sequential queries on one kept-alive connection, different members, after 5 more
-/// to warm the page caches: the critical path.
-async fn one_by_one(addr: SocketAddr, body: &BodyFn, samples: usize) -> anyhow::Result<Load> {
-    let mut conn = Conn::new(addr);
-    let mut load = Load::default();
-    for i in 0..(samples + 5) as u64 {
-        let b = body(i * 7 + 3);
-        let t0 = Instant::now();
-        let (status, resp) = conn.request("POST", "/graphql", JSON_HEADERS, &b).await?;
-        check(status, &resp).map_err(|e| anyhow!("{addr}: {e}"))?;
-        if i >= 5 {
-            load.lat_us.push(t0.elapsed().as_micros() as u32);
-            load.ops += 1;
-        }
-    }
-    load.lat_us.sort_unstable();
-    Ok(load)
-}
-
 /// The critical path of one gateway.
 pub(crate) struct PeerPath {
     gateway: &'static str,
@@ -337,10 +318,18 @@ async fn side_by_side(
         }
     }
     for (gateway, addr, _) in gateways {
+        // 5 more first, to warm the page caches.
+        let _ = sequential(addr, 5, &body, 3).await;
         reset_stats(sandbox.addr).await?;
-        let load = one_by_one(addr, &body, args.path_samples).await?;
-        // The 5 warm-up queries are counted too; the pages are cached by then in both.
-        let calls = upstream_requests(sandbox.addr).await? as f64 / (load.ops + 5) as f64;
+        let load = sequential(addr, args.path_samples, &body, 4).await;
+        if load.errors > 0 {
+            bail!(
+                "{gateway}: {} errors on the critical path (first: {})",
+                load.errors,
+                load.first_error.unwrap_or_default()
+            );
+        }
+        let calls = upstream_requests(sandbox.addr).await? as f64 / load.ops.max(1) as f64;
         eprintln!(
             "   critical path {gateway:<18} p50 {:.2} ms  p90 {:.2} ms  calls/op {calls:.2}",
             load.pct_ms(0.5),
