@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 macro_rules! id_type {
@@ -135,8 +136,7 @@ impl Serialize for ActionKind {
 
 impl<'de> Deserialize<'de> for ActionKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Ok(ActionKind::from_type_name(&s))
+        parse_str(d, |s| Ok(ActionKind::from_type_name(s)))
     }
 }
 
@@ -173,23 +173,72 @@ pub type CustomFields = BTreeMap<String, FieldValue>;
 fn lenient_fields<'de, D: Deserializer<'de>>(d: D) -> Result<CustomFields, D::Error> {
     // ActionKit stores field values as text; numbers or booleans that slipped in are
     // shown as strings, and a null means "no fields".
-    let raw: Option<BTreeMap<String, serde_json::Value>> = Option::deserialize(d)?;
-    let mut out = CustomFields::new();
-    for (name, value) in raw.unwrap_or_default() {
-        let as_text = |v: &serde_json::Value| match v {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Null => String::new(),
-            other => other.to_string(),
-        };
-        let v = match &value {
-            serde_json::Value::Array(items) => {
-                FieldValue::Many(items.iter().map(as_text).collect())
+    let raw: Option<BTreeMap<String, LenientValue>> = Option::deserialize(d)?;
+    Ok(raw
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, LenientValue(v))| (name, v))
+        .collect())
+}
+
+/// A custom field's value read straight into a [`FieldValue`]: a string as it is, a
+/// null as an empty string, an array as one string per row, and anything else as its
+/// JSON text. Strings are moved, not copied through a `serde_json::Value`.
+struct LenientValue(FieldValue);
+
+impl<'de> Deserialize<'de> for LenientValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FieldValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a custom field value")
             }
-            other => FieldValue::One(as_text(other)),
-        };
-        out.insert(name, v);
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FieldValue, A::Error> {
+                let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(row) = seq.next_element::<serde_json::Value>()? {
+                    rows.push(value_text(row));
+                }
+                Ok(FieldValue::Many(rows))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue::One(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<FieldValue, E> {
+                Ok(FieldValue::One(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<FieldValue, E> {
+                Ok(FieldValue::One(String::new()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue::One(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FieldValue, E> {
+                Ok(FieldValue::One(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FieldValue, E> {
+                Ok(FieldValue::One(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<FieldValue, E> {
+                Ok(FieldValue::One(value_text(serde_json::Value::from(v))))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FieldValue, A::Error> {
+                let object =
+                    serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(FieldValue::One(object.to_string()))
+            }
+        }
+        d.deserialize_any(V).map(LenientValue)
     }
-    Ok(out)
+}
+
+/// A JSON value as a field shows it: a string as it is, null as empty, else its JSON.
+fn value_text(v: serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -200,22 +249,50 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Reads a string into `T` without keeping it: `parse` sees it borrowed from the body
+/// where serde_json can lend it, so a relation URI or a type name costs no allocation.
+fn parse_str<'de, D, T>(d: D, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<F>(F);
+    impl<'de, T, F: FnOnce(&str) -> Result<T, String>> Visitor<'de> for V<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.0)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V(parse))
+}
+
+/// A relation URI's id; `None` for an empty string.
+struct UriId(Option<u64>);
+
+impl<'de> Deserialize<'de> for UriId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, |s| {
+            if s.is_empty() {
+                return Ok(UriId(None));
+            }
+            parse_uri(s)
+                .map(|(_, id)| UriId(Some(id)))
+                .ok_or_else(|| format!("not a resource URI: {s:?}"))
+        })
+    }
+}
+
 fn uri_id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_uri(&s)
-        .map(|(_, id)| id)
-        .ok_or_else(|| serde::de::Error::custom(format!("not a resource URI: {s:?}")))
+    match UriId::deserialize(d)? {
+        UriId(Some(id)) => Ok(id),
+        UriId(None) => Err(de::Error::custom("not a resource URI: \"\"")),
+    }
 }
 
 fn opt_uri_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let s: Option<String> = Option::deserialize(d)?;
-    match s {
-        None => Ok(None),
-        Some(s) if s.is_empty() => Ok(None),
-        Some(s) => parse_uri(&s)
-            .map(|(_, id)| Some(id))
-            .ok_or_else(|| serde::de::Error::custom(format!("not a resource URI: {s:?}"))),
-    }
+    Ok(Option::<UriId>::deserialize(d)?.and_then(|UriId(id)| id))
 }
 
 /// An ActionKit user (`/rest/v1/user/<id>/`).
@@ -422,6 +499,61 @@ mod tests {
         assert_eq!(back, page);
         assert_eq!(back.kind, ActionKind::Lte);
         assert_eq!(back.tags[0].name, "bees");
+    }
+
+    #[test]
+    fn actions_decode_relations_kinds_and_lenient_fields() {
+        // `\/` makes serde_json copy a string instead of lending it: both read alike.
+        let text = r#"{"id": 9, "type": "Petition", "status": null,
+            "user": "\/rest\/v1\/user\/5\/", "page": "/rest/v1/petitionpage/33/",
+            "signup": "", "event": null, "extra": {"ignored": [1, 2]},
+            "fields": {"a": "x", "b": 3, "c": true, "d": null, "e": 1.5,
+                       "f": ["r1", 2, null], "g": {"k": "v"}}}"#;
+        let action: Action = serde_json::from_str(text).unwrap();
+        assert_eq!((action.id, action.user, action.page), (ActionId(9), 5, 33));
+        assert_eq!(action.kind, ActionKind::Petition);
+        assert_eq!(
+            (action.signup, action.event, action.status.as_str()),
+            (None, None, "")
+        );
+        let one = |s: &str| FieldValue::One(s.into());
+        let expected = BTreeMap::from([
+            ("a".to_owned(), one("x")),
+            ("b".to_owned(), one("3")),
+            ("c".to_owned(), one("true")),
+            ("d".to_owned(), one("")),
+            ("e".to_owned(), one("1.5")),
+            (
+                "f".to_owned(),
+                FieldValue::Many(vec!["r1".into(), "2".into(), "".into()]),
+            ),
+            ("g".to_owned(), one(r#"{"k":"v"}"#)),
+        ]);
+        assert_eq!(action.fields, expected);
+        // The same through a `serde_json::Value` (owned strings), as caches read it.
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::from_value::<Action>(value).unwrap(), action);
+        // Null fields are no fields; a relation that is not a URI is an error.
+        let bare = r#"{"id": 1, "type": "Odd", "user": "/rest/v1/user/1/",
+            "page": "/rest/v1/page/2/", "fields": null, "signup": "/rest/v1/eventsignup/4/"}"#;
+        let action: Action = serde_json::from_str(bare).unwrap();
+        assert!(action.fields.is_empty());
+        assert_eq!(action.kind, ActionKind::Other("Odd".into()));
+        assert_eq!(action.signup, Some(4));
+        for bad in [
+            r#""user": "/elsewhere/1/""#,
+            r#""user": """#,
+            r#""user": 5"#,
+        ] {
+            let text = bare.replace(r#""user": "/rest/v1/user/1/""#, bad);
+            let e = serde_json::from_str::<Action>(&text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("not a resource URI") || e.contains("expected a string"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
