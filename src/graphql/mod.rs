@@ -19,7 +19,7 @@ pub mod upstream_cost;
 
 use std::sync::{Arc, OnceLock};
 
-use async_graphql::{Response, Schema};
+use async_graphql::{Response, Schema, ValidationMode};
 
 pub use error::{ErrorCode, GatewayError};
 pub use loaders::{Loaders, PageCache};
@@ -81,18 +81,41 @@ impl Default for GraphqlSettings {
 /// handler, so that schema has one extension that checks them
 /// ([`subscription_checks`]). It is built on the first WebSocket connection: a
 /// gateway that only serves HTTP never holds it.
+///
+/// A third copy, for HTTP too, skips async-graphql's validation rules (it keeps the
+/// complexity and depth count, and the fragment-cycle check): the handler runs on it
+/// only a document that passed full validation before with variables of the same
+/// shape (`http/graphql/documents.rs`). It is built on the first such repeat.
 #[derive(Clone)]
 pub struct GatewaySchemas {
     /// For the HTTP handler: no extensions; the handler checks every operation.
     pub http: GatewaySchema,
-    websocket: Arc<(SchemaParts, OnceLock<GatewaySchema>)>,
+    later: Arc<LaterSchemas>,
+}
+
+/// The schemas built on first use, and what they are built from.
+struct LaterSchemas {
+    parts: SchemaParts,
+    websocket: OnceLock<GatewaySchema>,
+    validated: OnceLock<GatewaySchema>,
 }
 
 impl GatewaySchemas {
     /// For the WebSocket endpoint: access and limits checked by an extension.
     pub fn websocket(&self) -> &GatewaySchema {
-        let (parts, schema) = &*self.websocket;
-        schema.get_or_init(|| parts.build(true))
+        let later = &*self.later;
+        later
+            .websocket
+            .get_or_init(|| later.parts.build(true, ValidationMode::Strict))
+    }
+
+    /// For the HTTP handler, for a document and variables' shape that passed
+    /// validation on [`http`](Self::http) before: the repeated rules are skipped.
+    pub fn validated(&self) -> &GatewaySchema {
+        let later = &*self.later;
+        later
+            .validated
+            .get_or_init(|| later.parts.build(false, ValidationMode::Fast))
     }
 }
 
@@ -106,10 +129,11 @@ struct SchemaParts {
 }
 
 impl SchemaParts {
-    fn build(&self, checked_by_extension: bool) -> GatewaySchema {
+    fn build(&self, checked_by_extension: bool, validation: ValidationMode) -> GatewaySchema {
         let settings = &self.settings;
         let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-            .limit_complexity(settings.max_complexity);
+            .limit_complexity(settings.max_complexity)
+            .validation_mode(validation);
         if checked_by_extension {
             builder = builder.extension(subscription_checks::SubscriptionChecks(limits::Limits {
                 max_depth: settings.max_depth,
@@ -160,8 +184,12 @@ pub fn build_schemas(
         outbox,
     };
     GatewaySchemas {
-        http: parts.build(false),
-        websocket: Arc::new((parts, OnceLock::new())),
+        http: parts.build(false, ValidationMode::Strict),
+        later: Arc::new(LaterSchemas {
+            parts,
+            websocket: OnceLock::new(),
+            validated: OnceLock::new(),
+        }),
     }
 }
 
@@ -196,11 +224,31 @@ mod tests {
     #[test]
     fn the_websocket_schema_is_built_once_on_first_use_with_the_same_types() {
         let schemas = build_schemas(None, None, &GraphqlSettings::default());
-        assert!(schemas.websocket.1.get().is_none(), "built before any use");
+        assert!(
+            schemas.later.websocket.get().is_none(),
+            "built before any use"
+        );
         let first: *const GatewaySchema = schemas.websocket();
         let again: *const GatewaySchema = schemas.clone().websocket();
         assert_eq!(first, again, "built twice");
         assert_eq!(schemas.websocket().sdl(), schemas.http.sdl());
+    }
+
+    #[tokio::test]
+    async fn the_validated_schema_is_built_on_first_use_and_skips_the_rules() {
+        let schemas = build_schemas(None, None, &GraphqlSettings::default());
+        assert!(
+            schemas.later.validated.get().is_none(),
+            "built before any use"
+        );
+        assert_eq!(schemas.validated().sdl(), schemas.http.sdl());
+        // A rule only full validation applies (an argument of the wrong type) refuses
+        // on one and not on the other.
+        let wrong = r#"{ page(name: 5) { title } }"#;
+        assert!(!got_past_validation(&schemas.http.execute(wrong).await));
+        assert!(got_past_validation(
+            &schemas.validated().execute(wrong).await
+        ));
     }
 
     #[tokio::test]

@@ -32,6 +32,7 @@ use crate::telemetry::Untrusted;
 mod documents;
 mod request;
 
+use documents::variable_shape;
 pub(crate) use documents::DocumentCache;
 
 use request::{
@@ -270,9 +271,7 @@ async fn execute_operation(
                     if let Err(refusal) = limits::check_document(&limits.document, &doc) {
                         return refuse(refusal);
                     }
-                    let doc = Arc::new(doc);
-                    state.documents.insert(query.clone(), doc.clone());
-                    Some(doc)
+                    Some(state.documents.insert(query.clone(), doc))
                 }
                 // Left for async-graphql to report (as a request error, below).
                 Err(_) => None,
@@ -281,10 +280,18 @@ async fn execute_operation(
     };
     let mut request = async_graphql::Request::new(query);
     let admitted = parsed.is_some();
-    if let Some(doc) = parsed.as_deref() {
+    // The shape of the variables, when the document was parsed here and selects an
+    // operation, and whether the document passed validation with it before.
+    let mut shape = None;
+    if let Some(doc) = parsed.as_deref().map(|d| &*d.parsed) {
         // Handed to async-graphql, which would otherwise parse the text again.
         request.set_parsed_query(doc.clone());
         if let Some(op) = selected_operation(doc, params.operation_name.as_deref()) {
+            shape = Some(variable_shape(
+                params.operation_name.as_deref(),
+                op,
+                params.variables.as_ref(),
+            ));
             if method == Method::Get && op.ty != OperationType::Query {
                 let mut resp = request_error(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -347,7 +354,7 @@ async fn execute_operation(
     let refused = parsed.as_deref().and_then(|doc| {
         access::check_operation(
             &principal,
-            doc,
+            &doc.parsed,
             request.operation_name.as_deref(),
             Transport::Http,
         )
@@ -364,14 +371,31 @@ async fn execute_operation(
             access::forbidden_server_error(message),
         ])),
         None => {
+            // A document that passed validation with variables of this shape passes
+            // again: the schema that skips the repeated rules runs it.
+            let revalidate = match (&parsed, &shape) {
+                (Some(doc), Some(shape)) => !doc.passed(shape),
+                _ => true,
+            };
+            let schema = if revalidate {
+                &state.schemas.http
+            } else {
+                state.schemas.validated()
+            };
             // Client calls made by resolvers themselves (not through a loader) are
             // counted by this scope; loads are scoped by the loaders' spawner.
             let run = upstream.scope(tokio::time::timeout(
                 state.operation_deadline,
                 // Marked per poll: the loaders batch the keys asked for in one pass.
-                gate.run(state.schemas.http.execute(request)),
+                gate.run(schema.execute(request)),
             ));
-            run.await
+            let outcome = run.await;
+            if let (true, Some(doc), Some(shape)) = (revalidate, &parsed, shape) {
+                if outcome.as_ref().is_ok_and(got_past_validation) {
+                    doc.record_pass(shape);
+                }
+            }
+            outcome
         }
     };
     let elapsed = started.elapsed();

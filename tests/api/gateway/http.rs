@@ -195,6 +195,47 @@ async fn variable_coercion_failures_are_request_errors() {
     assert_eq!(body["data"]["user"]["id"], "1", "{body}");
 }
 
+/// A document that passed validation runs without the repeated rules next time, but
+/// only with variables of the shape it passed with: a value of another kind, an
+/// integer past 32 bits, an unknown enum value are still refused before execution.
+#[tokio::test]
+async fn validation_is_skipped_only_for_variables_of_a_shape_that_passed() {
+    let gw = spawn(&[]).await;
+    let query = r#"query Q($id: ID!, $t: ActionType, $n: Int) {
+        user(id: $id) { id actions(type: $t, first: $n) { totalCount } }
+    }"#;
+    let valid = json!({"id": "1", "t": "PETITION", "n": 5});
+    let run = |variables: Value| {
+        let body = json!({"query": query, "variables": variables});
+        gw.post_json(&[("accept", GQL_JSON)], body)
+    };
+    let (status, _, first) = run(valid.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["data"]["user"]["id"], "1", "{first}");
+    let (status, _, again) = run(valid.clone()).await;
+    assert_eq!(
+        (status, &again),
+        (200, &first),
+        "the repeat answers differently"
+    );
+    for variables in [
+        json!({"id": "1", "t": "NOT_A_TYPE", "n": 5}),
+        json!({"id": true, "t": "PETITION", "n": 5}),
+        json!({"id": "1", "t": "PETITION", "n": 5_000_000_000u64}),
+        json!({"id": "1", "t": "PETITION", "n": 1.5}),
+        json!({"id": "1", "t": ["PETITION"], "n": 5}),
+    ] {
+        gw.reset_stats().await;
+        let what = variables.to_string();
+        let (got, headers, body) = run(variables).await;
+        assert_request_error(got, &headers, &body, 400, GQL_JSON, &what);
+        assert_eq!(gw.calls().await, 0, "{what} reached ActionKit");
+    }
+    let (status, _, last) = run(json!({"id": "1", "t": "SIGNUP", "n": 7})).await;
+    assert_eq!(status, 200, "{last}");
+    assert_eq!(last["data"]["user"]["id"], "1", "{last}");
+}
+
 #[tokio::test]
 async fn get_refuses_the_mutation_an_operation_name_selects() {
     let gw = spawn(&[]).await;
