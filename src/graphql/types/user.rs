@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, SimpleObject, ID};
+use async_graphql::{Context, Object, ID};
 use base64::Engine as _;
 
 use super::{check_page_name, custom_fields, ActionNode, ActionType, CustomField};
@@ -163,7 +163,7 @@ impl UserNode {
             .take(take)
             .enumerate()
             .map(|(i, action)| ActionEdge {
-                cursor: encode_cursor(key.offset + i as u64),
+                offset: key.offset + i as u64,
                 node: ActionNode::new(action.clone()),
             })
             .collect();
@@ -172,8 +172,8 @@ impl UserNode {
             page_info: PageInfo {
                 has_next_page: end < window.total_count,
                 has_previous_page: key.offset > 0,
-                start_cursor: edges.first().map(|e| e.cursor.clone()),
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
+                start: edges.first().map(|e| e.offset),
+                end: edges.last().map(|e| e.offset),
             },
             total_count: window.total_count.min(i32::MAX as u64) as i32,
             edges,
@@ -211,7 +211,8 @@ impl ActionConnection {
 
 /// One action and its cursor.
 pub(crate) struct ActionEdge {
-    cursor: String,
+    /// The action's place in the whole list; its cursor is made only when asked for.
+    offset: u64,
     node: ActionNode,
 }
 
@@ -219,8 +220,8 @@ pub(crate) struct ActionEdge {
 #[Object]
 impl ActionEdge {
     /// Pass as `after` to continue after this action.
-    async fn cursor(&self) -> &str {
-        &self.cursor
+    async fn cursor(&self) -> String {
+        encode_cursor(self.offset)
     }
     /// The action.
     async fn node(&self) -> &ActionNode {
@@ -228,17 +229,34 @@ impl ActionEdge {
     }
 }
 
-/// Relay page information.
-#[derive(SimpleObject)]
+/// Relay page information. Cursors are made only when asked for.
 pub(crate) struct PageInfo {
-    /// Whether more actions follow this page.
     has_next_page: bool,
-    /// Whether actions precede this page.
     has_previous_page: bool,
+    /// Offsets of the first and the last action of this page.
+    start: Option<u64>,
+    end: Option<u64>,
+}
+
+/// Relay page information.
+#[Object]
+impl PageInfo {
+    /// Whether more actions follow this page.
+    async fn has_next_page(&self) -> bool {
+        self.has_next_page
+    }
+    /// Whether actions precede this page.
+    async fn has_previous_page(&self) -> bool {
+        self.has_previous_page
+    }
     /// The cursor of the first action of this page.
-    start_cursor: Option<String>,
+    async fn start_cursor(&self) -> Option<String> {
+        self.start.map(encode_cursor)
+    }
     /// The cursor of the last action of this page.
-    end_cursor: Option<String>,
+    async fn end_cursor(&self) -> Option<String> {
+        self.end.map(encode_cursor)
+    }
 }
 
 #[cfg(test)]
