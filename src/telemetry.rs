@@ -2,6 +2,8 @@
 //! Optionally, spans are also exported as OpenTelemetry traces over OTLP/HTTP
 //! (protobuf) when `[telemetry] otlp_endpoint` (or `OTEL_EXPORTER_OTLP_ENDPOINT`) is set.
 
+use std::io::IsTerminal as _;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
@@ -44,7 +46,11 @@ impl Telemetry {
 /// (the batch processor is a task on that runtime).
 pub fn init(json: bool, otel: Option<&TelemetryConfig>) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a terminal: a log file or a container's log stream gets plain
+    // text, and each request's span is formatted without the escape codes.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let fmt = if json {
         fmt.json().with_filter(filter).boxed()
     } else {
