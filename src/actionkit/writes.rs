@@ -30,7 +30,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
 use futures::future::try_join_all;
-use reqwest::Method;
+use http::Method;
 use tokio::time::Instant;
 
 use super::client::Client;

@@ -6,4 +6,5 @@ mod sandbox;
 mod submit_requests;
 mod submit_sandbox;
 mod support;
+mod transport;
 mod writes;
