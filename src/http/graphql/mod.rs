@@ -280,8 +280,8 @@ async fn execute_operation(
     };
     let mut request = async_graphql::Request::new(query);
     let admitted = parsed.is_some();
-    // The shape of the variables, when the document was parsed here and selects an
-    // operation, and whether the document passed validation with it before.
+    // The shape of the variables (what validation reads of them), when the document
+    // was parsed here and selects an operation.
     let mut shape = None;
     if let Some(doc) = parsed.as_deref().map(|d| &*d.parsed) {
         // Handed to async-graphql, which would otherwise parse the text again.
@@ -373,7 +373,7 @@ async fn execute_operation(
         None => {
             // A document that passed validation with variables of this shape passes
             // again: the schema that skips the repeated rules runs it.
-            let revalidate = match (&parsed, &shape) {
+            let revalidate = match (&parsed, shape) {
                 (Some(doc), Some(shape)) => !doc.passed(shape),
                 _ => true,
             };
