@@ -45,6 +45,7 @@ mod capabilities;
 mod client;
 mod config;
 mod error;
+mod exchange;
 mod fair;
 pub mod models;
 mod page_names;

@@ -7,20 +7,19 @@
 //! `/rest/v1/` and ending the path part in `/`) and a route template for telemetry.
 //! Never logs or returns a URL: query strings can hold emails, and the credential
 //! lives only in the `Authorization` header, marked sensitive.
+//!
+//! The exchange itself (the pooled client, TLS, the request's `Uri`, the answer read up
+//! to a cap, why an exchange failed) is `exchange.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
-use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::uri::Uri;
 use http::Method;
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Body as _;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use http_body_util::Full;
 use secrecy::ExposeSecret as _;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -30,6 +29,7 @@ use super::accounting::{self, CallTotals, UpstreamCounter};
 use super::breaker::{Breaker, BreakerState, Health};
 use super::config::{ClientConfig, RetryPolicy};
 use super::error::{bad_request_messages, Error};
+use super::exchange::{self, Endpoint, HttpClient, Reply, MAX_BODY_BYTES};
 use super::fair::{FairPermits, Verdict};
 use super::singleflight::Singleflight;
 
@@ -92,20 +92,13 @@ impl<'a> Request<'a> {
     }
 }
 
-/// The pooled HTTP/1.1 client: plain TCP for `http://`, rustls for `https://`.
-type HttpClient =
-    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// The shared HTTP machinery of a client.
 pub(crate) struct Transport {
     http: HttpClient,
     /// `scheme://host[:port][/prefix]`, no trailing slash.
     base: String,
-    /// `base`, split once: each request's `Uri` is built from these and its path.
-    scheme: Scheme,
-    authority: Authority,
-    /// The base URL's path prefix (`/ak`), or empty.
-    prefix: String,
+    /// `base`, split once: each request's `Uri` is built from it and its path.
+    endpoint: Endpoint,
     auth: HeaderValue,
     user_agent: HeaderValue,
     /// The `max_in_flight` cap, shared fairly between callers.
@@ -141,127 +134,6 @@ enum Attempt {
     Open,
 }
 
-/// Largest response body read (a page of 100 actions is ~100 KB).
-pub(crate) const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
-
-/// The body, or `None` once it passes [`MAX_BODY_BYTES`] (announced by its
-/// `Content-Length`, or counted while it streams).
-async fn read_capped(mut body: hyper::body::Incoming) -> Result<Option<Bytes>, hyper::Error> {
-    if body
-        .size_hint()
-        .exact()
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-    {
-        return Ok(None);
-    }
-    let mut first: Option<Bytes> = None;
-    let mut rest = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(chunk) = frame?.into_data() else {
-            continue; // trailers
-        };
-        let len = first.as_ref().map_or(0, Bytes::len) + rest.len();
-        if len + chunk.len() > MAX_BODY_BYTES {
-            return Ok(None);
-        }
-        // A body that arrives in one chunk (the usual small answer) is not copied.
-        match &first {
-            None if rest.is_empty() => first = Some(chunk),
-            _ => {
-                if let Some(f) = first.take() {
-                    rest.extend_from_slice(&f);
-                }
-                rest.extend_from_slice(&chunk);
-            }
-        }
-    }
-    Ok(Some(match first {
-        Some(f) => f,
-        None => rest.freeze(),
-    }))
-}
-
-/// Bytes a path from a caller or a `meta.next` link may hold that `http::Uri` refuses:
-/// escaped as the `url` crate (and so reqwest, before) escaped them, so such a path is
-/// sent as before instead of failing. `%` is left alone (paths arrive escaped).
-const PATH_ESCAPES: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'<')
-    .add(b'>')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
-
-/// Why an exchange failed before a status: sending (connecting included), or reading
-/// the body.
-enum Failure {
-    Send(hyper_util::client::legacy::Error),
-    Body(hyper::Error),
-}
-
-impl Failure {
-    /// Whether the request certainly never left: a failure to connect.
-    fn sent(&self) -> bool {
-        match self {
-            Failure::Send(e) => !e.is_connect(),
-            Failure::Body(_) => true,
-        }
-    }
-
-    fn timed_out(&self) -> bool {
-        match self {
-            Failure::Send(e) => is_timeout(e),
-            Failure::Body(e) => is_timeout(e),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Failure::Send(e) => describe("error sending request", e),
-            Failure::Body(e) => describe("error reading response body", e),
-        }
-    }
-}
-
-/// A timeout anywhere in the causes (connect timeout, hyper's own timers).
-fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(e);
-    while let Some(err) = source {
-        if err
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_timeout)
-        {
-            return true;
-        }
-        if err
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        source = err.source();
-    }
-    false
-}
-
-/// The TLS configuration reqwest's `rustls-tls` feature used: the process' default
-/// crypto provider if one is installed, else ring; TLS 1.2 and 1.3; the webpki
-/// (Mozilla) roots; ALPN `http/1.1`.
-fn tls_config() -> Result<rustls::ClientConfig, Error> {
-    use hyper_rustls::ConfigBuilderExt as _;
-    let provider = rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(rustls::ALL_VERSIONS)
-        .map_err(|e| Error::Transport(format!("TLS configuration: {e}")))?
-        .with_webpki_roots()
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tls)
-}
-
 impl Transport {
     pub(crate) fn new(config: &ClientConfig) -> Result<Transport, Error> {
         let base = base_of(&config.base_url)?;
@@ -273,36 +145,12 @@ impl Transport {
 
         let user_agent = HeaderValue::from_str(&config.user_agent)
             .map_err(|_| Error::InvalidInput("user agent cannot be sent".into()))?;
-        let (scheme, authority, prefix) = split_base(&base)?;
-
-        // The TCP settings reqwest used: no Nagle, keep-alive probes after 15 s idle
-        // every 15 s (3 of them), unacknowledged data given up on after 30 s.
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(Some(config.connect_timeout));
-        tcp.set_nodelay(true);
-        tcp.set_keepalive(Some(Duration::from_secs(15)));
-        tcp.set_keepalive_interval(Some(Duration::from_secs(15)));
-        tcp.set_keepalive_retries(Some(3));
-        #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
-        tcp.set_tcp_user_timeout(Some(Duration::from_secs(30)));
-        // `https://` through rustls, `http://` plain (the builder would refuse our ALPN).
-        let connector = hyper_rustls::HttpsConnector::from((tcp, tls_config()?));
-        // No redirect is ever followed (hyper has no redirect layer): a redirect could
-        // carry the credential elsewhere, and ActionKit only redirects a missing
-        // trailing slash, which this client never sends. A 3xx is an `Error::Status`.
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(config.max_in_flight.max(1))
-            .build(connector);
+        let endpoint = Endpoint::parse(&base)?;
+        let http = exchange::client(config)?;
         Ok(Transport {
             http,
             base,
-            scheme,
-            authority,
-            prefix,
+            endpoint,
             auth,
             user_agent,
             permits: FairPermits::new(config.max_in_flight.max(1)),
@@ -420,7 +268,7 @@ impl Transport {
         req: &Request<'_>,
         deadline: Instant,
     ) -> Result<(u16, u32, Bytes), (Option<u16>, u32, Error)> {
-        let uri = self.uri_of(req.path).map_err(|e| (None, 0, e))?;
+        let uri = self.endpoint.uri(req.path).map_err(|e| (None, 0, e))?;
         let mut retries = 0u32;
         loop {
             let attempt = self.attempt(req, &uri, deadline, retries > 0).await;
@@ -496,29 +344,6 @@ impl Transport {
         }
     }
 
-    /// `base` + `path` as the request's `Uri`; a path that is not one is an error
-    /// (never sent, not retried), whose message holds neither the path nor the host.
-    fn uri_of(&self, path: &str) -> Result<Uri, Error> {
-        let invalid =
-            || Error::InvalidInput("the ActionKit request path is not a valid URI".into());
-        if !path.starts_with('/') {
-            return Err(invalid());
-        }
-        let escaped: std::borrow::Cow<'_, str> = utf8_percent_encode(path, PATH_ESCAPES).into();
-        let path_and_query = if self.prefix.is_empty() {
-            PathAndQuery::try_from(escaped.into_owned())
-        } else {
-            PathAndQuery::try_from(format!("{}{escaped}", self.prefix))
-        }
-        .map_err(|_| invalid())?;
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| invalid())
-    }
-
     /// One attempt: wait for a permit, send, read the whole body, release the permit.
     async fn attempt(
         &self,
@@ -561,28 +386,18 @@ impl Transport {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let request_deadline = (Instant::now() + self.request_timeout).min(deadline);
-        let exchange = async {
-            let resp = self.http.request(request).await.map_err(Failure::Send)?;
-            let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let body = read_capped(resp.into_body()).await.map_err(Failure::Body)?;
-            Ok::<_, Failure>((status, retry_after, body))
-        };
-        let outcome = tokio::time::timeout_at(request_deadline, exchange).await;
+        let outcome =
+            tokio::time::timeout_at(request_deadline, exchange::exchange(&self.http, request))
+                .await;
         permit.finish(match &outcome {
-            Ok(Ok((429, _, _))) => Verdict::TooMany,
+            Ok(Ok(Reply { status: 429, .. })) => Verdict::TooMany,
             Ok(Ok(_)) => Verdict::Accepted,
             _ => Verdict::Unknown,
         });
         drop(global_slot);
         ticket.record(match &outcome {
-            Ok(Ok((status, _, _))) if *status >= 500 => Health::Unhealthy,
-            Ok(Ok((429, _, _))) => Health::Neutral,
+            Ok(Ok(Reply { status, .. })) if *status >= 500 => Health::Unhealthy,
+            Ok(Ok(Reply { status: 429, .. })) => Health::Neutral,
             Ok(Ok(_)) => Health::Healthy,
             Ok(Err(_)) => Health::Unhealthy,
             // The operation's own deadline cut the exchange short: no verdict.
@@ -590,8 +405,12 @@ impl Transport {
             Err(_) => Health::Unhealthy,
         });
         match outcome {
-            Ok(Ok((_, _, None))) => Attempt::TooLarge,
-            Ok(Ok((status, retry_after, Some(body)))) => Attempt::Answer {
+            Ok(Ok(Reply { body: None, .. })) => Attempt::TooLarge,
+            Ok(Ok(Reply {
+                status,
+                retry_after,
+                body: Some(body),
+            })) => Attempt::Answer {
                 status,
                 retry_after,
                 body,
@@ -634,30 +453,6 @@ impl Transport {
             Err(e) => Err(e),
         }
     }
-}
-
-/// A transport error with its causes ("error sending request: client error (Connect):
-/// tcp connect error: Connection refused (os error 111)"). Never the URL (its query may
-/// hold an email): neither hyper's errors nor their causes carry it, and this adds none.
-fn describe(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = what.to_owned();
-    let mut source = Some(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-/// `scheme://host[:port]` and the path prefix of a [`base_of`] string.
-fn split_base(base: &str) -> Result<(Scheme, Authority, String), Error> {
-    let invalid = || Error::InvalidInput("ActionKit base URL is not a valid URI".into());
-    let uri: Uri = base.parse().map_err(|_| invalid())?;
-    let scheme = uri.scheme().cloned().ok_or_else(invalid)?;
-    let authority = uri.authority().cloned().ok_or_else(invalid)?;
-    let prefix = uri.path().trim_end_matches('/').to_owned();
-    Ok((scheme, authority, prefix))
 }
 
 /// Decodes a JSON body; a failure names the JSON path (`objects[3].user`).
@@ -792,17 +587,24 @@ mod tests {
     async fn request_uris_are_base_and_path() {
         let t = transport_for("https://ak.example/rest/v1/");
         assert_eq!(
-            t.uri_of("/rest/v1/user/1/?_limit=2").unwrap().to_string(),
+            t.endpoint
+                .uri("/rest/v1/user/1/?_limit=2")
+                .unwrap()
+                .to_string(),
             "https://ak.example/rest/v1/user/1/?_limit=2"
         );
         let t = transport_for("http://127.0.0.1:8201/ak/");
         assert_eq!(
-            t.uri_of("/rest/v1/page/?name=a%2Bb").unwrap().to_string(),
+            t.endpoint
+                .uri("/rest/v1/page/?name=a%2Bb")
+                .unwrap()
+                .to_string(),
             "http://127.0.0.1:8201/ak/rest/v1/page/?name=a%2Bb"
         );
         // What `url` (and so reqwest) escaped is escaped, not refused.
         assert_eq!(
-            t.uri_of("/rest/v1/page/?name=a b\"é")
+            t.endpoint
+                .uri("/rest/v1/page/?name=a b\"é")
                 .unwrap()
                 .path_and_query()
                 .unwrap()
@@ -811,7 +613,7 @@ mod tests {
         );
         // A path that is no path is an error naming neither the path nor the host.
         for bad in ["rest/v1/user/", "", "//evil.example/rest/v1/"] {
-            match t.uri_of(bad) {
+            match t.endpoint.uri(bad) {
                 Err(Error::InvalidInput(m)) => assert!(!m.contains("127.0.0.1"), "{m}"),
                 other => {
                     // `//host/...` is a valid path-and-query for http: it must at least
@@ -821,15 +623,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn the_tls_configuration_is_reqwests() {
-        let tls = tls_config().unwrap();
-        assert_eq!(tls.alpn_protocols, vec![b"http/1.1".to_vec()]);
-        assert!(tls.enable_sni);
-        // The same crypto provider reqwest picked: ring (no other is built).
-        assert!(tls.crypto_provider().cipher_suites.len() > 1);
     }
 
     #[test]
