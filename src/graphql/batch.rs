@@ -14,10 +14,9 @@
 //! by polling their futures one after another in the request's task, so every key of
 //! one level is asked for within one poll of that task. The request's execution runs
 //! inside [`PollGate::run`], which marks while the task is being polled; the batch task
-//! (spawned when the first key of a batch arrives) yields to the runtime at least once
-//! and then until that poll is over, and only then takes the keys. So a batch holds
-//! every key asked for in the same pass, whichever worker thread runs the batch task,
-//! and nothing waits for a clock.
+//! (spawned when the first key of a batch arrives) sleeps until that poll is over, and
+//! only then takes the keys. So a batch holds every key asked for in the same pass,
+//! whichever worker thread runs the batch task, and nothing waits for a clock.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -32,16 +31,26 @@ use futures::future::BoxFuture;
 // that is spent the request's task yields in the middle of a pass over sibling
 // fields, which would split their keys over several batches.
 use futures::channel::oneshot;
+use tokio::sync::Notify;
 
 /// Marks while a request's execution is being polled (shared by its loaders).
 #[derive(Clone, Default)]
-pub struct PollGate(Arc<AtomicUsize>);
+pub struct PollGate(Arc<Gate>);
 
-struct Polling<'a>(&'a AtomicUsize);
+#[derive(Default)]
+struct Gate {
+    polls: AtomicUsize,
+    /// Woken when the last poll under way ends.
+    idle: Notify,
+}
+
+struct Polling<'a>(&'a Gate);
 
 impl Drop for Polling<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Release);
+        if self.0.polls.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }
 
@@ -50,7 +59,7 @@ impl PollGate {
     pub async fn run<F: Future>(&self, fut: F) -> F::Output {
         let mut fut = pin!(fut);
         std::future::poll_fn(|cx| {
-            self.0.fetch_add(1, Ordering::Acquire);
+            self.0.polls.fetch_add(1, Ordering::SeqCst);
             let _polling = Polling(&self.0);
             fut.as_mut().poll(cx)
         })
@@ -58,17 +67,29 @@ impl PollGate {
     }
 
     fn busy(&self) -> bool {
-        self.0.load(Ordering::Acquire) > 0
+        self.0.polls.load(Ordering::SeqCst) > 0
     }
 
-    /// Yields to the runtime once, then until no poll of the request is under way.
-    async fn settled(&self) {
-        tokio::task::yield_now().await;
-        // A poll is synchronous and ends; on another worker this waits it out. (Not
-        // bounded by a count: a worker with nothing else to do yields very fast, and a
-        // batch taken in the middle of a pass is what this is here to prevent.)
-        while self.busy() {
+    /// Returns once no poll of the request is under way. A batch asked for outside a
+    /// poll of the request (a loader used without the gate) first yields to the
+    /// runtime once, so that the task that asked finishes its pass.
+    ///
+    /// The wait sleeps until the poll ends: it does not spin. A batch task that another
+    /// worker took while the request's poll was under way used to yield in a loop; when
+    /// the kernel ran that worker on the request's CPU, the request's poll waited for the
+    /// spinning thread's time slice to end, a stall of several milliseconds
+    /// (BENCHMARKS.md, issue 18, seventh round).
+    async fn settled(&self, asked_in_pass: bool) {
+        if !asked_in_pass {
             tokio::task::yield_now().await;
+        }
+        loop {
+            // Made before the check: a poll ending after it wakes this wait.
+            let ended = self.0.idle.notified();
+            if !self.busy() {
+                return;
+            }
+            ended.await;
         }
     }
 }
@@ -226,8 +247,11 @@ where
             Dispatch::AfterThisPass => {
                 let inner = self.inner.clone();
                 let gate = self.gate.clone();
+                // Asked for in a poll of the request: every key of that pass is in
+                // once the poll is over.
+                let asked_in_pass = gate.busy();
                 (self.spawner)(Box::pin(async move {
-                    gate.settled().await;
+                    gate.settled(asked_in_pass).await;
                     let batch = {
                         let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
                         std::mem::take(&mut state.pending)
@@ -283,6 +307,7 @@ impl From<LoadCanceled> for crate::actionkit::Error {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
 
     #[derive(Default, Clone)]
     struct Recorder {
@@ -358,6 +383,62 @@ mod tests {
                 assert_eq!(r.unwrap(), expected);
             }
         }
+    }
+
+    /// A future that counts its polls.
+    struct Counted<F> {
+        fut: F,
+        polls: Arc<AtomicU64>,
+    }
+
+    impl<F: Future + Unpin> Future for Counted<F> {
+        type Output = F::Output;
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<F::Output> {
+            self.polls.fetch_add(1, Ordering::Relaxed);
+            std::pin::Pin::new(&mut self.fut).poll(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_task_sleeps_while_the_request_is_polled_elsewhere() {
+        // The batch task runs on another runtime, so it surely runs while the request's
+        // poll is under way; that poll then blocks its thread for 150 ms.
+        let elsewhere = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let handle = elsewhere.handle().clone();
+        let batch_polls = Arc::new(AtomicU64::new(0));
+        let rec = Recorder::default();
+        let gate = PollGate::default();
+        let counter = batch_polls.clone();
+        let l = BatchLoader::new(rec.clone(), gate.clone(), move |f| {
+            handle.spawn(Counted {
+                fut: f,
+                polls: counter.clone(),
+            });
+        });
+        let blocked_poll = async {
+            let first = l.load_one(1);
+            let second = l.load_one(3);
+            // Both keys are asked for; the rest of this poll takes a while.
+            let mut both = pin!(futures::future::join(first, second));
+            let _ = futures::poll!(both.as_mut());
+            std::thread::sleep(Duration::from_millis(150));
+            both.await
+        };
+        let (a, b) = gate.run(blocked_poll).await;
+        assert_eq!((a.unwrap(), b.unwrap()), (Some(10), Some(30)));
+        assert_eq!(*rec.batches.lock().unwrap(), vec![vec![1, 3]]);
+        // Polled when started, when woken at the end of the poll, and once more when
+        // the load answers; a task that spun while it waited is polled thousands of
+        // times in 150 ms.
+        let polls = batch_polls.load(Ordering::Relaxed);
+        assert!(polls <= 5, "the batch task was polled {polls} times");
+        elsewhere.shutdown_background();
     }
 
     #[tokio::test]
