@@ -75,8 +75,11 @@ impl UpstreamCounter {
     /// Runs `fut` with this counter as the current one: every upstream request the
     /// client sends from within `fut` (in this task) is counted here as well as in the
     /// client's totals. Scopes nest; the innermost counter wins.
-    pub async fn scope<F: Future>(self: &Arc<Self>, fut: F) -> F::Output {
-        CURRENT.scope(Arc::clone(self), fut).await
+    ///
+    /// Not an `async fn`: one would hold `fut` twice (as its argument and as the future
+    /// it awaits), and the request's execution is the largest future the gateway runs.
+    pub fn scope<F: Future>(self: &Arc<Self>, fut: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(Arc::clone(self), fut)
     }
 
     fn add(&self, retry: bool) {

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use secrecy::SecretString;
 use tokio::time::Instant;
 
@@ -183,15 +184,15 @@ impl Client {
 
     /// Runs a read operation under its deadline. The transport also checks the
     /// deadline before each request and while waiting; this is the outer guarantee.
-    pub(crate) async fn bounded<T>(
+    ///
+    /// Not an `async fn`, which would hold `fut` twice (as its argument and inside the
+    /// timeout it awaits): every read of the client passes through here.
+    pub(crate) fn bounded<T>(
         &self,
         deadline: Instant,
         fut: impl std::future::Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        match tokio::time::timeout_at(deadline, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout),
-        }
+    ) -> impl std::future::Future<Output = Result<T, Error>> {
+        tokio::time::timeout_at(deadline, fut).map(|r| r.unwrap_or(Err(Error::Timeout)))
     }
 
     pub(crate) fn patch_semantics(&self) -> PatchSemantics {

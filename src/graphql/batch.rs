@@ -21,7 +21,6 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::Hash;
-use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -46,6 +45,29 @@ struct Gate {
 
 struct Polling<'a>(&'a Gate);
 
+pin_project_lite::pin_project! {
+    /// A future whose polls are marked on a gate ([`PollGate::run`]).
+    pub struct Gated<F> {
+        #[pin]
+        fut: F,
+        gate: PollGate,
+    }
+}
+
+impl<F: Future> Future for Gated<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        this.gate.0.polls.fetch_add(1, Ordering::SeqCst);
+        let _polling = Polling(&this.gate.0);
+        this.fut.poll(cx)
+    }
+}
+
 impl Drop for Polling<'_> {
     fn drop(&mut self) {
         if self.0.polls.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -55,15 +77,13 @@ impl Drop for Polling<'_> {
 }
 
 impl PollGate {
-    /// Runs `fut`, marking each of its polls.
-    pub async fn run<F: Future>(&self, fut: F) -> F::Output {
-        let mut fut = pin!(fut);
-        std::future::poll_fn(|cx| {
-            self.0.polls.fetch_add(1, Ordering::SeqCst);
-            let _polling = Polling(&self.0);
-            fut.as_mut().poll(cx)
-        })
-        .await
+    /// `fut`, each of its polls marked. (A future of its own rather than an `async fn`,
+    /// which would hold `fut` twice: it wraps the request's whole execution.)
+    pub fn run<F: Future>(&self, fut: F) -> Gated<F> {
+        Gated {
+            fut,
+            gate: self.clone(),
+        }
     }
 
     fn busy(&self) -> bool {
@@ -307,6 +327,7 @@ impl From<LoadCanceled> for crate::actionkit::Error {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+    use std::pin::pin;
     use std::time::Duration;
 
     #[derive(Default, Clone)]
