@@ -326,8 +326,8 @@ impl From<LoadCanceled> for crate::actionkit::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU64;
     use std::pin::pin;
+    use std::sync::atomic::AtomicU64;
     use std::time::Duration;
 
     #[derive(Default, Clone)]
