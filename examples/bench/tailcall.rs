@@ -331,9 +331,10 @@ async fn side_by_side(
         }
         let calls = upstream_requests(sandbox.addr).await? as f64 / load.ops.max(1) as f64;
         eprintln!(
-            "   critical path {gateway:<18} p50 {:.2} ms  p90 {:.2} ms  calls/op {calls:.2}",
+            "   critical path {gateway:<18} p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  calls/op {calls:.2}",
             load.pct_ms(0.5),
-            load.pct_ms(0.9)
+            load.pct_ms(0.9),
+            load.pct_ms(0.99)
         );
         paths.push(PeerPath {
             gateway,
@@ -444,18 +445,19 @@ fn render_peer(args: &Args, rows: &[PeerRow], paths: &[PeerPath], version: &str)
     );
     let _ = writeln!(
         s,
-        "| gateway | filters | upstream | p50 ms | p90 ms | upstream calls per query |"
+        "| gateway | filters | upstream | p50 ms | p90 ms | p99 ms | upstream calls per query |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for p in paths {
         let _ = writeln!(
             s,
-            "| {} | {} | {} ms | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {} ms | {:.2} | {:.2} | {:.2} | {:.2} |",
             p.gateway,
             p.filters.name(),
             p.latency_ms,
             p.load.pct_ms(0.5),
             p.load.pct_ms(0.9),
+            p.load.pct_ms(0.99),
             p.calls_per_op
         );
     }
