@@ -1,5 +1,4 @@
 mod adaptive;
-mod breaker;
 mod faults;
 mod isolation;
 mod shed;

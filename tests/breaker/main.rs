@@ -2,7 +2,16 @@
 //! answers UPSTREAM_UNAVAILABLE at once, probes once when the open period is over,
 //! and recovers by itself when ActionKit does. Proven with the sandbox's call counts.
 //!
-//! One test in this binary: the breaker gauge is process-wide in `/metrics`.
+//! Alone in its binary: the gauge `gateway_upstream_breaker_state` is process-wide, and
+//! every gateway started in the process sets it (a new client's breaker starts closed).
+//! Among the other in-process tests, a gateway starting elsewhere set it to 0 while this
+//! test expected 1 (`.ci/run`, 2 December).
+#![allow(clippy::unwrap_used)]
+
+// The in-process tests' helpers; this test uses the gateway's.
+#[allow(dead_code, unused_imports)]
+#[path = "../api/helpers/mod.rs"]
+mod helpers;
 
 use std::time::{Duration, Instant};
 
