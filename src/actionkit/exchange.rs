@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::RETRY_AFTER;
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Body as _;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -83,8 +83,9 @@ pub(super) async fn exchange(
 pub(crate) const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// The body, or `None` once it passes [`MAX_BODY_BYTES`] (announced by its
-/// `Content-Length`, or counted while it streams).
-async fn read_capped(mut body: hyper::body::Incoming) -> Result<Option<Bytes>, hyper::Error> {
+/// `Content-Length`, or counted while it streams). A body that arrives in one chunk (the
+/// usual small answer) is not copied.
+async fn read_capped(body: hyper::body::Incoming) -> Result<Option<Bytes>, BodyError> {
     if body
         .size_hint()
         .exact()
@@ -92,32 +93,15 @@ async fn read_capped(mut body: hyper::body::Incoming) -> Result<Option<Bytes>, h
     {
         return Ok(None);
     }
-    let mut first: Option<Bytes> = None;
-    let mut rest = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(chunk) = frame?.into_data() else {
-            continue; // trailers
-        };
-        let len = first.as_ref().map_or(0, Bytes::len) + rest.len();
-        if len + chunk.len() > MAX_BODY_BYTES {
-            return Ok(None);
-        }
-        // A body that arrives in one chunk (the usual small answer) is not copied.
-        match &first {
-            None if rest.is_empty() => first = Some(chunk),
-            _ => {
-                if let Some(f) = first.take() {
-                    rest.extend_from_slice(&f);
-                }
-                rest.extend_from_slice(&chunk);
-            }
-        }
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(Some(collected.to_bytes())),
+        Err(e) if e.is::<LengthLimitError>() => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some(match first {
-        Some(f) => f,
-        None => rest.freeze(),
-    }))
 }
+
+/// An error reading the body (hyper's, boxed by the length limit).
+type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Bytes a path from a caller or a `meta.next` link may hold that `http::Uri` refuses:
 /// escaped as the `url` crate (and so reqwest, before) escaped them, so such a path is
@@ -135,7 +119,7 @@ const PATH_ESCAPES: &AsciiSet = &CONTROLS
 /// the body.
 pub(super) enum Failure {
     Send(hyper_util::client::legacy::Error),
-    Body(hyper::Error),
+    Body(BodyError),
 }
 
 impl Failure {
@@ -150,14 +134,14 @@ impl Failure {
     pub(super) fn timed_out(&self) -> bool {
         match self {
             Failure::Send(e) => is_timeout(e),
-            Failure::Body(e) => is_timeout(e),
+            Failure::Body(e) => is_timeout(&**e),
         }
     }
 
     pub(super) fn describe(&self) -> String {
         match self {
             Failure::Send(e) => describe("error sending request", e),
-            Failure::Body(e) => describe("error reading response body", e),
+            Failure::Body(e) => describe("error reading response body", &**e),
         }
     }
 }
