@@ -191,6 +191,8 @@ pub(super) struct Endpoint {
     authority: Authority,
     /// The base URL's path prefix (`/ak`), or empty.
     prefix: String,
+    /// `scheme://host[:port]`.
+    origin: String,
 }
 
 impl Endpoint {
@@ -198,11 +200,19 @@ impl Endpoint {
     pub(super) fn parse(base: &str) -> Result<Endpoint, Error> {
         let invalid = || Error::InvalidInput("ActionKit base URL is not a valid URI".into());
         let uri: Uri = base.parse().map_err(|_| invalid())?;
+        let scheme = uri.scheme().cloned().ok_or_else(invalid)?;
+        let authority = uri.authority().cloned().ok_or_else(invalid)?;
         Ok(Endpoint {
-            scheme: uri.scheme().cloned().ok_or_else(invalid)?,
-            authority: uri.authority().cloned().ok_or_else(invalid)?,
+            origin: format!("{scheme}://{authority}"),
+            scheme,
+            authority,
             prefix: uri.path().trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// `scheme://host[:port]`: where an absolute `meta.next` link must point.
+    pub(super) fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// `base` + `path` as the request's `Uri`; a path that is not one is an error

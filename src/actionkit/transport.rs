@@ -95,9 +95,8 @@ impl<'a> Request<'a> {
 /// The shared HTTP machinery of a client.
 pub(crate) struct Transport {
     http: HttpClient,
-    /// `scheme://host[:port][/prefix]`, no trailing slash.
-    base: String,
-    /// `base`, split once: each request's `Uri` is built from it and its path.
+    /// The base URL (`scheme://host[:port][/prefix]`), split once: each request's
+    /// `Uri` is built from it and its path.
     endpoint: Endpoint,
     auth: HeaderValue,
     user_agent: HeaderValue,
@@ -149,7 +148,6 @@ impl Transport {
         let http = exchange::client(config)?;
         Ok(Transport {
             http,
-            base,
             endpoint,
             auth,
             user_agent,
@@ -182,13 +180,7 @@ impl Transport {
         if link.starts_with("/rest/v1/") {
             return Some(link.to_owned());
         }
-        let origin_end = self.base.find("://").map(|i| i + 3)?;
-        let origin_len = self.base[origin_end..]
-            .find('/')
-            .map(|i| origin_end + i)
-            .unwrap_or(self.base.len());
-        let origin = &self.base[..origin_len];
-        let rest = link.strip_prefix(origin)?;
+        let rest = link.strip_prefix(self.endpoint.origin())?;
         rest.starts_with("/rest/v1/").then(|| rest.to_owned())
     }
 
@@ -622,6 +614,27 @@ mod tests {
                     assert_eq!(uri.authority().unwrap().as_str(), "127.0.0.1:8201", "{bad}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn next_links_are_followed_on_the_configured_origin_only() {
+        let t = transport_for("http://127.0.0.1:8201/ak/");
+        let next = "/rest/v1/user/?_offset=2&_limit=2";
+        assert_eq!(t.follow_link(next).as_deref(), Some(next));
+        assert_eq!(
+            t.follow_link(&format!("http://127.0.0.1:8201{next}"))
+                .as_deref(),
+            Some(next)
+        );
+        for elsewhere in [
+            format!("http://127.0.0.1:8202{next}"),
+            format!("https://127.0.0.1:8201{next}"),
+            format!("http://127.0.0.1:8201.evil.example{next}"),
+            "http://127.0.0.1:8201/elsewhere/".to_owned(),
+            "/elsewhere/".to_owned(),
+        ] {
+            assert_eq!(t.follow_link(&elsewhere), None, "{elsewhere}");
         }
     }
 
