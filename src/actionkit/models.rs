@@ -152,9 +152,14 @@ pub enum FieldValue {
 impl FieldValue {
     /// Every value, in ActionKit's order.
     pub fn values(&self) -> Vec<String> {
+        self.as_slice().to_vec()
+    }
+
+    /// Every value, in ActionKit's order, borrowed.
+    pub fn as_slice(&self) -> &[String] {
         match self {
-            FieldValue::One(v) => vec![v.clone()],
-            FieldValue::Many(vs) => vs.clone(),
+            FieldValue::One(v) => std::slice::from_ref(v),
+            FieldValue::Many(vs) => vs,
         }
     }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Enum, Interface, Object, SimpleObject, ID};
 
-use super::{custom_fields, CustomField, PageNode, UserNode};
+use super::{CustomField, CustomFieldList, PageNode, UserNode};
 use crate::actionkit::{Action, ActionKind};
 use crate::graphql::access;
 use crate::graphql::error::{GatewayError, GqlResult};
@@ -106,11 +106,7 @@ impl SharedActionFields<'_> {
         }
     }
     fn custom_field(&self, name: &str) -> Option<CustomField> {
-        self.0.fields.get(name).map(|v| CustomField {
-            name: name.to_owned(),
-            value: v.first(),
-            values: v.values(),
-        })
+        self.0.fields.get(name).map(|v| CustomField::new(name, v))
     }
 }
 
@@ -157,8 +153,8 @@ macro_rules! action_type {
                 SharedActionFields(&self.0).page(ctx).await
             }
             /// The action's custom fields, sorted by name.
-            async fn custom_fields(&self) -> Vec<CustomField> {
-                custom_fields(&self.0.fields)
+            async fn custom_fields(&self) -> CustomFieldList<'_> {
+                CustomFieldList(&self.0.fields)
             }
             /// One custom field by name, or null when the action does not have it.
             async fn custom_field(&self, name: String) -> Option<CustomField> {
@@ -306,7 +302,7 @@ pub(super) struct DonationOrder {
     ),
     field(
         name = "custom_fields",
-        ty = "Vec<CustomField>",
+        ty = "CustomFieldList<'_>",
         desc = "The action's custom fields, sorted by name."
     ),
     field(

@@ -2,40 +2,18 @@
 //! request's loaders.
 
 mod action;
+mod custom_field;
 mod page;
 pub(crate) mod user;
 
 pub use action::{ActionNode, ActionType};
+pub use custom_field::{CustomField, CustomFieldList};
 pub use page::PageNode;
 pub use user::UserNode;
 
-use async_graphql::{SimpleObject, ID};
+use async_graphql::ID;
 
 use super::error::GatewayError;
-use crate::actionkit::CustomFields;
-
-/// A custom field: a name and its value(s). ActionKit keeps values as text; a field
-/// can hold several values.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct CustomField {
-    /// The field's name.
-    pub name: String,
-    /// The value; the first one when the field holds several.
-    pub value: String,
-    /// Every value, in ActionKit's order.
-    pub values: Vec<String>,
-}
-
-pub(crate) fn custom_fields(fields: &CustomFields) -> Vec<CustomField> {
-    fields
-        .iter()
-        .map(|(name, v)| CustomField {
-            name: name.clone(),
-            value: v.first(),
-            values: v.values(),
-        })
-        .collect()
-}
 
 /// Parses a GraphQL `ID` into an ActionKit numeric id, refusing anything else before a
 /// request is sent.

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, ID};
 use base64::Engine as _;
 
-use super::{check_page_name, custom_fields, ActionNode, ActionType, CustomField};
+use super::{check_page_name, ActionNode, ActionType, CustomFieldList};
 use crate::actionkit::{ActionFilter, User, UserId};
 use crate::graphql::error::{GatewayError, GqlResult};
 use crate::graphql::loaders::{Loaders, UserActionsKey};
@@ -130,8 +130,8 @@ impl UserNode {
         &self.user.updated_at
     }
     /// The user's custom user fields, sorted by name.
-    async fn custom_fields(&self) -> Vec<CustomField> {
-        custom_fields(&self.user.fields)
+    async fn custom_fields(&self) -> CustomFieldList<'_> {
+        CustomFieldList(&self.user.fields)
     }
     /// The user's actions, oldest first, optionally of one type and on one page.
     #[graphql(
