@@ -9,6 +9,7 @@ WORKDIR /src
 # Dependencies first, so that source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY .cargo ./.cargo
+COPY link ./link
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src target/release/deps/actionkit_graphql* target/release/deps/libactionkit_graphql* \
