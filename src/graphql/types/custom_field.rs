@@ -253,6 +253,26 @@ mod tests {
             let (fast, derived) = answer(document, json!({"yes": true})).await;
             assert_eq!(fast, derived, "{document}");
         }
+        // Every field the schema gives `CustomField`, so that a field added to the
+        // derived object and not to the list's resolver fails here.
+        let schema = Schema::new(Query(fields()), EmptyMutation, EmptySubscription);
+        let types = schema
+            .execute(r#"{ __type(name: "CustomField") { fields { name } } }"#)
+            .await
+            .data
+            .into_json()
+            .unwrap();
+        let all: Vec<&str> = types["__type"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert!(all.len() >= 3, "{all:?}");
+        let document = format!("{{ LIST {{ {} }} }}", all.join(" "));
+        let (fast, derived) = answer(&document, json!({})).await;
+        assert_eq!(fast, derived, "{document}");
+
         let (fast, _) = answer("{ LIST { n: name values } }", json!({})).await;
         assert_eq!(
             fast,
