@@ -165,10 +165,7 @@ impl FieldValue {
 
     /// The single value; the first one for a multi-valued field (empty if none).
     pub fn first(&self) -> String {
-        match self {
-            FieldValue::One(v) => v.clone(),
-            FieldValue::Many(vs) => vs.first().cloned().unwrap_or_default(),
-        }
+        self.as_slice().first().cloned().unwrap_or_default()
     }
 }
 
