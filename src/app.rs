@@ -101,6 +101,7 @@ fn client_config(config: &Config, upstream: Upstream) -> ClientConfig {
     cc.operation_deadline = Duration::from_millis(ak.operation_deadline_ms);
     cc.retry.max_retries = ak.max_retries;
     cc.akid_secret = upstream.akid_secret;
+    cc.share_window = Duration::from_micros(ak.share_window_us);
     cc.breaker = crate::actionkit::BreakerPolicy {
         failure_threshold: ak.breaker_failure_threshold,
         open_for: Duration::from_millis(ak.breaker_open_ms),

@@ -498,6 +498,10 @@ pub struct ActionKitConfig {
     pub breaker_open_ms: u64,
     /// Longest open period of the breaker.
     pub breaker_max_open_ms: u64,
+    /// How long a successful ActionKit read stays shareable after it lands: an
+    /// identical read asked for within it gets that answer instead of a call of its
+    /// own (reads in flight are always shared). 0 turns it off.
+    pub share_window_us: u64,
 }
 
 /// The GraphQL layer's settings.
@@ -565,6 +569,7 @@ impl Default for ActionKitConfig {
             breaker_failure_threshold: 20,
             breaker_open_ms: 5_000,
             breaker_max_open_ms: 60_000,
+            share_window_us: 2_000,
         }
     }
 }

@@ -46,6 +46,10 @@ pub struct ClientConfig {
     /// How long the names of the instance's allowed custom user fields are reused
     /// (`Client::allowed_user_fields`). Default 60 s; zero: never.
     pub allowed_user_fields_ttl: Duration,
+    /// How long a successful read's answer is given to identical reads asked for after
+    /// it landed (reads in flight are always shared; see `singleflight.rs`). Default
+    /// zero: only reads in flight (the gateway sets 2 ms, `share_window_us`).
+    pub share_window: Duration,
     /// A budget shared with other replicas, taken around each request besides the
     /// local cap (`max_in_flight` across all of them). Default none.
     pub global_budget: Option<std::sync::Arc<dyn super::GlobalBudget>>,
@@ -68,6 +72,7 @@ impl ClientConfig {
             page_name_ttl: Duration::from_secs(60),
             breaker: BreakerPolicy::default(),
             allowed_user_fields_ttl: Duration::from_secs(60),
+            share_window: Duration::ZERO,
             global_budget: None,
         }
     }
@@ -92,6 +97,7 @@ impl fmt::Debug for ClientConfig {
             .field("page_name_ttl", &self.page_name_ttl)
             .field("breaker", &self.breaker)
             .field("allowed_user_fields_ttl", &self.allowed_user_fields_ttl)
+            .field("share_window", &self.share_window)
             .finish()
     }
 }

@@ -27,7 +27,9 @@
 //! | `page_progress` | 1 (`GET /progress/?page=`); 2 where the instance has no such endpoint (page by name, `action/?page=<id>&_limit=1`) |
 //!
 //! Retries add calls (never to `submit_action`); [`UpstreamCounter`] counts them per
-//! operation.
+//! operation. Identical reads share calls: one in flight is joined, and one that
+//! landed less than `share_window` ago (off by default; 2 ms in the gateway) is
+//! reused, except by the read of a read-modify-write (`singleflight.rs`).
 //!
 //! Files: `config.rs` (settings), `transport.rs` (one HTTP exchange: auth, cap,
 //! retries, deadline, tracing, status mapping), `pagination.rs` (collections and
@@ -35,7 +37,8 @@
 //! pages), `submit.rs` (action processing, page forms, allowed user fields), `writes.rs`,
 //! `accounting.rs` (call counters), `fair.rs` (the in-flight cap, shared fairly between
 //! callers), `wire.rs` (the collection envelope), `models.rs`,
-//! `breaker.rs` (the circuit breaker every attempt passes through).
+//! `breaker.rs` (the circuit breaker every attempt passes through), `singleflight.rs`
+//! (identical reads sent once).
 
 mod accounting;
 pub mod akid;

@@ -6,21 +6,33 @@
 //! paths are the same request; what each caller may see is decided above the client,
 //! per caller, after the read.
 //!
-//! Freshness: a read never joins a flight that started before a write (any non-GET
-//! sent by this client) finished. Every write bumps a generation when it completes, and
-//! a flight only takes joiners of its own generation; so a caller that starts after a
-//! write sees at least that write (read-your-writes holds for mutations, whose re-read
-//! comes after their PATCH).
+//! A successful answer stays shareable for a short window after it lands (`window`,
+//! `share_window` in the client's configuration, default 2 ms): a read asked for
+//! then gets it at once. The answer is no older than one a caller joining the flight
+//! just before it landed would have had, give or take the window. Why it exists: a
+//! member's query makes two reads (the member, their actions), sent together but
+//! landing a little apart. Without the window, a request arriving between the two
+//! landings joins the second read and sends the first again, alone; the two reads of
+//! that member then land apart from then on, and under a saturated cap
+//! (`max_in_flight`) every such split is one more call (BENCHMARKS.md, issue 18, ninth
+//! round).
 //!
-//! Cancellation: the leader runs the request in its own task; if it is dropped before
-//! the answer (its client went away), the flight is removed and every joiner tries
-//! again, one of them becoming the new leader. Nobody waits for a request that no one
-//! is sending.
+//! Freshness: a read never joins a flight that started before a write (any non-GET
+//! sent by this client) finished, nor takes an answer that landed before it. Every
+//! write bumps a generation when it completes, and a flight only takes joiners of its
+//! own generation; so a caller that starts after a write sees at least that write
+//! (read-your-writes holds for mutations, whose re-read comes after their PATCH).
+//! Errors are shared with the callers already waiting, never kept for later ones.
+//!
+//! Cancellation: if the leader is dropped before the answer (its client went away),
+//! the flight is removed and every joiner tries again, one of them becoming the new
+//! leader. Nobody waits for a request that no one is sending.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -32,13 +44,29 @@ type Answer = Option<Result<Bytes, Error>>;
 struct Flight {
     id: u64,
     generation: u64,
-    answer: watch::Receiver<Answer>,
+    state: Stage,
 }
 
-/// The reads in flight, by path.
+enum Stage {
+    /// Sent (or waiting for a slot): joiners wait for the answer.
+    InFlight(watch::Receiver<Answer>),
+    /// Answered with success at `at`: shareable until `at + window`.
+    Landed { body: Bytes, at: Instant },
+}
+
+#[derive(Default)]
+struct Flights {
+    by_path: HashMap<String, Flight>,
+    /// When landed answers past their window are next swept out of `by_path`.
+    next_sweep: Option<Instant>,
+}
+
+/// The reads in flight (and those just landed), by path.
 #[derive(Default)]
 pub(crate) struct Singleflight {
-    flights: Mutex<HashMap<String, Flight>>,
+    flights: Mutex<Flights>,
+    /// How long a successful answer stays shareable after it lands; zero: not at all.
+    window: Duration,
     generation: AtomicU64,
     next_id: AtomicU64,
     shared: AtomicU64,
@@ -47,9 +75,11 @@ pub(crate) struct Singleflight {
 enum Role {
     Lead(u64, watch::Sender<Answer>),
     Join(watch::Receiver<Answer>),
+    Landed(Bytes),
 }
 
-/// Removes the leader's flight when the leader finishes or is dropped.
+/// Removes the leader's flight when the leader is dropped, or finishes without an
+/// answer to keep.
 struct FlightGuard<'a> {
     sf: &'a Singleflight,
     key: &'a str,
@@ -58,16 +88,52 @@ struct FlightGuard<'a> {
 
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
-        let mut flights = self.sf.flights.lock().unwrap_or_else(|e| e.into_inner());
-        if flights.get(self.key).is_some_and(|f| f.id == self.id) {
-            flights.remove(self.key);
+        let mut flights = self.sf.lock();
+        if flights
+            .by_path
+            .get(self.key)
+            .is_some_and(|f| f.id == self.id && matches!(f.state, Stage::InFlight(_)))
+        {
+            flights.by_path.remove(self.key);
         }
     }
 }
 
 impl Singleflight {
-    /// Runs `fetch` for `key`, or waits for the identical read already in flight.
+    /// Shares reads in flight, and successful answers for `window` after they land.
+    pub(crate) fn new(window: Duration) -> Self {
+        Singleflight {
+            window,
+            ..Singleflight::default()
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Flights> {
+        // Every change under the lock is one statement; a poisoned map is still whole.
+        self.flights.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `fetch` for `key`, or waits for the identical read already in flight, or
+    /// takes the answer that landed within the window.
     pub(crate) async fn run<F, Fut>(&self, key: &str, fetch: F) -> Result<Bytes, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, Error>>,
+    {
+        self.run_taking(key, true, fetch).await
+    }
+
+    /// Like [`run`](Self::run), but never takes an answer that already landed: for the
+    /// read of a read-modify-write, which must be as fresh as a read of its own.
+    pub(crate) async fn run_fresh<F, Fut>(&self, key: &str, fetch: F) -> Result<Bytes, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, Error>>,
+    {
+        self.run_taking(key, false, fetch).await
+    }
+
+    async fn run_taking<F, Fut>(&self, key: &str, landed: bool, fetch: F) -> Result<Bytes, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, Error>>,
@@ -76,18 +142,29 @@ impl Singleflight {
         loop {
             let generation = self.generation.load(Ordering::Acquire);
             let role = {
-                let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-                match flights.get(key) {
-                    Some(f) if f.generation == generation => Role::Join(f.answer.clone()),
-                    _ => {
+                let mut flights = self.lock();
+                let current = match flights.by_path.get(key) {
+                    Some(f) if f.generation == generation => match &f.state {
+                        Stage::InFlight(rx) => Some(Role::Join(rx.clone())),
+                        Stage::Landed { body, at } if landed && at.elapsed() <= self.window => {
+                            Some(Role::Landed(body.clone()))
+                        }
+                        Stage::Landed { .. } => None,
+                    },
+                    _ => None,
+                };
+                match current {
+                    Some(role) => role,
+                    None => {
+                        self.sweep(&mut flights);
                         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                         let (tx, rx) = watch::channel(None);
-                        flights.insert(
+                        flights.by_path.insert(
                             key.to_owned(),
                             Flight {
                                 id,
                                 generation,
-                                answer: rx,
+                                state: Stage::InFlight(rx),
                             },
                         );
                         Role::Lead(id, tx)
@@ -95,6 +172,10 @@ impl Singleflight {
                 }
             };
             match role {
+                Role::Landed(body) => {
+                    self.shared.fetch_add(1, Ordering::Relaxed);
+                    return Ok(body);
+                }
                 Role::Lead(id, tx) => {
                     let _landing = FlightGuard { sf: self, key, id };
                     let Some(fetch) = fetch.take() else {
@@ -103,6 +184,9 @@ impl Singleflight {
                     };
                     let answer = fetch().await;
                     let _ = tx.send(Some(answer.clone()));
+                    if let (Ok(body), false) = (&answer, self.window.is_zero()) {
+                        self.landed(key, id, body.clone());
+                    }
                     return answer;
                 }
                 Role::Join(mut rx) => {
@@ -125,8 +209,38 @@ impl Singleflight {
         }
     }
 
+    /// Keeps the leader's successful answer for the window (unless a newer flight for
+    /// the path has replaced it in the meantime).
+    fn landed(&self, key: &str, id: u64, body: Bytes) {
+        let mut flights = self.lock();
+        if let Some(f) = flights.by_path.get_mut(key).filter(|f| f.id == id) {
+            f.state = Stage::Landed {
+                body,
+                at: Instant::now(),
+            };
+        }
+    }
+
+    /// Drops answers whose window has passed, at most once per window, so that paths
+    /// read once do not stay in the map.
+    fn sweep(&self, flights: &mut Flights) {
+        if self.window.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        if flights.next_sweep.is_some_and(|next| now < next) {
+            return;
+        }
+        let window = self.window;
+        flights.by_path.retain(|_, f| match &f.state {
+            Stage::InFlight(_) => true,
+            Stage::Landed { at, .. } => now.duration_since(*at) <= window,
+        });
+        flights.next_sweep = Some(now + window);
+    }
+
     /// Records that a write completed (or may have): later reads do not join flights
-    /// that started before it.
+    /// that started before it, nor take answers that landed before it.
     pub(crate) fn wrote(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -137,9 +251,20 @@ impl Singleflight {
         self.shared.load(Ordering::Relaxed)
     }
 
+    /// Reads waiting for an answer now (landed answers kept for the window excluded).
     #[cfg(test)]
     fn in_flight(&self) -> usize {
-        self.flights.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock()
+            .by_path
+            .values()
+            .filter(|f| matches!(f.state, Stage::InFlight(_)))
+            .count()
+    }
+
+    /// Paths held now, answers kept for the window included.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.lock().by_path.len()
     }
 }
 
@@ -280,5 +405,82 @@ mod tests {
         assert_eq!(got, Bytes::from_static(b"second leader"));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(sf.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_shared_for_the_window_after_it_lands_then_read_again() {
+        let sf = Singleflight::new(Duration::from_millis(200));
+        let calls = AtomicUsize::new(0);
+        let fetch = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            ok("page 3")
+        };
+        sf.run("/rest/v1/page/3/", fetch).await.unwrap();
+        // Landed, within the window: answered without a call.
+        let again = sf.run("/rest/v1/page/3/", fetch).await.unwrap();
+        assert_eq!(again, Bytes::from_static(b"page 3"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(sf.shared(), 1);
+        assert_eq!(sf.in_flight(), 0);
+        // Past the window: a call of its own.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        sf.run("/rest/v1/page/3/", fetch).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn no_window_means_only_reads_in_flight_are_shared() {
+        let sf = Singleflight::new(Duration::ZERO);
+        let calls = AtomicUsize::new(0);
+        let fetch = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            ok("a")
+        };
+        sf.run("/a/", fetch).await.unwrap();
+        sf.run("/a/", fetch).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(sf.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_read_after_a_write_does_not_take_an_answer_that_landed_before_it() {
+        let sf = Singleflight::new(Duration::from_secs(60));
+        sf.run("/rest/v1/user/4/", || async { ok("before") })
+            .await
+            .unwrap();
+        sf.wrote();
+        let fresh = sf
+            .run("/rest/v1/user/4/", || async { ok("after") })
+            .await
+            .unwrap();
+        assert_eq!(fresh, Bytes::from_static(b"after"));
+        assert_eq!(sf.shared(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_error_is_not_kept_for_later_reads() {
+        let sf = Singleflight::new(Duration::from_secs(60));
+        let first = sf.run("/x/", || async { Err(Error::Timeout) }).await;
+        assert!(matches!(first, Err(Error::Timeout)));
+        assert_eq!(sf.held(), 0);
+        let second = sf.run("/x/", || async { ok("x") }).await.unwrap();
+        assert_eq!(second, Bytes::from_static(b"x"));
+    }
+
+    #[tokio::test]
+    async fn answers_past_their_window_are_swept_out() {
+        let sf = Singleflight::new(Duration::from_millis(20));
+        for i in 0..50 {
+            sf.run(&format!("/rest/v1/user/{i}/"), || async { ok("u") })
+                .await
+                .unwrap();
+        }
+        assert!(sf.held() > 1, "answers are kept within the window");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The next read that sends sweeps out everything past its window.
+        sf.run("/rest/v1/user/other/", || async { ok("u") })
+            .await
+            .unwrap();
+        assert_eq!(sf.held(), 1);
     }
 }

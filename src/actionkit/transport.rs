@@ -155,7 +155,7 @@ impl Transport {
             retry: config.retry.clone(),
             request_timeout: config.request_timeout,
             totals: UpstreamCounter::default(),
-            flights: Singleflight::default(),
+            flights: Singleflight::new(config.share_window),
             breaker: Breaker::new(config.breaker.clone()),
             global: config.global_budget.clone(),
         })
@@ -202,6 +202,18 @@ impl Transport {
         // read that started before it.
         self.flights.wrote();
         result
+    }
+
+    /// A GET for a read-modify-write: it may join an identical read in flight, like
+    /// [`send`](Self::send), but takes no answer that already landed.
+    pub(crate) async fn send_fresh(
+        &self,
+        req: &Request<'_>,
+        deadline: Instant,
+    ) -> Result<Bytes, Error> {
+        self.flights
+            .run_fresh(req.path, || self.send_alone(req, deadline))
+            .await
     }
 
     /// [`send`](Self::send) without sharing.

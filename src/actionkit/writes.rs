@@ -245,7 +245,7 @@ impl Client {
         let body = self
             .inner
             .transport
-            .send(
+            .send_fresh(
                 &Request::get("/rest/v1/action/{id}/", &format!("/rest/v1/action/{id}/")),
                 deadline,
             )

@@ -6,3 +6,4 @@ mod ops;
 mod proptest_inputs;
 mod queries;
 mod schema_sdl;
+mod sharing;

@@ -53,7 +53,27 @@ pub(crate) async fn spawn_with(
 }
 
 /// Like [`spawn_with`], in the given mode; `Err` when the gateway refuses to start.
+///
+/// The gateway shares only reads in flight (`actionkit.share_window_us = 0`): tests
+/// that change the sandbox behind the gateway's back (faults, direct REST writes) and
+/// read again at once must see the change, however fast the machine. The window has
+/// its own tests, through [`spawn_sharing`].
 pub(crate) async fn spawn_mode(
+    flags: &[&str],
+    mut config: Config,
+    with_akid_secret: bool,
+    mode: Mode,
+) -> anyhow::Result<TestGateway> {
+    config.actionkit.share_window_us = 0;
+    start(flags, config, with_akid_secret, mode).await
+}
+
+/// A gateway over a fresh sandbox with `config` as given, its share window included.
+pub(crate) async fn spawn_sharing(flags: &[&str], config: Config) -> TestGateway {
+    start(flags, config, true, Mode::Development).await.unwrap()
+}
+
+async fn start(
     flags: &[&str],
     config: Config,
     with_akid_secret: bool,
