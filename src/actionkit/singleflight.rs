@@ -6,9 +6,9 @@
 //! paths are the same request; what each caller may see is decided above the client,
 //! per caller, after the read.
 //!
-//! A successful answer stays shareable for a short window after it lands (`window`,
-//! `share_window` in the client's configuration, default 2 ms): a read asked for
-//! then gets it at once. The answer is no older than one a caller joining the flight
+//! A successful answer stays shareable for a short window after it lands
+//! (`ClientConfig::share_window`: off by default, 2 ms in the gateway): a read asked
+//! for then gets it at once. The answer is no older than one a caller joining the flight
 //! just before it landed would have had, give or take the window. Why it exists: a
 //! member's query makes two reads (the member, their actions), sent together but
 //! landing a little apart. Without the window, a request arriving between the two
