@@ -19,9 +19,9 @@ async fn some_action(gw: &TestGateway) -> String {
 }
 
 async fn action_reads(gw: &TestGateway) -> u64 {
-    gw.stats().await["by_route"]["GET /rest/v1/action/{id}/"]
-        .as_u64()
-        .unwrap_or(0)
+    gw.calls_to(|route| route == "GET /rest/v1/action/{id}/")
+        .await
+        .0
 }
 
 fn value_of(data: &Value, name: &str) -> Option<Value> {
@@ -63,14 +63,7 @@ async fn a_read_repeated_within_the_window_makes_no_call_and_a_write_ends_the_wi
         3,
         "the read of the read-modify-write took the kept answer"
     );
-    let stats = gw.stats().await;
-    let patches: u64 = stats["by_route"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(route, _)| route.starts_with("PATCH "))
-        .map(|(_, n)| n.as_u64().unwrap())
-        .sum();
+    let (patches, stats) = gw.calls_to(|route| route.starts_with("PATCH ")).await;
     assert_eq!(patches, 1, "{stats}");
 
     // A read after the write sees it: the answer kept from before is not given out.

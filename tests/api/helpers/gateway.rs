@@ -179,6 +179,20 @@ impl TestGateway {
         self.stats().await["requests"].as_u64().unwrap()
     }
 
+    /// Upstream calls since the last reset on the routes (`"PATCH /rest/v1/…/{id}/"`)
+    /// that `pick` accepts, with the sandbox's statistics (for messages).
+    pub(crate) async fn calls_to(&self, pick: impl Fn(&str) -> bool) -> (u64, Value) {
+        let stats = self.stats().await;
+        let n = stats["by_route"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(route, _)| pick(route))
+            .map(|(_, n)| n.as_u64().unwrap())
+            .sum();
+        (n, stats)
+    }
+
     /// The sandbox's REST and control endpoints.
     pub(crate) fn sandbox_rest(&self) -> SandboxRest {
         SandboxRest::new(format!("http://{}", self.sandbox))
