@@ -8,8 +8,8 @@
 //!
 //! A successful answer stays shareable for a short window after it lands
 //! (`ClientConfig::share_window`: off by default, 2 ms in the gateway): a read asked
-//! for then gets it at once. The answer is no older than one a caller joining the flight
-//! just before it landed would have had, give or take the window. Why it exists: a
+//! for then gets it at once. The answer is at most the window older than the one a
+//! caller joining the flight just before it landed would have had. Why it exists: a
 //! member's query makes two reads (the member, their actions), sent together but
 //! landing a little apart. Without the window, a request arriving between the two
 //! landings joins the second read and sends the first again, alone; the two reads of
@@ -78,23 +78,36 @@ enum Role {
     Landed(Bytes),
 }
 
-/// Removes the leader's flight when the leader is dropped, or finishes without an
-/// answer to keep.
+/// Ends the leader's flight when the leader finishes or is dropped: its answer is kept
+/// for the window when there is one to keep (`keep`), else the flight is removed. A
+/// newer flight that replaced it in the meantime is left alone.
 struct FlightGuard<'a> {
     sf: &'a Singleflight,
     key: &'a str,
     id: u64,
+    keep: Option<Bytes>,
 }
 
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
         let mut flights = self.sf.lock();
-        if flights
+        let Some(flight) = flights
             .by_path
-            .get(self.key)
-            .is_some_and(|f| f.id == self.id && matches!(f.state, Stage::InFlight(_)))
-        {
-            flights.by_path.remove(self.key);
+            .get_mut(self.key)
+            .filter(|f| f.id == self.id)
+        else {
+            return;
+        };
+        match self.keep.take() {
+            Some(body) => {
+                flight.state = Stage::Landed {
+                    body,
+                    at: Instant::now(),
+                }
+            }
+            None => {
+                flights.by_path.remove(self.key);
+            }
         }
     }
 }
@@ -177,7 +190,12 @@ impl Singleflight {
                     return Ok(body);
                 }
                 Role::Lead(id, tx) => {
-                    let _landing = FlightGuard { sf: self, key, id };
+                    let mut landing = FlightGuard {
+                        sf: self,
+                        key,
+                        id,
+                        keep: None,
+                    };
                     let Some(fetch) = fetch.take() else {
                         // Unreachable: a caller leads at most once, then returns.
                         return Err(Error::Transport("singleflight led twice".into()));
@@ -185,7 +203,7 @@ impl Singleflight {
                     let answer = fetch().await;
                     let _ = tx.send(Some(answer.clone()));
                     if let (Ok(body), false) = (&answer, self.window.is_zero()) {
-                        self.landed(key, id, body.clone());
+                        landing.keep = Some(body.clone());
                     }
                     return answer;
                 }
@@ -206,18 +224,6 @@ impl Singleflight {
                     }
                 }
             }
-        }
-    }
-
-    /// Keeps the leader's successful answer for the window (unless a newer flight for
-    /// the path has replaced it in the meantime).
-    fn landed(&self, key: &str, id: u64, body: Bytes) {
-        let mut flights = self.lock();
-        if let Some(f) = flights.by_path.get_mut(key).filter(|f| f.id == id) {
-            f.state = Stage::Landed {
-                body,
-                at: Instant::now(),
-            };
         }
     }
 

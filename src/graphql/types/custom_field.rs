@@ -127,10 +127,11 @@ fn collect(
                     "values" => Leaf::Values,
                     "__typename" => Leaf::Typename,
                     other => {
+                        let own = <CustomField as OutputType>::type_name();
                         return Err(ServerError::new(
-                            format!(r#"Cannot query field "{other}" on type "CustomField"."#),
+                            format!(r#"Cannot query field "{other}" on type "{own}"."#),
                             Some(field.pos),
-                        ))
+                        ));
                     }
                 };
                 plan.push((field.node.response_key().node.clone(), leaf));
